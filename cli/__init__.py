@@ -1,0 +1,1 @@
+"""The pyecho command line (installed as the package pyecho_cli)."""

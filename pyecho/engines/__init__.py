@@ -1,0 +1,1 @@
+"""How it is simulated: one contract (base.Engine), several implementations."""

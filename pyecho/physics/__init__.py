@@ -1,0 +1,1 @@
+"""What is simulated: lattice, kernels, detunings, pulses and parameters (pure functions)."""

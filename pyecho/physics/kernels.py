@@ -1,0 +1,72 @@
+"""Radial interaction kernels K(r), their normalisation kappa and length scale L (SPEC §3).
+
+Every kernel has K(0) := 0 (no self-coupling). ``kernel_param`` is xi (gaussian), p (power)
+or gamma (rkky); it is ignored for ``uniform``.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from pyecho.physics.lattice import displacement_distances
+
+KERNELS = ("gaussian", "power", "rkky", "uniform")
+#: kernel families with a long-range (power-law) tail: the "P" class of the paper
+LONG_RANGE_KERNELS = ("power",)
+#: |kappa| below this cannot normalise the mean field (it would blow F up)
+MIN_ABS_KAPPA = 1e-6
+
+
+def kernel_values(kernel: str, kernel_param: float, r: np.ndarray) -> np.ndarray:
+    """K(r) for distances ``r`` (any shape, lattice spacings); K = 0 where r == 0."""
+    r = np.asarray(r, dtype=np.float64)
+    nonzero = r > 0
+    rr = np.where(nonzero, r, 1.0)  # placeholder avoids 0**-p; masked below
+    if kernel == "gaussian":
+        k = np.exp(-((rr / kernel_param) ** 2))
+    elif kernel == "power":
+        k = rr ** (-kernel_param)
+    elif kernel == "rkky":
+        x = 2.0 * rr / kernel_param
+        k = (x * np.cos(x) - np.sin(x)) / x**4
+    elif kernel == "uniform":
+        k = np.ones_like(rr)
+    else:
+        raise ValueError(f"kernel: unknown kernel {kernel!r}; allowed: {', '.join(KERNELS)}")
+    return np.where(nonzero, k, 0.0)
+
+
+@lru_cache(maxsize=256)
+def _stats(kernel: str, kernel_param: float, lattice: int) -> tuple[float, float]:
+    r = displacement_distances(lattice)
+    k = kernel_values(kernel, kernel_param, r)
+    kappa = float(k.sum())
+    length = float((r * k).sum() / kappa) if kappa != 0.0 else float("nan")
+    return kappa, length
+
+
+def kernel_stats(kernel: str, kernel_param: float = 0.0, lattice: int = 100) -> tuple[float, float]:
+    """Return ``(kappa, L)`` of a kernel on the n x n periodic lattice.
+
+    kappa = sum_{j != 0} K(r_0j) (may be negative for RKKY);
+    L = (1/kappa) sum_j r_0j K(r_0j), dimensionless (lattice spacings).
+    """
+    if kernel == "uniform":
+        kernel_param = 0.0
+    return _stats(kernel, float(kernel_param), int(lattice))
+
+
+def normalized_kernel_grid(kernel: str, kernel_param: float, lattice: int) -> np.ndarray:
+    """K/kappa on the displacement grid, shape (n, n), float64.
+
+    ``grid[dx, dy]`` couples two sites separated by (dx, dy); convolving the magnetisation
+    with it on the periodic lattice gives the mean field F.
+    """
+    kappa, _ = kernel_stats(kernel, kernel_param, lattice)
+    return kernel_values(kernel, kernel_param, displacement_distances(lattice)) / kappa
+
+
+def is_long_range(kernel: str) -> bool:
+    """True for the paper's "P" (power-law) class, False for "NP"."""
+    return kernel in LONG_RANGE_KERNELS
