@@ -1,7 +1,12 @@
-"""pyecho command-line application."""
+"""pyecho command-line application: each command lives in its own module of this package."""
 import typer
 
-app = typer.Typer(help="pyecho: NMR spin-echo simulation and learning.", no_args_is_help=True)
+app = typer.Typer(
+    help="pyecho: simulate NMR Hahn echoes of mean-field coupled spins and learn from them.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
 
 
 def main() -> None:
