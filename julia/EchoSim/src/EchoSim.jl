@@ -1,0 +1,31 @@
+"""
+    EchoSim
+
+Hahn echoes of mean-field coupled spin-1/2 nuclei on an `n × n` periodic lattice: the Julia
+engine of pyecho, written to the same contract (`shared/SPEC.md`) as its NumPy and torch engines.
+
+Each step computes the local mean field ``F = (K/κ) ⊛ m`` as a circular convolution by FFT
+(one complex transform of ``m_x + i m_y`` and, only when some ``α_z ≠ 0``, one real transform of
+``m_z``) and then rotates every Bloch vector ``m = ⟨I⟩`` exactly about
+``b = (α_xy F^x, α_xy F^y, ω + α_z F^z)`` by the angle ``|b| dt``; optional ``T_2`` relaxation
+multiplies ``m_x, m_y`` by ``exp(-dt/T_2)`` after the rotation.
+
+Public API: [`simulate_batch`](@ref), [`kernel_grid`](@ref), [`kernel_stats`](@ref).
+The CPU path is multithreaded (`Threads.@threads`, FFTW threads); the CUDA path lives in the
+package extension `EchoSimCUDAExt` and is enabled by loading CUDA.jl (`using CUDA`).
+"""
+module EchoSim
+
+using FFTW: FFTW, fft, plan_fft!, plan_bfft!, plan_rfft, plan_brfft
+using LinearAlgebra: mul!
+
+export simulate_batch, kernel_grid, kernel_stats
+
+include("kernels.jl")
+include("devices.jl")
+include("rotation.jl")
+include("state.jl")
+include("cpu.jl")
+include("simulate.jl")
+
+end # module EchoSim

@@ -1,0 +1,180 @@
+"""The Julia sources, checked without a Julia runtime (this repository's CI has none).
+
+Every ``.jl`` file under ``julia/`` must parse with tree-sitter-julia (no ERROR or MISSING
+node), and the package metadata (EchoSim's Project.toml, the repository's Project.toml,
+pyecho/juliapkg.json) must be consistent with the ``using``/``import`` statements of the code.
+Running the Julia tests themselves needs Julia: ``julia --project=julia/EchoSim -e 'using Pkg; Pkg.test()'``.
+"""
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+import uuid
+from pathlib import Path
+
+import pytest
+
+tree_sitter = pytest.importorskip("tree_sitter")
+tree_sitter_julia = pytest.importorskip("tree_sitter_julia")
+
+REPO = Path(__file__).resolve().parents[2]
+JULIA = REPO / "julia"
+ECHOSIM = JULIA / "EchoSim"
+JL_FILES = sorted(JULIA.rglob("*.jl"))
+
+#: registry / stdlib UUIDs of the packages EchoSim names (a typo here breaks Pkg)
+KNOWN_UUIDS = {
+    "FFTW": "7a1cc6ca-52ef-59f5-83cd-3a7055c09341",
+    "LinearAlgebra": "37e2e46d-f89d-539d-b4ee-838fcccc9c8e",
+    "CUDA": "052768ef-5323-5732-b1bb-66c8b64840ba",
+    "Test": "8dfed614-e22c-5e08-85e1-65c5234e0b40",
+    "TOML": "fa267f1f-6049-4f14-aa54-33bafae1ed76",
+}
+#: always loadable, never listed: the language itself
+BUILTIN_MODULES = {"Base", "Core", "Main"}
+
+
+@pytest.fixture(scope="module")
+def parser():
+    return tree_sitter.Parser(tree_sitter.Language(tree_sitter_julia.language()))
+
+
+def syntax_errors(parser, source: bytes, name: str) -> list[str]:
+    """``name:line:col: ERROR|MISSING <text>`` for every error node of the parse tree."""
+    found: list[str] = []
+    stack = [parser.parse(source).root_node]
+    while stack:
+        node = stack.pop()
+        if node.type == "ERROR" or node.is_missing:
+            kind = f"MISSING {node.type}" if node.is_missing else "ERROR"
+            line, col = node.start_point
+            text = source.splitlines()[line].decode(errors="replace").strip() if source else ""
+            found.append(f"{name}:{line + 1}:{col + 1}: {kind} near {text[:80]!r}")
+        elif node.has_error:
+            stack.extend(node.children)
+    return sorted(found)
+
+
+def used_modules(parser, path: Path) -> set[str]:
+    """Root module names of every ``using``/``import`` statement in a file (relative ones skipped)."""
+    source = path.read_bytes()
+    names: set[str] = set()
+    stack = [parser.parse(source).root_node]
+    while stack:
+        node = stack.pop()
+        if node.type in ("using_statement", "import_statement"):
+            text = source[node.start_byte : node.end_byte].decode()
+            body = re.sub(r"^\s*(using|import)\s+", "", text)
+            heads = [body.split(":", 1)[0]] if ":" in body else body.split(",")
+            for head in heads:
+                head = head.strip()
+                if head and not head.startswith("."):
+                    names.add(head.split(".", 1)[0].split()[0])
+        stack.extend(node.children)
+    return names
+
+
+def load_toml(path: Path) -> dict:
+    with path.open("rb") as f:
+        return tomllib.load(f)
+
+
+def test_the_package_layout_is_complete():
+    for rel in ("Project.toml", "src/EchoSim.jl", "ext/EchoSimCUDAExt.jl", "test/runtests.jl"):
+        assert (ECHOSIM / rel).is_file(), f"missing julia/EchoSim/{rel}"
+    assert JL_FILES, "no .jl files under julia/"
+
+
+@pytest.mark.parametrize("path", JL_FILES, ids=[str(p.relative_to(JULIA)) for p in JL_FILES])
+def test_julia_file_parses(parser, path):
+    errors = syntax_errors(parser, path.read_bytes(), str(path.relative_to(REPO)))
+    assert not errors, "syntax errors:\n" + "\n".join(errors)
+
+
+@pytest.mark.parametrize(
+    "snippet",
+    [
+        "function f(x)\n    return x +\nend\n",  # dangling operator
+        "function g(x)\n    y = (x, 2\n    return y\nend\n",  # unclosed parenthesis
+        "module M\nfunction h()\n    1\n",  # missing `end`s
+        "for i in 1:3\n    @inbounds begin\n        x[i] = \nend\n",
+    ],
+    ids=["dangling-operator", "unclosed-paren", "missing-end", "missing-rhs"],
+)
+def test_a_broken_file_is_detected(parser, snippet):
+    errors = syntax_errors(parser, snippet.encode(), "snippet.jl")
+    assert errors and errors[0].startswith("snippet.jl:")
+
+
+def test_a_valid_snippet_passes(parser):
+    snippet = b"(; a, b) = (a=1, b=2)\nf(x::T) where {T<:Real} = x\n@. y = 2x + 1\n"
+    assert syntax_errors(parser, snippet, "ok.jl") == []
+
+
+def test_echosim_project_toml():
+    project = load_toml(ECHOSIM / "Project.toml")
+    assert project["name"] == "EchoSim"
+    assert uuid.UUID(project["uuid"]).version == 4
+    assert re.fullmatch(r"\d+\.\d+\.\d+", project["version"])
+    tables = {k: project.get(k, {}) for k in ("deps", "weakdeps", "extras")}
+    for table in tables.values():
+        for name, value in table.items():
+            assert value == KNOWN_UUIDS.get(name, value), f"{name}: wrong UUID {value}"
+            uuid.UUID(value)
+    compat = project["compat"]
+    assert "julia" in compat
+    for name in [*tables["deps"], *tables["weakdeps"], *tables["extras"]]:
+        assert name in compat, f"[compat] lacks {name}"
+    for ext, trigger in project["extensions"].items():
+        assert (ECHOSIM / "ext" / f"{ext}.jl").is_file(), f"extension {ext} has no ext/{ext}.jl"
+        for name in [trigger] if isinstance(trigger, str) else trigger:
+            assert name in tables["weakdeps"], f"extension trigger {name} is not a weak dependency"
+    for name in project["targets"]["test"]:
+        assert name in tables["extras"] or name in tables["deps"]
+
+
+@pytest.fixture(scope="module")
+def project():
+    return load_toml(ECHOSIM / "Project.toml")
+
+
+def _check_modules(used: set[str], allowed: set[str], where: str) -> None:
+    unknown = used - allowed - BUILTIN_MODULES
+    assert not unknown, f"{where} loads {sorted(unknown)}, which Project.toml does not list"
+
+
+def test_src_uses_only_declared_dependencies(parser, project):
+    used = set().union(*(used_modules(parser, p) for p in (ECHOSIM / "src").rglob("*.jl")))
+    assert {"FFTW", "LinearAlgebra"} <= used
+    _check_modules(used, set(project["deps"]), "src/")
+    unused = set(project["deps"]) - used
+    assert not unused, f"[deps] lists {sorted(unused)}, which src/ never loads"
+
+
+def test_extensions_use_declared_dependencies(parser, project):
+    for ext in project["extensions"]:
+        used = used_modules(parser, ECHOSIM / "ext" / f"{ext}.jl")
+        assert project["extensions"][ext] in used, f"{ext} never loads its trigger"
+        _check_modules(used, {project["name"], *project["deps"], *project["weakdeps"]}, f"ext/{ext}.jl")
+
+
+def test_tests_use_declared_dependencies(parser, project):
+    used = set().union(*(used_modules(parser, p) for p in (ECHOSIM / "test").rglob("*.jl")))
+    allowed = {project["name"], *project["deps"], *project.get("weakdeps", {}), *project["extras"]}
+    _check_modules(used, allowed, "test/")
+
+
+def test_repository_environment_points_at_echosim(project):
+    env = load_toml(REPO / "Project.toml")
+    assert env["deps"]["EchoSim"] == project["uuid"]
+    assert (REPO / env["sources"]["EchoSim"]["path"]).resolve() == ECHOSIM.resolve()
+
+
+def test_juliapkg_json_declares_echosim(project):
+    spec = json.loads((REPO / "pyecho" / "juliapkg.json").read_text())
+    echosim = spec["packages"]["EchoSim"]
+    assert echosim["uuid"] == project["uuid"]
+    assert echosim["dev"] is True
+    assert ((REPO / "pyecho" / echosim["path"]).resolve()) == ECHOSIM.resolve()
+    assert spec["packages"]["FFTW"]["uuid"] == project["deps"]["FFTW"]
