@@ -1,13 +1,18 @@
 """Torch engine: batched Bloch vectors, FFT mean field, exact rotation per step.
 
 For spin 1/2 the per-site propagator U = exp(-i H dt) with H = -b.I is exactly a rotation of
-m = <I> about b = (alpha_xy F^x, alpha_xy F^y, omega + alpha_z F^z) by |b| dt (SPEC §2):
+m = <I> about b = (alpha_xy F^x, alpha_xy F^y, omega + alpha_z F^z) by the angle -|b| dt
+(SPEC §2). In half-angle (quaternion) form, with c = m x b, h = sin(|b|dt/2)/|b| and
+w = cos(|b|dt/2), it reads
 
-    m' = cos(|b|dt) m + sin(|b|dt)/|b| (m x b) + (1 - cos(|b|dt))/|b|^2 (m.b) b
+    m' = m + 2 h w c + 2 h^2 (c x b),
 
-The mean field F = (K/kappa) (*) m is a circular convolution on the periodic lattice, done as
-one complex FFT of m_x + i m_y (K is real and even, so its transform is real) and, only when
-some alpha_z != 0, one real FFT of m_z.
+which needs one sin and one cos per site and has no 0/0 at b = 0.
+
+The mean field F = (K/kappa) (*) m is a circular convolution on the periodic lattice: one
+batched real FFT of the stacked (m_x, m_y[, m_z]) times the real transform of the even kernel.
+m_z is left out when every alpha_z is 0. All updates are in place on preallocated buffers:
+on a CPU the step is memory- and dispatch-bound, not flop-bound.
 """
 from __future__ import annotations
 
@@ -21,92 +26,93 @@ try:
 except ImportError:  # availability() reports it; importing pyecho must not fail
     torch = None
 
-#: simulations per chunk are capped so the state stays within this many bytes
+#: simulations per chunk are capped so the state and buffers stay within this many bytes
 CHUNK_BYTES = 512 * 2**20
-#: below this |b| dt the rotation uses its Taylor form (avoids 0/0)
-_SMALL_ANGLE = 1e-4
+#: live (B, n, n) real buffers per simulation (state, field, b, two cross products, scratch)
+_BUFFERS_PER_SIM = 20
+#: |b| below this is treated as 0 (h -> 0, the rotation is the identity to round-off)
+_TINY_FIELD = 1e-30
 
 
-def _real_dtype(dtype: str):
-    return torch.float32 if dtype == "float32" else torch.float64
-
-
-def chunk_size(lattice: int, dtype: str, budget_bytes: int = CHUNK_BYTES) -> int:
-    """Simulations per chunk: ~24 live (B, n, n) real buffers must fit ``budget_bytes``."""
-    per_sim = 24 * lattice * lattice * (4 if dtype == "float32" else 8)
+def chunk_size(lattice: int, dtype: str, budget_bytes: int | None = None) -> int:
+    """Simulations per chunk so that the working buffers fit ``budget_bytes`` (default CHUNK_BYTES)."""
+    budget_bytes = CHUNK_BYTES if budget_bytes is None else budget_bytes
+    per_sim = _BUFFERS_PER_SIM * lattice * lattice * (4 if dtype == "float32" else 8)
     return max(1, budget_bytes // per_sim)
 
 
+def _cross(a, b, out) -> None:
+    """out = a x b over dim 0 of (3, ...) tensors (explicit: linalg.cross is slow on CPU)."""
+    torch.mul(a[1], b[2], out=out[0]).addcmul_(a[2], b[1], value=-1)
+    torch.mul(a[2], b[0], out=out[1]).addcmul_(a[0], b[2], value=-1)
+    torch.mul(a[0], b[1], out=out[2]).addcmul_(a[1], b[0], value=-1)
+
+
 class _Stepper:
-    """State and preallocated work buffers for one chunk of simulations."""
+    """State m (3, B, n, n) and preallocated work buffers for one chunk of simulations."""
 
     def __init__(self, batch: EchoBatch, device: str, dtype: str):
-        real = _real_dtype(dtype)
+        real = torch.float32 if dtype == "float32" else torch.float64
         as_t = lambda a: torch.as_tensor(np.asarray(a), dtype=real, device=device)  # noqa: E731
-        n = batch.lattice
+        n, size = batch.lattice, batch.size
+        self.shape = (n, n)
         self.dt = batch.dt_us
-        self.n_tau = batch.n_tau
-        self.theta = as_t(batch.theta)
-        shape3 = (-1, 1, 1)
-        self.alpha_xy = as_t(batch.alpha_xy).view(shape3)
-        self.alpha_z = as_t(batch.alpha_z).view(shape3)
-        self.use_z = bool(np.any(batch.alpha_z != 0))
-        self.decay = as_t(batch.coherence_decay).view(shape3)
+        self.theta = as_t(batch.theta).view(-1, 1, 1)
+        # field components that need an FFT: z only when some alpha_z != 0
+        self.n_field = 3 if np.any(batch.alpha_z != 0) else 2
+        alpha = np.stack([batch.alpha_xy, batch.alpha_xy, batch.alpha_z])[: self.n_field]
+        self.alpha = as_t(alpha).view(self.n_field, size, 1, 1)
+        self.decay = as_t(batch.coherence_decay).view(size, 1, 1)
         self.use_decay = bool(np.any(batch.coherence_decay != 1.0))
         self.omega = as_t(batch.omega)
-        # K is even on the periodic lattice, so its DFT is real: keep only that part.
+        # K is even on the periodic lattice, so its DFT is real: keep the rfft half of it.
         kgrid = torch.as_tensor(batch.kernel_grid, dtype=torch.float64, device=device)
-        khat = torch.fft.fft2(kgrid).real
-        self.khat = khat.to(real)
-        self.khat_half = khat[..., : n // 2 + 1].to(real).contiguous()
-        b = batch.size
-        self.mx = torch.zeros((b, n, n), dtype=real, device=device)
-        self.my = torch.zeros_like(self.mx)
-        self.mz = torch.full_like(self.mx, 0.5)
-        self._apply_pulse_x()
+        self.khat = torch.fft.rfft2(kgrid).real.to(real).contiguous()
+        self.m = torch.zeros((3, size, n, n), dtype=real, device=device)
+        self.m[2] = 0.5
+        self.b = torch.empty_like(self.m)
+        self.c = torch.empty_like(self.m)
+        self.d = torch.empty_like(self.m)
+        self.bnorm = torch.empty((size, n, n), dtype=real, device=device)
+        self.h = torch.empty_like(self.bnorm)
+        self.w = torch.empty_like(self.bnorm)
+        self._rotate_pulse(self.theta, 1, 2)  # theta about x: (y, z) plane
 
-    def _apply_pulse_x(self) -> None:
-        c, s = torch.cos(self.theta).view(-1, 1, 1), torch.sin(self.theta).view(-1, 1, 1)
-        self.my, self.mz = c * self.my - s * self.mz, s * self.my + c * self.mz
+    def _rotate_pulse(self, phi, i: int, j: int) -> None:
+        """Right-handed rotation by phi (B, 1, 1) in the (i, j) component plane."""
+        c, s = torch.cos(phi), torch.sin(phi)
+        mi, mj = self.m[i].clone(), self.m[j]
+        self.m[i] = c * mi - s * mj
+        self.m[j] = s * mi + c * mj
 
-    def apply_pulse_y(self) -> None:
-        phi = 2.0 * self.theta
-        c, s = torch.cos(phi).view(-1, 1, 1), torch.sin(phi).view(-1, 1, 1)
-        self.mx, self.mz = c * self.mx + s * self.mz, -s * self.mx + c * self.mz
+    def apply_refocusing_pulse(self) -> None:
+        """2 theta about y: rotation in the (z, x) plane."""
+        self._rotate_pulse(2.0 * self.theta, 2, 0)
 
     def step(self) -> None:
-        mx, my, mz = self.mx, self.my, self.mz
-        fxy = torch.fft.ifft2(torch.fft.fft2(torch.complex(mx, my)) * self.khat)
-        bx = self.alpha_xy * fxy.real
-        by = self.alpha_xy * fxy.imag
-        bz = self.omega
-        if self.use_z:
-            fz = torch.fft.irfft2(torch.fft.rfft2(mz) * self.khat_half, s=mz.shape[-2:])
-            bz = bz + self.alpha_z * fz
-        b2 = bx * bx + by * by + bz * bz
-        bnorm = torch.sqrt(b2)
-        angle = bnorm * self.dt
-        small = angle < _SMALL_ANGLE
-        safe_b = torch.where(small, torch.ones_like(bnorm), bnorm)
-        cos_a = torch.cos(angle)
-        sin_over_b = torch.where(small, self.dt - angle * angle * self.dt / 6.0, torch.sin(angle) / safe_b)
-        one_minus_cos_over_b2 = torch.where(
-            small, 0.5 * self.dt * self.dt * (1.0 - angle * angle / 12.0), (1.0 - cos_a) / (safe_b * safe_b)
-        )
-        dot = (mx * bx + my * by + mz * bz) * one_minus_cos_over_b2
-        cx = my * bz - mz * by
-        cy = mz * bx - mx * bz
-        cz = mx * by - my * bx
-        self.mx = cos_a * mx + sin_over_b * cx + dot * bx
-        self.my = cos_a * my + sin_over_b * cy + dot * by
-        self.mz = cos_a * mz + sin_over_b * cz + dot * bz
+        m, b, nf = self.m, self.b, self.n_field
+        field = torch.fft.irfft2(torch.fft.rfft2(m[:nf]) * self.khat, s=self.shape)
+        torch.mul(field, self.alpha, out=b[:nf])
+        if nf == 3:
+            b[2].add_(self.omega)
+        else:
+            b[2].copy_(self.omega)
+        bnorm, h, w = self.bnorm, self.h, self.w
+        torch.mul(b[0], b[0], out=bnorm).addcmul_(b[1], b[1]).addcmul_(b[2], b[2]).sqrt_()
+        torch.mul(bnorm, 0.5 * self.dt, out=w)
+        torch.sin(w, out=h).div_(bnorm.clamp_(min=_TINY_FIELD))  # h = sin(|b|dt/2)/|b|
+        w.cos_()
+        _cross(m, b, self.c)
+        _cross(self.c, b, self.d)
+        w.mul_(h).mul_(2.0)  # 2 h w
+        h.mul_(h).mul_(2.0)  # 2 h^2
+        m.addcmul_(self.c, w).addcmul_(self.d, h)
         if self.use_decay:
-            self.mx = self.mx * self.decay
-            self.my = self.my * self.decay
+            m[:2].mul_(self.decay)
 
     def magnetisation(self):
-        """M = mean over sites of m_x + i m_y, shape (B,) complex."""
-        return torch.complex(self.mx.mean(dim=(1, 2)), self.my.mean(dim=(1, 2)))
+        """(mean m_x, mean m_y) over the lattice, shape (2, B)."""
+        return self.m[:2].mean(dim=(2, 3))
 
 
 def _run_chunk(batch: EchoBatch, device: str, dtype: str) -> np.ndarray:
@@ -114,10 +120,11 @@ def _run_chunk(batch: EchoBatch, device: str, dtype: str) -> np.ndarray:
     series = []
     for k in range(batch.n_samples):
         if k == batch.n_tau:
-            stepper.apply_pulse_y()
+            stepper.apply_refocusing_pulse()
         stepper.step()
         series.append(stepper.magnetisation())
-    return torch.stack(series, dim=1).cpu().numpy().astype(np.complex128)
+    mxy = torch.stack(series, dim=-1).double().cpu().numpy()  # (2, B, 3 n_tau)
+    return mxy[0] + 1j * mxy[1]
 
 
 class TorchEngine:

@@ -14,8 +14,9 @@ from pyecho.physics.lattice import displacement_distances
 KERNELS = ("gaussian", "power", "rkky", "uniform")
 #: kernel families with a long-range (power-law) tail: the "P" class of the paper
 LONG_RANGE_KERNELS = ("power",)
-#: |kappa| below this cannot normalise the mean field (it would blow F up)
-MIN_ABS_KAPPA = 1e-6
+#: |kappa| / sum|K| below this cannot normalise the mean field: K/kappa would amplify the
+#: field by more than 1/MIN_RELATIVE_KAPPA (only sign-changing kernels such as RKKY get near)
+MIN_RELATIVE_KAPPA = 1e-3
 
 
 def kernel_values(kernel: str, kernel_param: float, r: np.ndarray) -> np.ndarray:
@@ -37,13 +38,13 @@ def kernel_values(kernel: str, kernel_param: float, r: np.ndarray) -> np.ndarray
     return np.where(nonzero, k, 0.0)
 
 
-@lru_cache(maxsize=256)
-def _stats(kernel: str, kernel_param: float, lattice: int) -> tuple[float, float]:
+@lru_cache(maxsize=1024)
+def _stats(kernel: str, kernel_param: float, lattice: int) -> tuple[float, float, float]:
     r = displacement_distances(lattice)
     k = kernel_values(kernel, kernel_param, r)
     kappa = float(k.sum())
     length = float((r * k).sum() / kappa) if kappa != 0.0 else float("nan")
-    return kappa, length
+    return kappa, length, float(np.abs(k).sum())
 
 
 def kernel_stats(kernel: str, kernel_param: float = 0.0, lattice: int = 100) -> tuple[float, float]:
@@ -52,6 +53,16 @@ def kernel_stats(kernel: str, kernel_param: float = 0.0, lattice: int = 100) -> 
     kappa = sum_{j != 0} K(r_0j) (may be negative for RKKY);
     L = (1/kappa) sum_j r_0j K(r_0j), dimensionless (lattice spacings).
     """
+    return _cached_stats(kernel, kernel_param, lattice)[:2]
+
+
+def relative_kappa(kernel: str, kernel_param: float, lattice: int) -> float:
+    """|kappa| / sum_j |K(r_0j)|: 1 for a positive kernel, near 0 when signs cancel."""
+    kappa, _, abs_sum = _cached_stats(kernel, kernel_param, lattice)
+    return abs(kappa) / abs_sum if abs_sum > 0 else 0.0
+
+
+def _cached_stats(kernel: str, kernel_param: float, lattice: int) -> tuple[float, float, float]:
     if kernel == "uniform":
         kernel_param = 0.0
     return _stats(kernel, float(kernel_param), int(lattice))

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from pyecho.physics.kernels import KERNELS, MIN_ABS_KAPPA, is_long_range, kernel_stats
+from pyecho.physics.kernels import KERNELS, MIN_RELATIVE_KAPPA, is_long_range, kernel_stats, relative_kappa
 
 
 class ParameterError(ValueError):
@@ -106,13 +106,13 @@ class EchoParams:
             set_("kernel_param", 0.0)
         elif self.kernel_param <= 0:
             _fail("kernel_param", self.kernel_param, f"the {self.kernel} kernel needs kernel_param > 0")
-        kappa, _ = kernel_stats(self.kernel, self.kernel_param, self.lattice)
-        if not math.isfinite(kappa) or abs(kappa) < MIN_ABS_KAPPA:
+        if not relative_kappa(self.kernel, self.kernel_param, self.lattice) >= MIN_RELATIVE_KAPPA:
+            kappa = self.kappa
             _fail(
                 "kernel_param",
                 self.kernel_param,
-                f"{self.kernel} kernel on a {self.lattice}x{self.lattice} lattice has kappa = {kappa:.3g}; "
-                f"|kappa| must be >= {MIN_ABS_KAPPA:g} to normalise the mean field",
+                f"the {self.kernel} kernel on a {self.lattice}x{self.lattice} lattice has kappa = {kappa:.3g}, "
+                f"too small to normalise the mean field (need |kappa| >= {MIN_RELATIVE_KAPPA:g} * sum|K|)",
             )
 
     @property

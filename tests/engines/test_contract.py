@@ -1,0 +1,127 @@
+"""The engine contract (SPEC §1-2, §5), checked for every engine against the NumPy reference.
+
+One module serves all engines: julia and cuda cases run wherever their runtime exists and skip
+with the reason elsewhere.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from pyecho import BackendUnavailable, simulate, simulate_batch
+from pyecho.physics.detuning import sample_detuning_mhz
+from tests.conftest import ENGINE_DEVICES, golden_cases, small_params
+
+KERNEL_CASES = [("gaussian", 2.0), ("power", 2.0), ("rkky", 3.0), ("uniform", 0.0)]
+TOLERANCE = {"float32": 5e-4, "float64": 1e-10}
+
+
+def test_reference_reproduces_golden():
+    for params, detuning, expected in golden_cases():
+        m = simulate(params, backend="numpy", detuning_mhz=detuning)
+        np.testing.assert_allclose(m, expected, atol=1e-12, rtol=0, err_msg=params.kernel)
+
+
+@pytest.mark.parametrize("backend, device", ENGINE_DEVICES)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_engine_reproduces_golden(backend, device, dtype):
+    for params, detuning, expected in golden_cases():
+        m = simulate(params, backend=backend, device=device, detuning_mhz=detuning, dtype=dtype)
+        np.testing.assert_allclose(m, expected, atol=TOLERANCE[dtype], rtol=0, err_msg=params.kernel)
+
+
+@pytest.mark.parametrize("backend, device", ENGINE_DEVICES)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("kernel, kernel_param", KERNEL_CASES)
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {},
+        {"alpha_z": 0.0},
+        {"t2_us": 2.5},
+        {"theta": 1.1},
+        {"theta": 2.0, "alpha_z": 0.0, "t2_us": 4.0},
+    ],
+    ids=["base", "no-alpha_z", "t2", "theta1.1", "theta2-no-z-t2"],
+)
+def test_engine_matches_reference(backend, device, dtype, kernel, kernel_param, variant):
+    params = small_params(kernel=kernel, kernel_param=kernel_param, **variant)
+    detuning = sample_detuning_mhz(7, params.lattice, params.linewidth_khz)
+    expected = simulate(params, backend="numpy", detuning_mhz=detuning)
+    m = simulate(params, backend=backend, device=device, detuning_mhz=detuning, dtype=dtype)
+    assert m.shape == (params.n_samples,)
+    np.testing.assert_allclose(m, expected, atol=TOLERANCE[dtype], rtol=0)
+
+
+@pytest.mark.parametrize("backend, device", ENGINE_DEVICES)
+def test_batch_equals_single_runs(backend, device):
+    """Each simulation in a batch keeps its own parameters and detunings."""
+    params = [
+        small_params(kernel="power", kernel_param=1.5, alpha_xy=0.1),
+        small_params(kernel="rkky", kernel_param=4.0, theta=1.0, t2_us=3.0),
+        small_params(kernel="gaussian", alpha_z=0.0),
+    ]
+    batch = simulate_batch(params, seeds=[3, 4, 5], backend=backend, device=device, dtype="float64")
+    for i, p in enumerate(params):
+        single = simulate(p, seed=3 + i, backend=backend, device=device, dtype="float64")
+        np.testing.assert_allclose(batch[i], single, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("backend, device", ENGINE_DEVICES)
+@pytest.mark.parametrize("linewidth_khz", [8.0, 200.0])
+def test_alpha_zero_refocuses_exactly(backend, device, linewidth_khz):
+    """Without coupling the pi pulse undoes all dephasing: |M(2 tau)| = 1/2 for any detunings."""
+    params = small_params(alpha_xy=0.0, alpha_z=0.0, lattice=16, tau_us=16.0, linewidth_khz=linewidth_khz)
+    m = simulate(params, seed=11, backend=backend, device=device)
+    assert abs(abs(m[2 * params.n_tau - 1]) - 0.5) < 1e-5
+    assert abs(m[params.n_tau - 1]) < 0.45  # it had dephased before the pulse
+
+
+def test_free_induction_decay_is_lorentzian():
+    """alpha = 0 on 64x64: |M(t)| follows (1/2) exp(-pi FWHM t) up to lattice-size noise."""
+    params = small_params(alpha_xy=0.0, alpha_z=0.0, lattice=64, tau_us=100.0, linewidth_khz=8.0)
+    m = simulate(params, seed=1, backend="torch", dtype="float64")
+    t = params.time_grid_us()[: params.n_tau]
+    expected = 0.5 * np.exp(-np.pi * params.linewidth_khz * 1e-3 * t)
+    noise = 0.5 / math.sqrt(params.lattice**2)  # std of a mean of N unit phasors, times 1/2
+    assert np.max(np.abs(np.abs(m[: params.n_tau]) - expected)) < 3 * noise
+    # and the deviation is not trivially small: the test could fail with a wrong linewidth
+    wrong = 0.5 * np.exp(-np.pi * 2 * params.linewidth_khz * 1e-3 * t)
+    assert np.max(np.abs(np.abs(m[: params.n_tau]) - wrong)) > 3 * noise
+
+
+def test_free_precession_phase():
+    """One spin species at detuning nu precesses as exp(-i 2 pi nu t) (sign convention)."""
+    params = small_params(alpha_xy=0.0, alpha_z=0.0, lattice=4, tau_us=1.6)
+    nu = 0.05
+    m = simulate(params, backend="numpy", detuning_mhz=np.full((4, 4), nu))
+    t = params.time_grid_us()[: params.n_tau]
+    np.testing.assert_allclose(m[: params.n_tau], -0.5j * np.exp(-2j * np.pi * nu * t), atol=1e-12)
+
+
+def test_same_seed_same_series_and_seeds_differ():
+    p = small_params()
+    a = simulate(p, seed=5)
+    np.testing.assert_array_equal(a, simulate(p, seed=5))
+    assert np.max(np.abs(a - simulate(p, seed=6))) > 1e-4
+
+
+def test_unknown_backend_names_what_can_run():
+    with pytest.raises(BackendUnavailable, match=r"unknown backend.*available here: numpy, torch"):
+        simulate(small_params(), backend="fortran")
+
+
+def test_unknown_device_and_dtype():
+    with pytest.raises(BackendUnavailable, match="device"):
+        simulate(small_params(), device="tpu")
+    with pytest.raises(BackendUnavailable, match="dtype"):
+        simulate(small_params(), dtype="float16")
+
+
+def test_detuning_shape_is_checked():
+    with pytest.raises(ValueError, match=r"detuning_mhz: got shape \(5, 5\)"):
+        simulate(small_params(), detuning_mhz=np.zeros((5, 5)))
+    with pytest.raises(ValueError, match="NaN"):
+        simulate(small_params(), detuning_mhz=np.full((6, 6), np.nan))
