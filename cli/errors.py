@@ -18,7 +18,7 @@ USER_ERRORS = (ParameterError, BackendUnavailable, ValueError, FileNotFoundError
 
 def fail(message: str, code: int = 2) -> None:
     """Print ``error: message`` in red on stderr and exit with ``code``."""
-    err_console.print(f"[bold red]error:[/] {message}")
+    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     raise typer.Exit(code)
 
 

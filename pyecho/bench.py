@@ -1,0 +1,141 @@
+"""Engine throughput in spin-steps per second, and speed-ups over the NumPy reference.
+
+A spin-step is one site advanced by one time step; a 100 x 100 echo of 1875 steps is 1.875e7
+of them, and the paper's dataset (15 000 such echoes) 2.81e11.
+"""
+from __future__ import annotations
+
+import math
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Sequence
+
+from pyecho.engines.base import availability, get_engine, resolve_device
+from pyecho.physics.detuning import sample_detuning_mhz
+from pyecho.physics.params import EchoParams, ParameterError
+from pyecho.physics.problem import build_batch
+
+#: spin-steps of the paper preset: 3 x 5000 echoes, 100 x 100 sites, 3 x 625 steps
+PAPER_SPIN_STEPS = 15_000 * 100 * 100 * 1875
+#: the reference's dense N x N coupling needs N^2 doubles; above this lattice it is skipped
+REFERENCE_MAX_LATTICE = 64
+
+
+@dataclass
+class BenchRow:
+    engine: str
+    device: str
+    dtype: str
+    lattice: int
+    batch: int
+    steps: int
+    seconds: float
+    spin_steps_per_s: float
+    speedup_vs_reference: float | None
+    projected_paper_s: float | None
+
+
+def _batch(lattice: int, batch: int, steps: int):
+    n_tau = max(1, steps // 3)
+    kernels = [("gaussian", 8.0), ("power", 2.0), ("rkky", 13.0)]
+    params = [
+        EchoParams(
+            kernel=kernels[i % 3][0], kernel_param=min(kernels[i % 3][1], lattice / 2), alpha_xy=0.05,
+            alpha_z=0.03, lattice=lattice, tau_us=0.16 * n_tau, dt_us=0.16,
+        )
+        for i in range(batch)
+    ]
+    return build_batch(params, [sample_detuning_mhz(i, lattice) for i in range(batch)])
+
+
+def measure(engine_name: str, device: str, dtype: str, lattice: int, batch: int, steps: int, repeats: int = 2) -> float:
+    """Best wall time (s) of ``repeats`` runs of ``batch`` echoes of 3*(steps//3) steps, after a warm-up."""
+    engine = get_engine(engine_name, device)
+    problem = _batch(lattice, batch, steps)
+    engine.run(_batch(lattice, batch, 3), device=device, dtype=dtype)  # warm-up: plans, JIT, allocator
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        engine.run(problem, device=device, dtype=dtype)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def run_bench(
+    engines: Sequence[str] = ("numpy", "torch", "julia"),
+    lattices: Sequence[int] = (8, 16, 32, 64, 100),
+    batch_sizes: Sequence[int] = (1, 8, 32),
+    device: str = "auto",
+    dtype: str = "float32",
+    steps: int = 150,
+    reference_steps: int = 15,
+    on_row: Callable[[BenchRow], None] | None = None,
+) -> tuple[list[BenchRow], list[str]]:
+    """Measure every available engine; returns the rows and notes on what was skipped.
+
+    The reference runs once per lattice (batch 1, ``reference_steps`` steps: its cost per
+    spin-step does not depend on either) and only up to REFERENCE_MAX_LATTICE.
+    """
+    if steps < 3 or reference_steps < 3:
+        raise ParameterError(f"steps: got {min(steps, reference_steps)}; need >= 3 (one step per period)")
+    if any(n < 2 for n in lattices) or any(b < 1 for b in batch_sizes):
+        raise ParameterError("lattices must be >= 2 and batch sizes >= 1")
+    device = resolve_device(device)
+    rows: list[BenchRow] = []
+    notes: list[str] = []
+    reference_rate: dict[int, float] = {}
+
+    def add(row: BenchRow) -> None:
+        rows.append(row)
+        if on_row is not None:
+            on_row(row)
+
+    for engine_name in engines:
+        engine_device = "cpu" if engine_name == "numpy" else device
+        reason = availability(engine_name, engine_device)
+        if reason is not None:
+            notes.append(f"{engine_name}/{engine_device} skipped: {reason}")
+            continue
+        for lattice in lattices:
+            if engine_name == "numpy":
+                if lattice > REFERENCE_MAX_LATTICE:
+                    notes.append(f"numpy reference skipped at lattice {lattice} (> {REFERENCE_MAX_LATTICE}: N^2 memory)")
+                    continue
+                sizes, n_steps = (1,), reference_steps
+            else:
+                sizes, n_steps = batch_sizes, steps
+            for batch in sizes:
+                done_steps = 3 * max(1, n_steps // 3)
+                seconds = measure(engine_name, engine_device, "float64" if engine_name == "numpy" else dtype,
+                                  lattice, batch, n_steps)
+                rate = batch * lattice * lattice * done_steps / seconds
+                if engine_name == "numpy":
+                    reference_rate[lattice] = rate
+                ref = reference_rate.get(lattice)
+                add(BenchRow(
+                    engine=engine_name, device=engine_device, dtype="float64" if engine_name == "numpy" else dtype,
+                    lattice=lattice, batch=batch, steps=done_steps, seconds=seconds, spin_steps_per_s=rate,
+                    speedup_vs_reference=rate / ref if ref else None,
+                    projected_paper_s=PAPER_SPIN_STEPS / rate if lattice == 100 else None,
+                ))
+    return rows, notes
+
+
+def machine_info() -> dict:
+    info = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()}
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return info
+
+
+def rows_as_dicts(rows: Sequence[BenchRow]) -> list[dict]:
+    return [asdict(r) for r in rows]

@@ -1,0 +1,71 @@
+"""`pyecho echo`, `pyecho info`, `pyecho bench`: outputs and one-line errors."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from pyecho import EchoParams, simulate
+from pyecho_cli.app import app
+
+runner = CliRunner()
+SMALL = ["--lattice", "6", "--tau-us", "3.2", "--kernel-param", "2.0", "--alpha-xy", "0.3"]
+
+
+def test_echo_writes_csv_and_png_matching_simulate(tmp_path):
+    out = tmp_path / "e.csv"
+    result = runner.invoke(app, ["echo", *SMALL, "--seed", "4", "--device", "cpu", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    table = np.loadtxt(out, delimiter=",", skiprows=1)
+    assert open(out).readline().strip() == "t_us,re_M,im_M,abs_M"
+    p = EchoParams(lattice=6, tau_us=3.2, kernel_param=2.0, alpha_xy=0.3)
+    m = simulate(p, seed=4)
+    np.testing.assert_allclose(table[:, 0], p.time_grid_us(), rtol=1e-9)
+    np.testing.assert_allclose(table[:, 1] + 1j * table[:, 2], m, atol=1e-8)
+    np.testing.assert_allclose(table[:, 3], np.abs(m), atol=1e-8)
+    assert (tmp_path / "e.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--lattice", "1"], "lattice: got 1"),
+        (["--kernel", "yukawa"], "kernel: got 'yukawa'"),
+        (["--dt-us", "-0.1"], "dt_us: got -0.1"),
+        (["--t2-us", "nan"], "t2_us: got nan"),
+        (["--backend", "fortran"], "unknown backend"),
+        (["--out", "x.txt"], "--out: got"),
+    ],
+)
+def test_echo_bad_input_one_line_no_files(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["echo", *SMALL, *args])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_info_lists_every_engine():
+    result = runner.invoke(app, ["info"])
+    assert result.exit_code == 0
+    for name in ("numpy", "torch", "julia"):
+        assert name in result.output
+
+
+def test_bench_measures_and_writes_json(tmp_path):
+    out = tmp_path / "bench.json"
+    result = runner.invoke(app, ["bench", "--engines", "numpy,torch", "--lattices", "4,8", "--batch-sizes", "2",
+                                 "--steps", "6", "--reference-steps", "3", "--device", "cpu", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())["rows"]
+    torch_rows = [r for r in rows if r["engine"] == "torch"]
+    assert {r["lattice"] for r in torch_rows} == {4, 8}
+    assert all(r["spin_steps_per_s"] > 0 and r["speedup_vs_reference"] > 0 for r in torch_rows)
+
+
+def test_bench_rejects_bad_lists():
+    result = runner.invoke(app, ["bench", "--lattices", "8,x"])
+    assert result.exit_code == 2 and "--lattices" in result.output
