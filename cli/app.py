@@ -11,3 +11,7 @@ app = typer.Typer(
 
 def main() -> None:
     app()
+
+
+# Each module registers its commands on `app` when imported.
+from pyecho_cli import bench, echo, info, julia  # noqa: E402,F401
