@@ -1,6 +1,8 @@
 """Torch-specific properties: norm conservation, chunking, CUDA equality."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -14,31 +16,55 @@ from tests.conftest import small_params
 torch = pytest.importorskip("torch")
 
 
-def _stepper(params_list, dtype, device="cpu"):
+def _evolve(params_list, dtype, n_steps, pulse_at=None):
+    """Run the engine's step function directly and return the final Bloch vectors (3, B, n, n)."""
     dets = [sample_detuning_mhz(i, p.lattice, p.linewidth_khz) for i, p in enumerate(params_list)]
-    return torch_engine._Stepper(build_batch(params_list, dets), device, dtype)
+    batch = build_batch(params_list, dets)
+    real = torch.float32 if dtype == "float32" else torch.float64
+    t = lambda a: torch.as_tensor(np.asarray(a), dtype=real)  # noqa: E731
+    khat = torch.fft.rfft2(torch.as_tensor(batch.kernel_grid)).real.to(real)
+    alpha = t(np.stack([batch.alpha_xy, batch.alpha_xy, batch.alpha_z])).view(3, -1, 1, 1)
+    decay = t(batch.coherence_decay).view(-1, 1, 1)
+    theta = t(batch.theta).view(-1, 1, 1)
+    m = torch.zeros((3, batch.size, batch.lattice, batch.lattice), dtype=real)
+    m[2] = 0.5
+    m = torch_engine.pulse(m, theta, 1, 2)
+    for k in range(n_steps):
+        if k == pulse_at:
+            m = torch_engine.pulse(m, 2 * theta, 2, 0)
+        m, _ = torch_engine.step(m, khat, alpha, t(batch.omega), decay, batch.dt_us)
+    return m
 
 
 @pytest.mark.parametrize("dtype, tol", [("float32", 2e-6), ("float64", 1e-13)])
 def test_bloch_norm_conserved_without_t2(dtype, tol):
     params = [small_params(kernel=k, kernel_param=q, alpha_xy=0.5) for k, q in [("power", 1.2), ("rkky", 3.0)]]
-    stepper = _stepper(params, dtype)
-    with torch.inference_mode():
-        for k in range(300):
-            if k == 100:
-                stepper.apply_refocusing_pulse()
-            stepper.step()
-    norm = torch.linalg.vector_norm(stepper.m.double(), dim=0)
+    m = _evolve(params, dtype, 300, pulse_at=100)
+    norm = torch.linalg.vector_norm(m.double(), dim=0)
     assert torch.max(torch.abs(norm - 0.5)).item() < tol
 
 
 def test_t2_shrinks_coherences():
-    stepper = _stepper([small_params(t2_us=1.0)], "float64")
-    with torch.inference_mode():
-        for _ in range(20):
-            stepper.step()
-    norm = torch.linalg.vector_norm(stepper.m, dim=0)
-    assert torch.max(norm).item() < 0.5 - 1e-3
+    m = _evolve([small_params(t2_us=1.0)], "float64", 20)
+    assert torch.max(torch.linalg.vector_norm(m, dim=0)).item() < 0.5 - 1e-3
+
+
+def test_compiled_step_matches_eager(monkeypatch):
+    """The torch.compile path used for large runs gives the eager series (to float32 round-off)."""
+    params = [small_params(kernel="power", kernel_param=1.5), small_params(kernel="rkky", kernel_param=3.0, t2_us=3.0)]
+    monkeypatch.setenv("PYECHO_TORCH_COMPILE", "never")
+    eager = simulate_batch(params, backend="torch")
+    monkeypatch.setenv("PYECHO_TORCH_COMPILE", "always")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="torch.compile failed")  # a fallback would make this vacuous
+        compiled = simulate_batch(params, backend="torch")
+    np.testing.assert_allclose(compiled, eager, atol=2e-6, rtol=0)
+
+
+def test_bad_compile_policy_is_named(monkeypatch):
+    monkeypatch.setenv("PYECHO_TORCH_COMPILE", "sometimes")
+    with pytest.raises(ValueError, match="PYECHO_TORCH_COMPILE: got 'sometimes'"):
+        simulate(small_params(), backend="torch")
 
 
 def test_chunking_gives_identical_series(monkeypatch):
