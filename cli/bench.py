@@ -42,6 +42,7 @@ def bench(
     dtype: str = typer.Option("float32", help="float32 or float64 for torch/julia."),
     steps: int = typer.Option(150, help="Time steps per measured run (fast engines)."),
     reference_steps: int = typer.Option(15, help="Time steps per reference run."),
+    torch_compile: str = typer.Option("both", help="torch eager (never), compiled (always) or both."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON here."),
 ) -> None:
     """Measure spin-steps/s per engine, lattice and batch size; speed-up over the NumPy reference in
@@ -60,6 +61,9 @@ def bench(
         raise ValueError(f"--batch-sizes: got {batch_sizes!r}; every batch size must be >= 1")
     if steps < 3 or reference_steps < 3:
         raise ValueError("--steps / --reference-steps: must be >= 3")
+    modes = {"both": ("never", "always"), "never": ("never",), "always": ("always",)}.get(torch_compile)
+    if modes is None:
+        raise ValueError(f"--torch-compile: got {torch_compile!r}; allowed: both, never, always")
     console = Console()
     info = machine_info()
     console.print(f"[bold]pyecho bench[/] on {info.get('gpu') or info['platform']}, torch threads {info.get('torch_threads')}")
@@ -67,15 +71,16 @@ def bench(
                   "x reference", "paper preset (proj.)")
 
     def show(row: BenchRow) -> None:
-        console.print(f"  {row.engine}/{row.device} n={row.lattice} B={row.batch}: "
+        label = row.engine + ("+compile" if row.compiled else "")
+        console.print(f"  {label}/{row.device} n={row.lattice} B={row.batch}: "
                       f"{row.spin_steps_per_s / 1e6:.2f} M spin-steps/s", highlight=False)
-        table.add_row(row.engine, row.device, row.dtype, str(row.lattice), str(row.batch), str(row.steps),
+        table.add_row(label, row.device, row.dtype, str(row.lattice), str(row.batch), str(row.steps),
                       f"{row.seconds:.3f} s", f"{row.spin_steps_per_s / 1e6:.2f}",
                       f"{row.speedup_vs_reference:.0f}" if row.speedup_vs_reference else "",
                       _fmt_seconds(row.projected_paper_s))
 
     start = time.perf_counter()
-    rows, notes = run_bench(names, lattice_list, batch_list, device, dtype, steps, reference_steps, on_row=show)
+    rows, notes = run_bench(names, lattice_list, batch_list, device, dtype, steps, reference_steps, modes, on_row=show)
     console.print(table)
     for note in notes:
         console.print(f"[yellow]note:[/] {note}")

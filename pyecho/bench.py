@@ -12,6 +12,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
+from contextlib import contextmanager
+
 from pyecho.engines.base import availability, get_engine, resolve_device
 from pyecho.physics.detuning import sample_detuning_mhz
 from pyecho.physics.params import EchoParams, ParameterError
@@ -35,6 +37,7 @@ class BenchRow:
     spin_steps_per_s: float
     speedup_vs_reference: float | None
     projected_paper_s: float | None
+    compiled: bool = False
 
 
 def _batch(lattice: int, batch: int, steps: int):
@@ -50,11 +53,26 @@ def _batch(lattice: int, batch: int, steps: int):
     return build_batch(params, [sample_detuning_mhz(i, lattice) for i in range(batch)])
 
 
+@contextmanager
+def _torch_compile_policy(policy: str):
+    """Run the torch engine with PYECHO_TORCH_COMPILE set to ``policy``."""
+    saved = os.environ.get("PYECHO_TORCH_COMPILE")
+    os.environ["PYECHO_TORCH_COMPILE"] = policy
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["PYECHO_TORCH_COMPILE"]
+        else:
+            os.environ["PYECHO_TORCH_COMPILE"] = saved
+
+
 def measure(engine_name: str, device: str, dtype: str, lattice: int, batch: int, steps: int, repeats: int = 2) -> float:
-    """Best wall time (s) of ``repeats`` runs of ``batch`` echoes of 3*(steps//3) steps, after a warm-up."""
+    """Best wall time (s) of ``repeats`` runs of ``batch`` echoes of 3*(steps//3) steps, after a
+    warm-up run of the same shapes (FFT plans, torch.compile, allocator)."""
     engine = get_engine(engine_name, device)
     problem = _batch(lattice, batch, steps)
-    engine.run(_batch(lattice, batch, 3), device=device, dtype=dtype)  # warm-up: plans, JIT, allocator
+    engine.run(_batch(lattice, batch, 3), device=device, dtype=dtype)
     best = math.inf
     for _ in range(repeats):
         start = time.perf_counter()
@@ -71,9 +89,13 @@ def run_bench(
     dtype: str = "float32",
     steps: int = 150,
     reference_steps: int = 15,
+    torch_compile: Sequence[str] = ("never", "always"),
     on_row: Callable[[BenchRow], None] | None = None,
 ) -> tuple[list[BenchRow], list[str]]:
     """Measure every available engine; returns the rows and notes on what was skipped.
+
+    torch runs once per entry of ``torch_compile`` ("never": eager, "always": torch.compile,
+    which large `pyecho sim` runs use; each compiled shape costs a one-off 10-30 s).
 
     The reference runs once per lattice (batch 1, ``reference_steps`` steps: its cost per
     spin-step does not depend on either) and only up to REFERENCE_MAX_LATTICE.
@@ -82,6 +104,8 @@ def run_bench(
         raise ParameterError(f"steps: got {min(steps, reference_steps)}; need >= 3 (one step per period)")
     if any(n < 2 for n in lattices) or any(b < 1 for b in batch_sizes):
         raise ParameterError("lattices must be >= 2 and batch sizes >= 1")
+    if not torch_compile or set(torch_compile) - {"never", "always"}:
+        raise ParameterError(f"torch_compile: got {tuple(torch_compile)}; use 'never' and/or 'always'")
     device = resolve_device(device)
     rows: list[BenchRow] = []
     notes: list[str] = []
@@ -106,20 +130,24 @@ def run_bench(
                 sizes, n_steps = (1,), reference_steps
             else:
                 sizes, n_steps = batch_sizes, steps
+            modes = tuple(torch_compile) if engine_name == "torch" else (None,)
             for batch in sizes:
-                done_steps = 3 * max(1, n_steps // 3)
-                seconds = measure(engine_name, engine_device, "float64" if engine_name == "numpy" else dtype,
-                                  lattice, batch, n_steps)
-                rate = batch * lattice * lattice * done_steps / seconds
-                if engine_name == "numpy":
-                    reference_rate[lattice] = rate
-                ref = reference_rate.get(lattice)
-                add(BenchRow(
-                    engine=engine_name, device=engine_device, dtype="float64" if engine_name == "numpy" else dtype,
-                    lattice=lattice, batch=batch, steps=done_steps, seconds=seconds, spin_steps_per_s=rate,
-                    speedup_vs_reference=rate / ref if ref else None,
-                    projected_paper_s=PAPER_SPIN_STEPS / rate if lattice == 100 else None,
-                ))
+                for mode in modes:
+                    done_steps = 3 * max(1, n_steps // 3)
+                    run_dtype = "float64" if engine_name == "numpy" else dtype
+                    with _torch_compile_policy(mode or "never"):
+                        seconds = measure(engine_name, engine_device, run_dtype, lattice, batch, n_steps)
+                    rate = batch * lattice * lattice * done_steps / seconds
+                    if engine_name == "numpy":
+                        reference_rate[lattice] = rate
+                    ref = reference_rate.get(lattice)
+                    add(BenchRow(
+                        engine=engine_name, device=engine_device, dtype=run_dtype, lattice=lattice, batch=batch,
+                        steps=done_steps, seconds=seconds, spin_steps_per_s=rate,
+                        speedup_vs_reference=rate / ref if ref else None,
+                        projected_paper_s=PAPER_SPIN_STEPS / rate if lattice == 100 else None,
+                        compiled=mode == "always",
+                    ))
     return rows, notes
 
 

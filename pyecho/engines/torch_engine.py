@@ -41,8 +41,9 @@ _TINY_FIELD = 1e-30
 #: compile policy: "auto" compiles chunks of at least COMPILE_MIN_SPIN_STEPS, "always", "never";
 #: the environment variable PYECHO_TORCH_COMPILE overrides it
 COMPILE = "auto"
-#: below this many spin-steps per chunk compiling (seconds, once per shape) does not pay off
-COMPILE_MIN_SPIN_STEPS = 2e9
+#: below this many spin-steps per chunk (~2-4 s of eager work) compiling does not pay off: it
+#: costs 10-30 s once per process and array shape, then every chunk of that shape reuses it
+COMPILE_MIN_SPIN_STEPS = 1e8
 
 
 def chunk_size(lattice: int, dtype: str, budget_bytes: int | None = None) -> int:

@@ -58,7 +58,8 @@ def test_info_lists_every_engine():
 def test_bench_measures_and_writes_json(tmp_path):
     out = tmp_path / "bench.json"
     result = runner.invoke(app, ["bench", "--engines", "numpy,torch", "--lattices", "4,8", "--batch-sizes", "2",
-                                 "--steps", "6", "--reference-steps", "3", "--device", "cpu", "--json", str(out)])
+                                 "--steps", "6", "--reference-steps", "3", "--device", "cpu", "--torch-compile", "never",
+                                 "--json", str(out)])
     assert result.exit_code == 0, result.output
     rows = json.loads(out.read_text())["rows"]
     torch_rows = [r for r in rows if r["engine"] == "torch"]
