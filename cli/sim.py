@@ -1,0 +1,140 @@
+"""`pyecho sim`: simulate a dataset (SPEC §4) into a directory of Parquet parts.
+
+Settings come, lowest precedence first, from the preset, the --config TOML file (keys are the
+option names with underscores, ranges as [lo, hi]) and the command-line options.
+"""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from pyecho.data.factory import parse_shard, plan_run, run_plan
+from pyecho.data.sampling import PRESETS, ConfigError, DatasetConfig
+from pyecho_cli.app import app
+from pyecho_cli.errors import fail, user_errors
+
+#: run options a config file may set besides the DatasetConfig fields, with their defaults
+RUN_DEFAULTS = {"backend": "torch", "device": "auto", "dtype": "float32", "batch_size": "auto"}
+RANGE_FIELDS = ("alpha_xy_range", "alpha_z_range", "w_range", "xi_range", "p_range", "gamma_range")
+
+
+def RangeOpt(help_: str):  # noqa: N802 (used like a type annotation)
+    """A typer option that takes a range as "LO,HI"."""
+    return typer.Option(help=f"{help_}, as LO,HI", metavar="LO,HI")
+
+
+class EchoRateColumn(ProgressColumn):
+    """Simulated echoes per second."""
+
+    def render(self, task) -> Text:
+        return Text(f"{task.speed:.2f} echoes/s" if task.speed else "-- echoes/s", style="progress.data.speed")
+
+
+def _as_range(option: str, value) -> tuple[float, float]:
+    """A range from "LO,HI" (command line) or [LO, HI] (TOML); DatasetConfig checks the numbers."""
+    parts = value.split(",") if isinstance(value, str) else value
+    try:
+        lo, hi = (float(v) for v in parts)
+    except (TypeError, ValueError):
+        raise ConfigError(option, f"got {value!r}; must be two numbers LO,HI") from None
+    return lo, hi
+
+
+def _read_config_file(path: Path) -> dict:
+    """The TOML file's settings; unknown keys and syntax errors name the file."""
+    try:
+        with path.open("rb") as fh:
+            values = tomllib.load(fh)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"--config: {path} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError("config", f"{path} is not valid TOML ({exc})") from None
+    known = {"preset", *RUN_DEFAULTS, *DatasetConfig.__dataclass_fields__}
+    for key in values:
+        if key not in known:
+            raise ConfigError("config", f"{path}: unknown key {key!r}; known: {', '.join(sorted(known))}")
+    return values
+
+
+def _settings(preset: str | None, config_file: Path | None, cli: dict) -> tuple[DatasetConfig, dict]:
+    """Merge preset < config file < command line into (DatasetConfig, run options)."""
+    from_file = _read_config_file(config_file) if config_file is not None else {}
+    preset = preset or from_file.pop("preset", None) or "paper"
+    from_file.pop("preset", None)
+    if preset not in PRESETS:
+        raise ConfigError("preset", f"got {preset!r}; allowed: {', '.join(PRESETS)}")
+    merged = {**from_file, **{k: v for k, v in cli.items() if v is not None}}
+    run = {k: merged.pop(k, default) for k, default in RUN_DEFAULTS.items()}
+    for key in RANGE_FIELDS:
+        if key in merged:
+            merged[key] = _as_range(key, merged[key])
+    return PRESETS[preset].replace(**merged), run
+
+
+@app.command()
+@user_errors
+def sim(
+    out: Annotated[Path, typer.Option(help="Dataset directory (created; parts already there are resumed)")],
+    preset: Annotated[Optional[str], typer.Option(help="Starting settings: paper (SPEC §4) or quick (default: paper)")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="TOML file with option names (underscored) as keys")] = None,
+    n_per_kernel: Annotated[Optional[int], typer.Option(help="Samples per kernel")] = None,
+    kernels: Annotated[Optional[str], typer.Option(help="Comma-separated kernel blocks, e.g. gaussian,power,rkky")] = None,
+    lattice: Annotated[Optional[int], typer.Option(help="Lattice side n (n x n sites)")] = None,
+    tau_us: Annotated[Optional[float], typer.Option(help="Pulse spacing tau (us)")] = None,
+    dt_us: Annotated[Optional[float], typer.Option(help="Time step (us)")] = None,
+    theta: Annotated[Optional[float], typer.Option(help="Excitation angle (rad)")] = None,
+    t2_us: Annotated[Optional[float], typer.Option(help="Transverse relaxation T2 (us); default none")] = None,
+    linewidth_khz: Annotated[Optional[float], typer.Option(help="Lorentzian detuning FWHM (kHz)")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Dataset seed (>= 0)")] = None,
+    alpha_xy_range: Annotated[Optional[str], RangeOpt("alpha_x = alpha_y range (rad/us)")] = None,
+    alpha_z_range: Annotated[Optional[str], RangeOpt("alpha_z range (rad/us)")] = None,
+    w_range: Annotated[Optional[str], RangeOpt("Accepted W = 2 alpha_xy + alpha_z window (rad/us)")] = None,
+    xi_range: Annotated[Optional[str], RangeOpt("Gaussian xi range (lattice spacings)")] = None,
+    p_range: Annotated[Optional[str], RangeOpt("Power-law exponent p range")] = None,
+    gamma_range: Annotated[Optional[str], RangeOpt("RKKY gamma range (lattice spacings)")] = None,
+    part_size: Annotated[Optional[int], typer.Option(help="Samples per part file")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="Simulator backend (default: torch)")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda (default: auto)")] = None,
+    dtype: Annotated[Optional[str], typer.Option(help="float32 or float64 (default: float32)")] = None,
+    batch_size: Annotated[Optional[str], typer.Option(help="Simulations per engine call, N or auto (default: auto)")] = None,
+    shard: Annotated[str, typer.Option(help="Write only shard K of N (every part j with j % N == K-1)")] = "1/1",
+    overwrite: Annotated[bool, typer.Option(help="Delete the directory's parts (this shard's, if sharded) first")] = False,
+) -> None:
+    """Simulate a dataset of Hahn echoes into OUT as Parquet parts (resumable, shardable)."""
+    # the dataset and run options as given (None = not given); must stay the first statement
+    cli = {k: v for k, v in locals().items() if k not in ("out", "preset", "config", "shard", "overwrite")}
+    try:
+        cfg, run = _settings(preset, config, cli)
+        plan = plan_run(cfg, out, shard=parse_shard(shard), overwrite=overwrite, **run)
+    except ConfigError as exc:
+        fail(f"--{exc.option.replace('_', '-')}: {exc.detail}")
+
+    console = Console()
+    k, n = plan.shard
+    console.print(
+        f"[bold]{cfg.n_total}[/] echoes ({', '.join(cfg.kernels)} x {cfg.n_per_kernel}) on "
+        f"{cfg.lattice}x{cfg.lattice}, T = {cfg.n_samples} samples; shard {k}/{n}: "
+        f"{plan.rows_todo} to simulate, {plan.rows_done} already done; "
+        f"{plan.backend}/{plan.device}/{plan.dtype}, batch {plan.batch_size} -> {plan.out}"
+    )
+    with Progress(
+        TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        EchoRateColumn(), TimeRemainingColumn(), console=console,
+    ) as progress:
+        task = progress.add_task("simulating", total=plan.rows_todo)
+        result = run_plan(plan, on_progress=lambda done: progress.advance(task, done))
+
+    table = Table(title="pyecho sim", show_header=False)
+    table.add_row("rows written", str(result.rows_written))
+    table.add_row("rows skipped (already done)", str(result.rows_skipped))
+    table.add_row("wall time", f"{result.wall_s:.1f} s")
+    table.add_row("spin-steps/s", f"{result.spin_steps_per_s:.3g}")
+    table.add_row("files", f"{len(result.files)} new part(s) in {plan.out}")
+    console.print(table)
