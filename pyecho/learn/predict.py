@@ -1,0 +1,171 @@
+"""`pyecho predict`: load the models written by `pyecho learn` and apply them to one echo.
+
+Models are stored with skops (no pickle). Loading checks the file's untrusted types against an
+allowlist of scikit-learn / NumPy classes and refuses anything else.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import skops.io as sio
+
+from pyecho.atomic import atomic_path
+from pyecho.learn.features import FeatureLayout
+
+MANIFEST = "manifest.json"
+_TRUSTED_ROOTS = ("sklearn.", "numpy.")
+
+
+def dump_model(model, path: Path) -> None:
+    """Write ``model`` with skops, atomically."""
+    with atomic_path(path) as tmp:
+        sio.dump(model, tmp)
+
+
+def load_model(path: str | Path):
+    """Load a skops file, trusting only scikit-learn and NumPy types (anything else: ValueError)."""
+    path = Path(path)
+    untrusted = sio.get_untrusted_types(file=path)
+    bad = [t for t in untrusted if not t.startswith(_TRUSTED_ROOTS)]
+    if bad:
+        raise ValueError(f"{path.name} contains types that are not trusted: {', '.join(bad)}")
+    return sio.load(path, trusted=untrusted)
+
+
+class EchoModels:
+    """The fitted models of a `pyecho learn` run and their feature layout."""
+
+    def __init__(self, model_dir: str | Path, features: str | None = None):
+        d = Path(model_dir)
+        if (d / "models" / MANIFEST).exists():
+            d = d / "models"
+        if not (d / MANIFEST).exists():
+            raise FileNotFoundError(f"{model_dir} holds no {MANIFEST}; point at a `pyecho learn` output directory")
+        self.dir = d
+        self.manifest = json.loads((d / MANIFEST).read_text())
+        self.layout = FeatureLayout.from_dict(self.manifest["layout"])
+        self.features = features or self.manifest.get("default_features", "pointwise")
+        self._cache: dict = {}
+
+    def model(self, key: str):
+        if key not in self._cache:
+            entry = self.manifest["models"][f"{key}_{self.features}"]
+            self._cache[key] = (load_model(self.dir / entry["file"]), entry)
+        return self._cache[key]
+
+    def predict_series(self, M_grid: np.ndarray) -> dict:
+        """Predict from one echo already on the model's time grid: array (T,), complex or |M|."""
+        Xn = self.layout.normalise(np.atleast_2d(M_grid))
+        X = self.layout.features(Xn)[self.features].to_numpy()
+        out: dict = {"features": self.features}
+        m, e = self.model("kernel3")
+        p = m.predict_proba(X)[0]
+        i = int(np.argmax(p))
+        out["kernel"] = str(m.classes_[i])
+        out["kernel_probability"] = float(p[i])
+        out["kernel_probabilities"] = {str(c): float(v) for c, v in zip(m.classes_, p)}
+        m, e = self.model("pvnp")
+        p = m.predict_proba(X)[0]
+        probs = {str(c): float(v) for c, v in zip(m.classes_, p)}
+        out["range"] = "P" if probs.get("P", 0) >= 0.5 else "NP"
+        out["p_power"] = probs.get("P", 0.0)
+        for target in ("W", "L", "alpha_xy", "alpha_z"):
+            m, e = self.model(target)
+            out[target] = float(m.predict(X)[0])
+        return out
+
+
+def _check_finite(name: str, arr: np.ndarray) -> None:
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+
+
+def read_echo(path: str | Path, grid: np.ndarray, row: int = 0) -> np.ndarray:
+    """Read one echo and resample it onto ``grid`` (µs) -> array (T,) of |M| (or complex on-grid).
+
+    Accepted inputs:
+
+    * CSV with a ``t_us`` column and either ``abs_M`` or ``re_M`` + ``im_M`` (the `pyecho echo`
+      header ``t_us,re_M,im_M,abs_M`` works); resampled with ``np.interp``;
+    * NPY: a 1-D complex or real array, or a (T, 2) array of (re, im), on the model's own grid;
+    * a `pyecho sim` Parquet file (row ``row``), resampled from its own time grid.
+
+    Raises ValueError (one line) for NaNs, a time axis that does not cover the grid, a wrong
+    shape or missing columns.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file: {path}")
+    grid = np.asarray(grid, dtype=float)
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        try:
+            a = np.load(path, allow_pickle=False)
+        except Exception as exc:  # noqa: BLE001 -- any unreadable file is one user error
+            raise ValueError(f"{path.name} is not a readable .npy array ({exc})") from None
+        if a.ndim == 2 and a.shape[1] == 2 and not np.iscomplexobj(a):
+            a = a[:, 0] + 1j * a[:, 1]
+        if a.ndim != 1:
+            raise ValueError(f"{path.name} has shape {a.shape}; expected (T,) or (T, 2) with T = {len(grid)}")
+        if a.shape[0] != len(grid):
+            raise ValueError(f"{path.name} has {a.shape[0]} samples; the model's grid has {len(grid)} "
+                             "(save a CSV with t_us to resample)")
+        if not np.issubdtype(a.dtype, np.number):
+            raise ValueError(f"{path.name} is not numeric")
+        _check_finite(path.name, a)
+        return np.abs(a)
+    if suffix == ".csv":
+        try:
+            df = pl.read_csv(path, infer_schema_length=None)
+        except Exception as exc:  # noqa: BLE001
+            raise ValueError(f"{path.name} is not a readable CSV ({exc})") from None
+        cols = set(df.columns)
+        if "t_us" not in cols or not ({"abs_M"} <= cols or {"re_M", "im_M"} <= cols):
+            raise ValueError(f"{path.name} needs columns t_us and abs_M (or re_M and im_M); found {', '.join(df.columns)}")
+        try:
+            t = df["t_us"].cast(pl.Float64).to_numpy()
+            if {"re_M", "im_M"} <= cols:
+                y = np.abs(df["re_M"].cast(pl.Float64).to_numpy() + 1j * df["im_M"].cast(pl.Float64).to_numpy())
+            else:
+                y = np.abs(df["abs_M"].cast(pl.Float64).to_numpy())
+        except Exception:  # noqa: BLE001
+            raise ValueError(f"{path.name}: t_us and M columns must be numeric") from None
+        return _resample(path.name, t, y, grid)
+    if suffix == ".parquet" or path.is_dir():
+        from pyecho.data.store import load_dataset
+
+        ds = load_dataset(path)
+        if not 0 <= row < ds.M.shape[0]:
+            raise ValueError(f"row {row} out of range: {path.name} holds {ds.M.shape[0]} echoes")
+        return _resample(path.name, np.asarray(ds.t_us, float), np.abs(ds.M[row]), grid)
+    raise ValueError(f"{path.name}: unsupported file type (use .csv, .npy or a pyecho .parquet)")
+
+
+def _resample(name: str, t: np.ndarray, y: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    _check_finite(f"{name} (t_us)", t)
+    _check_finite(name, y)
+    if t.ndim != 1 or len(t) < 2:
+        raise ValueError(f"{name} holds fewer than two samples")
+    order = np.argsort(t, kind="stable")
+    t, y = t[order], y[order]
+    if np.any(np.diff(t) <= 0):
+        raise ValueError(f"{name}: t_us has repeated values")
+    tol = 0.5 * float(np.min(np.diff(grid))) if len(grid) > 1 else 0.0
+    if t[0] > grid[0] + tol or t[-1] < grid[-1] - tol:
+        raise ValueError(
+            f"{name}: time axis {t[0]:.2f}-{t[-1]:.2f} us does not cover the model's "
+            f"{grid[0]:.2f}-{grid[-1]:.2f} us (normalisation uses the full series)"
+        )
+    return np.interp(grid, t, y)
+
+
+def predict_file(model_dir: str | Path, echo_file: str | Path, row: int = 0, features: str | None = None) -> dict:
+    """Load models from ``model_dir``, read ``echo_file``, return the prediction dictionary."""
+    models = EchoModels(model_dir, features)
+    series = read_echo(echo_file, np.asarray(models.layout.t_us), row=row)
+    out = models.predict_series(series)
+    out["file"] = str(echo_file)
+    return out
