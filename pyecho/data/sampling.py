@@ -22,7 +22,7 @@ from typing import Iterable
 import numpy as np
 
 from pyecho.physics.kernels import KERNELS, kernel_stats
-from pyecho.physics.params import EchoParams, ParameterError
+from pyecho.physics.params import EchoParams, ParameterError, steps_per_tau
 
 #: config field holding the kernel_param range of each parametrised kernel
 KERNEL_PARAM_FIELDS = {"gaussian": "xi_range", "power": "p_range", "rkky": "gamma_range"}
@@ -187,7 +187,7 @@ class DatasetConfig:
 
     @property
     def n_tau(self) -> int:
-        return int(round(self.tau_us / self.dt_us))
+        return steps_per_tau(self.tau_us, self.dt_us)
 
     @property
     def n_samples(self) -> int:

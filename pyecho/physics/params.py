@@ -14,6 +14,11 @@ import numpy as np
 from pyecho.physics.kernels import KERNELS, MIN_RELATIVE_KAPPA, is_long_range, kernel_stats, relative_kappa
 
 
+def steps_per_tau(tau_us: float, dt_us: float) -> int:
+    """n_tau = round(tau_us / dt_us): time steps between the two pulses."""
+    return int(round(tau_us / dt_us))
+
+
 class ParameterError(ValueError):
     """A parameter is outside what the model allows; the message names field, value and rule."""
 
@@ -94,7 +99,7 @@ class EchoParams:
             _fail("tau_us", self.tau_us, "must be > 0")
         if self.dt_us <= 0:
             _fail("dt_us", self.dt_us, "must be > 0")
-        if round(self.tau_us / self.dt_us) < 1:
+        if steps_per_tau(self.tau_us, self.dt_us) < 1:
             _fail("tau_us", self.tau_us, f"round(tau_us / dt_us) must be >= 1 (dt_us = {self.dt_us})")
         if self.linewidth_khz < 0:
             _fail("linewidth_khz", self.linewidth_khz, "must be >= 0")
@@ -118,7 +123,7 @@ class EchoParams:
     @property
     def n_tau(self) -> int:
         """Steps between pulses, round(tau_us / dt_us)."""
-        return int(round(self.tau_us / self.dt_us))
+        return steps_per_tau(self.tau_us, self.dt_us)
 
     @property
     def n_samples(self) -> int:
