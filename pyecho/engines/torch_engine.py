@@ -41,9 +41,9 @@ _TINY_FIELD = 1e-30
 #: compile policy: "auto" compiles chunks of at least COMPILE_MIN_SPIN_STEPS, "always", "never";
 #: the environment variable PYECHO_TORCH_COMPILE overrides it
 COMPILE = "auto"
-#: below this many spin-steps per chunk (~2-4 s of eager work) compiling does not pay off: it
+#: below this many spin-steps per chunk (~1-2 s of eager work) compiling does not pay off: it
 #: costs 10-30 s once per process and array shape, then every chunk of that shape reuses it
-COMPILE_MIN_SPIN_STEPS = 1e8
+COMPILE_MIN_SPIN_STEPS = 5e7
 
 
 def chunk_size(lattice: int, dtype: str, budget_bytes: int | None = None) -> int:
@@ -111,7 +111,8 @@ def _step_function(spin_steps: float):
     if policy == "never" or (policy == "auto" and spin_steps < COMPILE_MIN_SPIN_STEPS):
         return step
     if _compiled_step is None:
-        _compiled_step = torch.compile(step, dynamic=False)  # one static graph per shape: fastest loops
+        # dynamic shapes: one graph serves every (B, n), so many shapes never exhaust the recompile limit
+        _compiled_step = torch.compile(step, dynamic=True)
     return _compiled_step
 
 
