@@ -257,9 +257,9 @@ def w_screening(
     return out
 
 
-def make_hgb_classifier(seed: int = 0, max_iter: int = 300) -> HistGradientBoostingClassifier:
+def make_hgb_classifier(seed: int = 0, max_iter: int = 150) -> HistGradientBoostingClassifier:
     """Beyond the paper: histogram gradient boosting, class_weight="balanced" instead of SMOTE,
-    early stopping on an internal 10 % validation split."""
+    early stopping on an internal 10 % validation split, 30 % of the features tried per split."""
     return HistGradientBoostingClassifier(max_iter=max_iter, learning_rate=0.1, class_weight="balanced",
-                                          early_stopping=True, validation_fraction=0.1,
+                                          early_stopping=True, validation_fraction=0.1, max_features=0.3,
                                           n_iter_no_change=20, random_state=seed)

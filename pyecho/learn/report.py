@@ -366,6 +366,10 @@ def _f(v, nd=3):
     return "—" if v is None else f"{v:.{nd}f}"
 
 
+def _cv_phrase(folds: int) -> str:
+    return f"{folds}-fold CV" if folds and folds > 1 else "no CV (test F1 and OOB only)"
+
+
 def write_report(out: Path, R: dict, metrics: dict, Xn: np.ndarray, lab: dict, layout: FeatureLayout,
                  M: np.ndarray | None = None) -> None:
     """Write the PNG figures into ``out/figures`` and ``out/report.md``."""
@@ -415,7 +419,9 @@ def write_report(out: Path, R: dict, metrics: dict, Xn: np.ndarray, lab: dict, l
     w(f"Random forests: `max_features=\"sqrt\"`, {bud['rf_trees']} trees for the headline/saved models "
       f"(P vs NP, 3-class, all-kernel pointwise regressions), {bud['aux_trees']} trees for CV folds, pruning steps, "
       f"W-screening bins and the other regressions. CV: {bud['cv_folds']}-fold on the training part for the headline "
-      f"P-vs-NP models, {bud['prune_cv_folds']}-fold at each pruning step. RBF SVM trained on a stratified subsample of "
+      f"P-vs-NP models, {_cv_phrase(bud['prune_cv_folds'])} at each pruning step. Beyond-the-paper gradient boosting: "
+      f"≤ {bud['hgb_max_iter']} iterations with early stopping, {_cv_phrase(bud['hgb_cv_folds'])}. "
+      f"RBF SVM trained on a stratified subsample of "
       f"≤ {bud['svm_max_train']} training rows. VAE: ≤ {bud['vae_max_epochs']} epochs (early stopping, patience 7, "
       f"10 % validation), batch {bud['vae_batch']}. k-means fitted on ≤ {bud['kmeans_max_samples']} rows (SSE on all). "
       f"The paper averaged importances and error bars over 10 seeds; this run uses one seed (error bars = CV spread).\n")
