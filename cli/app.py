@@ -14,4 +14,4 @@ def main() -> None:
 
 
 # Each module registers its commands on `app` when imported.
-from pyecho_cli import bench, echo, info, julia, learn, sim  # noqa: E402,F401
+from pyecho_cli import bench, demo, echo, info, julia, learn, sim  # noqa: E402,F401
