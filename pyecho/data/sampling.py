@@ -22,7 +22,7 @@ from typing import Iterable
 import numpy as np
 
 from pyecho.physics.kernels import KERNELS, kernel_stats
-from pyecho.physics.params import EchoParams, ParameterError, steps_per_tau
+from pyecho.physics.params import EchoParams, ParameterError
 
 #: config field holding the kernel_param range of each parametrised kernel
 KERNEL_PARAM_FIELDS = {"gaussian": "xi_range", "power": "p_range", "rkky": "gamma_range"}
@@ -126,10 +126,7 @@ class DatasetConfig:
         # lattice, times, theta, linewidth, t2: EchoParams owns those rules; the uniform
         # kernel always has a usable kappa, so any error here is about these fields.
         try:
-            base = EchoParams(
-                kernel="uniform", lattice=self.lattice, tau_us=self.tau_us, dt_us=self.dt_us,
-                theta=self.theta, linewidth_khz=self.linewidth_khz, t2_us=self.t2_us,
-            )
+            base = self.echo_params()
         except ParameterError as exc:
             option, _, detail = str(exc).partition(": ")
             raise ConfigError(option, detail) from None
@@ -167,7 +164,7 @@ class DatasetConfig:
         lo, hi = getattr(self, option)
         for x in np.linspace(lo, hi, _KAPPA_CHECK_POINTS):
             try:
-                EchoParams(kernel=kernel, kernel_param=x, lattice=self.lattice)
+                self.echo_params(kernel, x)
             except ParameterError as exc:
                 raise ConfigError(option, f"got ({lo:g}, {hi:g}); at {x:g}: {exc}") from None
         signs = {np.sign(kernel_stats(kernel, x, self.lattice)[0]) for x in np.linspace(lo, hi, _KAPPA_CHECK_POINTS)}
@@ -187,12 +184,23 @@ class DatasetConfig:
 
     @property
     def n_tau(self) -> int:
-        return steps_per_tau(self.tau_us, self.dt_us)
+        return self.echo_params().n_tau
 
     @property
     def n_samples(self) -> int:
         """Length T = 3 n_tau of every recorded series."""
-        return 3 * self.n_tau
+        return self.echo_params().n_samples
+
+    def echo_params(
+        self, kernel: str = "uniform", kernel_param: float = 0.0, alpha_xy: float = 0.0, alpha_z: float = 0.0
+    ) -> EchoParams:
+        """One sample's EchoParams: this config's experiment (lattice, times, pulses, linewidth,
+        T2) with the given kernel and couplings."""
+        return EchoParams(
+            kernel=kernel, kernel_param=kernel_param, alpha_xy=alpha_xy, alpha_z=alpha_z,
+            lattice=self.lattice, tau_us=self.tau_us, dt_us=self.dt_us, theta=self.theta,
+            linewidth_khz=self.linewidth_khz, t2_us=self.t2_us,
+        )
 
     def kernel_of(self, index: int) -> str:
         """Kernel of sample ``index`` (the block it falls in)."""
@@ -251,11 +259,7 @@ def draw_sample(config: DatasetConfig, index: int) -> tuple[EchoParams, int]:
         alpha_xy, alpha_z, kernel_param = rng.uniform(low, high)
         if w_lo <= 2.0 * alpha_xy + alpha_z <= w_hi:
             break
-    params = EchoParams(
-        kernel=kernel, kernel_param=kernel_param, alpha_xy=alpha_xy, alpha_z=alpha_z,
-        lattice=config.lattice, tau_us=config.tau_us, dt_us=config.dt_us, theta=config.theta,
-        linewidth_khz=config.linewidth_khz, t2_us=config.t2_us,
-    )
+    params = config.echo_params(kernel, kernel_param, alpha_xy, alpha_z)
     return params, int(detuning_seq.generate_state(1, np.uint64)[0])
 
 
