@@ -13,7 +13,10 @@ from pyecho.physics.params import ParameterError
 err_console = Console(stderr=True, highlight=False)
 
 #: exceptions that mean "the user asked for something invalid", shown as one line
-USER_ERRORS = (ParameterError, BackendUnavailable, ValueError, FileNotFoundError, FileExistsError)
+USER_ERRORS = (
+    ParameterError, BackendUnavailable, ValueError, FileNotFoundError, FileExistsError,
+    NotADirectoryError, IsADirectoryError, PermissionError,
+)
 
 
 def fail(message: str, code: int = 2) -> None:

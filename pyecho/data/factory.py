@@ -128,8 +128,9 @@ def plan_run(
     if not 1 <= k <= n:
         raise ConfigError("shard", f"got {k}/{n}; must be K/N with 1 <= K <= N")
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"out: {out} exists and is not a directory")
+    existing_ancestor = next(p for p in (out, *out.parents) if p.exists())
+    if not existing_ancestor.is_dir():
+        raise ConfigError("out", f"{existing_ancestor} exists and is not a directory, so {out} cannot be one")
 
     mine = [r for j, r in enumerate(part_ranges(config)) if j % n == k - 1]
     my_names = {part_name(*r) for r in mine}

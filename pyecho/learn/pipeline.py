@@ -147,8 +147,6 @@ def _run_learn(data, out_dir, quick, seed, n_jobs, window, console, budget) -> d
 
     t_start = time.perf_counter()
     budget = budget or (QUICK if quick else FULL)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     ds = load_data(data) if isinstance(data, (str, Path)) else data
     lab = _labels_arrays(ds.labels)
     B, T = ds.M.shape
@@ -162,6 +160,8 @@ def _run_learn(data, out_dir, quick, seed, n_jobs, window, console, budget) -> d
         window = DEFAULT_WINDOW if (not quick or T >= DEFAULT_WINDOW + 2) else max(40, (T // 3) // 2 * 2)
     layout = FeatureLayout.build(t_us, int(ds.echo_index), window)
     rng_seed = int(seed)
+    out = Path(out_dir)  # created only once the data has been read and checked
+    out.mkdir(parents=True, exist_ok=True)
 
     stage_names = ["features", "PCA + k-means", "VAE (full series)", "VAE (window)", "P vs NP",
                    "pruning curves", "Table I zoo", "3-class kernel", "regression", "W screening",

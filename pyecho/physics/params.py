@@ -19,6 +19,10 @@ def steps_per_tau(tau_us: float, dt_us: float) -> int:
     return int(round(tau_us / dt_us))
 
 
+#: largest lattice side: the n x n kernel grid and state must fit in memory (16.8 M sites)
+MAX_LATTICE = 4096
+
+
 class ParameterError(ValueError):
     """A parameter is outside what the model allows; the message names field, value and rule."""
 
@@ -29,13 +33,13 @@ def _fail(field: str, value, allowed: str) -> None:
 
 def _integer(field: str, value) -> int:
     if isinstance(value, bool):
-        _fail(field, value, "must be an integer >= 2")
+        _fail(field, value, f"must be an integer from 2 to {MAX_LATTICE}")
     try:
         return operator.index(value)
     except TypeError:
         if isinstance(value, float) and value.is_integer():
             return int(value)
-    _fail(field, value, "must be an integer >= 2")
+    _fail(field, value, f"must be an integer from 2 to {MAX_LATTICE}")
 
 
 def _finite(field: str, value) -> float:
@@ -91,8 +95,8 @@ class EchoParams:
         if self.kernel not in KERNELS:
             _fail("kernel", self.kernel, f"allowed: {', '.join(KERNELS)}")
         set_("lattice", _integer("lattice", self.lattice))
-        if self.lattice < 2:
-            _fail("lattice", self.lattice, "must be an integer >= 2")
+        if not 2 <= self.lattice <= MAX_LATTICE:
+            _fail("lattice", self.lattice, f"must be an integer from 2 to {MAX_LATTICE}")
         for name in ("kernel_param", "alpha_xy", "alpha_z", "tau_us", "dt_us", "theta", "linewidth_khz"):
             set_(name, _finite(name, getattr(self, name)))
         if self.tau_us <= 0:

@@ -70,3 +70,22 @@ def test_bench_measures_and_writes_json(tmp_path):
 def test_bench_rejects_bad_lists():
     result = runner.invoke(app, ["bench", "--lattices", "8,x"])
     assert result.exit_code == 2 and "--lattices" in result.output
+
+
+def test_output_under_a_file_is_one_line_and_writes_nothing(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = runner.invoke(app, ["sim", "--preset", "quick", "--out", str(blocker / "data")])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: --out: ") and "is not a directory" in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_learn_on_a_truncated_file_leaves_no_output_directory(tmp_path):
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"PAR1 truncated")
+    result = runner.invoke(app, ["learn", str(bad), "--out", str(tmp_path / "report")])
+    assert result.exit_code == 2
+    assert "bad.parquet" in result.output and len(result.output.strip().splitlines()) == 1, result.output
+    assert not (tmp_path / "report").exists()

@@ -89,6 +89,7 @@ def _rkky_kappa_root(lattice: int) -> float:
     [
         ({"kernel": "yukawa"}, "kernel"),
         ({"lattice": 1}, "lattice"),
+        ({"lattice": 1_000_000}, "lattice"),
         ({"lattice": 2.5}, "lattice"),
         ({"lattice": True}, "lattice"),
         ({"tau_us": 0.0}, "tau_us"),
