@@ -14,4 +14,5 @@ def main() -> None:
 
 
 # Each module registers its commands on `app` when imported.
-from pyecho_cli import bench, demo, echo, info, julia, learn, sim  # noqa: E402,F401
+# in workflow order, which is the order `pyecho --help` lists them
+from pyecho_cli import echo, sim, learn, demo, bench, info, julia  # noqa: E402,F401,I001

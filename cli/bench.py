@@ -45,8 +45,8 @@ def bench(
     torch_compile: str = typer.Option("both", help="torch eager (never), compiled (always) or both."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON here."),
 ) -> None:
-    """Measure spin-steps/s per engine, lattice and batch size; speed-up over the NumPy reference in
-    the same run; projected time of `pyecho sim --preset paper` (15 000 echoes at 100x100)."""
+    """Measure spin-steps/s per engine, lattice and batch size, the speed-up over the NumPy reference
+    and the projected time of `pyecho sim --preset paper`."""
     from pyecho.engines.base import BACKENDS
 
     names = [e.strip() for e in engines.split(",") if e.strip()]
