@@ -25,10 +25,10 @@ def expectations(rho: np.ndarray) -> np.ndarray:
     return np.einsum("nab,dba->nd", rho, SPIN_OPS).real
 
 
-def _coupling_matrix(batch_params, lattice: int) -> np.ndarray:
-    """K(r_ij)/kappa for every site pair, from coordinates (independent of the FFT grid)."""
+def _coupling_matrix(params, lattice: int) -> np.ndarray:
+    """K(r_ij)/kappa for every site pair of one EchoParams, from coordinates (independent of the FFT grid)."""
     r = pairwise_distances(lattice)
-    k = kernel_values(batch_params.kernel, batch_params.kernel_param, r)
+    k = kernel_values(params.kernel, params.kernel_param, r)
     return k / k[0].sum()  # every row sums to kappa on the periodic lattice
 
 
@@ -48,11 +48,12 @@ def _simulate_one(batch: EchoBatch, b: int) -> np.ndarray:
         rho = u @ rho @ u.conj().T
 
     pulse(spin_half_unitary("x", theta))
+    m = expectations(rho)
     series = np.empty(batch.n_samples, dtype=complex)
     for k in range(batch.n_samples):
         if k == batch.n_tau:
             pulse(spin_half_unitary("y", 2.0 * theta))
-        m = expectations(rho)
+            m = expectations(rho)
         field = coupling @ m  # F_i = (1/kappa) sum_j K(r_ij) <I_j>, explicit in time
         hamiltonian = -omega[:, None, None] * SPIN_OPS[2] - np.einsum("nd,d,dab->nab", field, alpha, SPIN_OPS)
         u = expm(-1j * hamiltonian * batch.dt_us)
