@@ -149,7 +149,7 @@ def fig2(out, Xn, lab, layout, M=None):
     t = np.asarray(layout.t_us)
     tw = layout.t_window
     a, b = layout.window
-    fig, ax = plt.subplots(2, 3, figsize=(15, 8))
+    fig, ax = plt.subplots(2, 3, figsize=(15, 8), gridspec_kw={"hspace": 0.35})
     rows = _subsample_rows(len(Xn), 300)
     for i in rows:
         ax[0, 0].plot(t, Xn[i], lw=0.3, alpha=0.3, color="k")
