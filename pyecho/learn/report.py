@@ -193,7 +193,7 @@ def _scatter3(axes, Z, lab, xlabel, ylabel):
 
 
 def fig3(out, R, lab, layout):
-    fig, ax = plt.subplots(2, 4, figsize=(20, 8))
+    fig, ax = plt.subplots(2, 4, figsize=(20, 8), gridspec_kw={"hspace": 0.35})
     for row, key in enumerate(("full", "window")):
         v = R[f"vae_{key}"]
         _scatter3(ax[row, :3], v["Z"], lab, "LA1", "LA2")
@@ -216,7 +216,7 @@ def fig3(out, R, lab, layout):
 
 
 def fig4(out, R, lab, Xn, layout):
-    fig, ax = plt.subplots(2, 3, figsize=(17, 9))
+    fig, ax = plt.subplots(2, 3, figsize=(17, 9), gridspec_kw={"hspace": 0.35})
     for fs, mk in (("pointwise", "o"), ("polynomial", "s")):
         st = R["pruning"][fs]
         n = [s["n_features"] for s in st]
@@ -312,7 +312,7 @@ def fig6(out, R, lab, layout):
 
 def fig_wscreen(out, R, layout, fs, number):
     ws = R["wscreen"][fs]
-    fig, ax = plt.subplots(2, 3, figsize=(16, 8.5))
+    fig, ax = plt.subplots(2, 3, figsize=(16, 8.5), gridspec_kw={"hspace": 0.35})
     names = R["pvnp"][fs]["feature_names"]
     for j, bres in enumerate(ws["bins"]):
         lo, hi = bres["bin"]
@@ -329,7 +329,7 @@ def fig_reg_importance(out, R, layout, target, number):
     from pyecho.learn.regress import SUBSETS
 
     reg = R["regression"]
-    fig, ax = plt.subplots(2, 3, figsize=(16, 8.5))
+    fig, ax = plt.subplots(2, 3, figsize=(16, 8.5), gridspec_kw={"hspace": 0.35})
     titles = {"all": "all kernels", "P": "long range (power)", "NP": "short range (non-power)"}
     for j, s in enumerate(SUBSETS):
         r = reg[(target, s, "pointwise")]
