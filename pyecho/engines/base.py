@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import importlib
-from typing import Protocol
+from typing import Iterator, Protocol
 
 import numpy as np
 
 from pyecho.physics.problem import EchoBatch
 
 DTYPES = ("float32", "float64")
+#: engines split a batch into chunks whose working arrays stay within this many bytes
+CHUNK_BYTES = 512 * 2**20
 
 
 class BackendUnavailable(RuntimeError):
@@ -89,3 +91,16 @@ def check_dtype(dtype: str) -> str:
     if dtype not in DTYPES:
         raise BackendUnavailable(f"dtype: got {dtype!r}; allowed: {', '.join(DTYPES)}")
     return dtype
+
+
+def chunk_size(lattice: int, dtype: str, arrays_per_sim: int) -> int:
+    """Simulations per chunk when each needs ``arrays_per_sim`` live (n, n) real arrays."""
+    per_sim = arrays_per_sim * lattice * lattice * (4 if dtype == "float32" else 8)
+    return max(1, CHUNK_BYTES // per_sim)
+
+
+def chunks(batch: EchoBatch, dtype: str, arrays_per_sim: int) -> Iterator[EchoBatch]:
+    """The batch in consecutive memory-bounded pieces (see :func:`chunk_size`)."""
+    step = chunk_size(batch.lattice, dtype, arrays_per_sim)
+    for start in range(0, batch.size, step):
+        yield batch.subset(start, start + step)

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pyecho.engines.base import BackendUnavailable, check_dtype
+from pyecho.engines.base import BackendUnavailable, check_dtype, chunks
 from pyecho.physics.problem import EchoBatch
 
 #: the Julia package this engine calls (a source checkout: repository root / julia / EchoSim)
@@ -44,8 +44,8 @@ INSTALL_HINT = (
     "install Julia >= 1.10 from https://julialang.org/downloads or run `pyecho julia install`, "
     "or set PYTHON_JULIAPKG_EXE"
 )
-#: simulations per call are capped so the Julia state (~16 n x n buffers each) fits this
-CHUNK_BYTES = 512 * 2**20
+#: (n, n) real arrays the Julia state holds per simulation (state, inputs, FFT work buffers)
+ARRAYS_PER_SIM = 16
 
 
 @dataclass(frozen=True)
@@ -216,12 +216,6 @@ def cuda_reason() -> str | None:
     return reason
 
 
-def chunk_size(lattice: int, dtype: str, budget_bytes: int = CHUNK_BYTES) -> int:
-    """Simulations per Julia call: ~16 live n x n real buffers per simulation must fit the budget."""
-    per_sim = 16 * lattice * lattice * (4 if dtype == "float32" else 8)
-    return max(1, budget_bytes // per_sim)
-
-
 class JuliaEngine:
     name = "julia"
 
@@ -239,10 +233,8 @@ class JuliaEngine:
                 raise BackendUnavailable(f"backend 'julia' on device 'cuda' cannot run: {reason}")
         jl = _julia()
         precision = jl.Float32 if dtype == "float32" else jl.Float64
-        step = chunk_size(batch.lattice, dtype)
         out = []
-        for start in range(0, batch.size, step):
-            sub = batch.subset(start, start + step)
+        for sub in chunks(batch, dtype, ARRAYS_PER_SIM):
             series = jl.EchoSim.simulate_batch(
                 sub.omega.T,  # (n, n, B) views, no copy: see the module docstring
                 sub.kernel_grid.T,

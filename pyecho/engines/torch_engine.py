@@ -24,7 +24,7 @@ import warnings
 
 import numpy as np
 
-from pyecho.engines.base import check_dtype
+from pyecho.engines.base import check_dtype, chunks
 from pyecho.physics.problem import EchoBatch
 
 try:
@@ -32,10 +32,8 @@ try:
 except ImportError:  # availability() reports it; importing pyecho must not fail
     torch = None
 
-#: simulations per chunk are capped so the state and temporaries stay within this many bytes
-CHUNK_BYTES = 512 * 2**20
-#: (B, n, n) real temporaries alive per simulation during a step
-_BUFFERS_PER_SIM = 24
+#: (n, n) real arrays alive per simulation during a step (state, field, b, cross products, ...)
+ARRAYS_PER_SIM = 24
 #: |b| below this is treated as 0 (h -> 0, the rotation is the identity to round-off)
 _TINY_FIELD = 1e-30
 #: compile policy: "auto" compiles chunks of at least COMPILE_MIN_SPIN_STEPS, "always", "never";
@@ -44,13 +42,6 @@ COMPILE = "auto"
 #: below this many spin-steps per chunk (~1-2 s of eager work) compiling does not pay off: it
 #: costs 10-30 s once per process and array shape, then every chunk of that shape reuses it
 COMPILE_MIN_SPIN_STEPS = 5e7
-
-
-def chunk_size(lattice: int, dtype: str, budget_bytes: int | None = None) -> int:
-    """Simulations per chunk so that the working buffers fit ``budget_bytes`` (default CHUNK_BYTES)."""
-    budget_bytes = CHUNK_BYTES if budget_bytes is None else budget_bytes
-    per_sim = _BUFFERS_PER_SIM * lattice * lattice * (4 if dtype == "float32" else 8)
-    return max(1, budget_bytes // per_sim)
 
 
 def _cross(a, b):
@@ -165,11 +156,8 @@ class TorchEngine:
 
     def run(self, batch: EchoBatch, device: str = "cpu", dtype: str = "float32") -> np.ndarray:
         check_dtype(dtype)
-        per_chunk = chunk_size(batch.lattice, dtype)
         with torch.inference_mode():
-            return np.concatenate(
-                [_run_chunk(batch.subset(i, i + per_chunk), device, dtype) for i in range(0, batch.size, per_chunk)]
-            )
+            return np.concatenate([_run_chunk(chunk, device, dtype) for chunk in chunks(batch, dtype, ARRAYS_PER_SIM)])
 
 
 ENGINE = TorchEngine()

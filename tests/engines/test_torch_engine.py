@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pyecho import simulate, simulate_batch
-from pyecho.engines import torch_engine
+from pyecho.engines import base, torch_engine
 from pyecho.engines.base import availability
 from pyecho.physics.detuning import sample_detuning_mhz
 from pyecho.physics.problem import build_batch
@@ -70,8 +70,8 @@ def test_bad_compile_policy_is_named(monkeypatch):
 def test_chunking_gives_identical_series(monkeypatch):
     params = [small_params(kernel_param=1.0 + 0.3 * i) for i in range(5)]
     whole = simulate_batch(params, backend="torch")
-    monkeypatch.setattr(torch_engine, "CHUNK_BYTES", 1)  # one simulation per chunk
-    assert torch_engine.chunk_size(6, "float32") == 1
+    monkeypatch.setattr(base, "CHUNK_BYTES", 1)  # one simulation per chunk
+    assert base.chunk_size(6, "float32", torch_engine.ARRAYS_PER_SIM) == 1
     np.testing.assert_array_equal(simulate_batch(params, backend="torch"), whole)
 
 
