@@ -26,8 +26,6 @@ def learn(
     """Learn kernel family, W, L and the alphas from a simulated dataset; write a report."""
     from pyecho.learn.pipeline import run_learn
 
-    if not data.exists():
-        fail(f"no such dataset: {data}")
     console = Console(stderr=True)
     t0 = time.perf_counter()
     m = run_learn(data, out, quick=quick, seed=seed, n_jobs=n_jobs, window=window, console=console)

@@ -189,7 +189,11 @@ def inspect_dataset(path: str | Path) -> list[PartInfo]:
 
 def scan_dataset(path: str | Path) -> pl.LazyFrame:
     """Lazy frame over a dataset file or directory of parts (checked first, then scanned)."""
-    return pl.scan_parquet([p.path for p in inspect_dataset(path)])
+    return _scan(inspect_dataset(path))
+
+
+def _scan(parts: Sequence[PartInfo]) -> pl.LazyFrame:
+    return pl.scan_parquet([p.path for p in parts])
 
 
 def _merge_metadata(parts: Sequence[PartInfo]) -> dict:
@@ -261,7 +265,7 @@ def load_dataset(path: str | Path, columns: Sequence[str] | None = None) -> Echo
     if unknown:
         raise ValueError(f"columns: unknown {unknown}; label columns are {', '.join(LABEL_SCHEMA)}")
     parts = inspect_dataset(path)
-    frame = pl.scan_parquet([p.path for p in parts]).select(*columns, *SERIES_COLUMNS).sort("sample_id").collect()
+    frame = _scan(parts).select(*columns, *SERIES_COLUMNS).sort("sample_id").collect()
     series = np.empty((frame.height, parts[0].config.n_samples), dtype=np.complex64)
     series.real = frame["M_re"].to_numpy()
     series.imag = frame["M_im"].to_numpy()
