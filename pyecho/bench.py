@@ -100,10 +100,13 @@ def run_bench(
     The reference runs once per lattice (batch 1, ``reference_steps`` steps: its cost per
     spin-step does not depend on either) and only up to REFERENCE_MAX_LATTICE.
     """
-    if steps < 3 or reference_steps < 3:
-        raise ParameterError(f"steps: got {min(steps, reference_steps)}; need >= 3 (one step per period)")
-    if any(n < 2 for n in lattices) or any(b < 1 for b in batch_sizes):
-        raise ParameterError("lattices must be >= 2 and batch sizes >= 1")
+    for name, value in (("steps", steps), ("reference_steps", reference_steps)):
+        if value < 3:
+            raise ParameterError(f"{name}: got {value}; must be >= 3 (one step per pulse period)")
+    if not lattices or any(n < 2 for n in lattices):
+        raise ParameterError(f"lattices: got {list(lattices)}; every lattice must be >= 2")
+    if not batch_sizes or any(b < 1 for b in batch_sizes):
+        raise ParameterError(f"batch_sizes: got {list(batch_sizes)}; every batch size must be >= 1")
     if not torch_compile or set(torch_compile) - {"never", "always"}:
         raise ParameterError(f"torch_compile: got {tuple(torch_compile)}; use 'never' and/or 'always'")
     device = resolve_device(device)
