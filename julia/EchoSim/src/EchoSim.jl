@@ -2,7 +2,7 @@
     EchoSim
 
 Hahn echoes of mean-field coupled spin-1/2 nuclei on an `n × n` periodic lattice: the Julia
-engine of pyecho, written to the same contract (`shared/SPEC.md`) as its NumPy and torch engines.
+engine of pyecho, written to the same model (`docs/model.md`) as its NumPy and torch engines.
 
 Each step computes the local mean field ``F = (K/κ) ⊛ m`` as a circular convolution by FFT
 (one complex transform of ``m_x + i m_y`` and, only when some ``α_z ≠ 0``, one real transform of

@@ -1,9 +1,9 @@
-# EchoSim tests: golden echoes of the shared contract, exact checks, both precisions.
+# EchoSim tests: golden echoes of the model (docs/model.md), exact checks, both precisions.
 #
 #     julia --project=julia/EchoSim -e 'using Pkg; Pkg.test()'
 #
 # The golden echoes are read from $ECHOSIM_GOLDEN (a file, or a folder holding echoes.toml),
-# else from the first shared/golden/echoes.toml found walking up from this folder.
+# else from the repository's tests/golden/echoes.toml; a missing file is an error, not a skip.
 # The CUDA testset runs when CUDA.jl can be loaded and is functional (e.g. run this file with
 # `julia --project=<env with EchoSim and CUDA> julia/EchoSim/test/runtests.jl`).
 
@@ -20,14 +20,9 @@ function golden_path()
         isfile(path) || error("ECHOSIM_GOLDEN=$env: no such file")
         return path
     end
-    dir = @__DIR__
-    while true
-        candidate = joinpath(dir, "shared", "golden", "echoes.toml")
-        isfile(candidate) && return candidate
-        parent = dirname(dir)
-        parent == dir && return nothing
-        dir = parent
-    end
+    path = joinpath(@__DIR__, "..", "..", "..", "tests", "golden", "echoes.toml")
+    isfile(path) || error("golden echoes not found at $(normpath(path)) (set ECHOSIM_GOLDEN)")
+    return path
 end
 
 """Inputs of one golden case in the n × n × 1 layout of `simulate_batch`."""
@@ -87,19 +82,13 @@ maxdiff(a, b) = maximum(abs, a .- b)
         end
     end
 
-    path = golden_path()
     @testset "golden echoes" begin
-        if path === nothing
-            @warn "no shared/golden/echoes.toml found (set ECHOSIM_GOLDEN); golden tests skipped"
-            @test_skip false
-        else
-            doc = TOML.parsefile(path)
-            for case in doc["case"], T in (Float64, Float32)
-                expected = complex.(Float64.(case["M_re"]), Float64.(case["M_im"]))
-                M = simulate_batch(golden_inputs(doc, case)...; T)
-                @test size(M) == (1, length(expected))
-                @test maxdiff(vec(M), expected) <= TOLERANCE[T]
-            end
+        doc = TOML.parsefile(golden_path())
+        for case in doc["case"], T in (Float64, Float32)
+            expected = complex.(Float64.(case["M_re"]), Float64.(case["M_im"]))
+            M = simulate_batch(golden_inputs(doc, case)...; T)
+            @test size(M) == (1, length(expected))
+            @test maxdiff(vec(M), expected) <= TOLERANCE[T]
         end
     end
 
