@@ -14,6 +14,7 @@ from pyecho.data.echo_file import plot_echo, write_echo_csv
 from pyecho.physics.kernels import KERNELS
 from pyecho_cli.app import app
 from pyecho_cli.errors import user_errors
+from pyecho_cli.options import sequence_option
 
 
 @app.command()
@@ -28,7 +29,15 @@ def echo(
     dt_us: float = typer.Option(0.16, help="Time step (us)."),
     theta: float = typer.Option(math.pi / 2, help="Excitation angle (rad); refocusing is 2 theta about y."),
     linewidth_khz: float = typer.Option(8.0, help="FWHM of the Lorentzian detunings (kHz)."),
-    t2_us: Optional[float] = typer.Option(None, help="Transverse relaxation time T2 (us); default none."),
+    t2_us: Optional[float] = typer.Option(None, help="Transverse relaxation time T2 (us) = 2/gamma3; default none."),
+    gamma1_per_us: float = typer.Option(0.0, help="Lindblad rate of the I+ channel (1/us)."),
+    gamma2_per_us: float = typer.Option(0.0, help="Lindblad rate of the I- channel (1/us)."),
+    gamma3_per_us: float = typer.Option(0.0, help="Lindblad rate of the I^z dephasing channel (1/us)."),
+    sequence: str = typer.Option("hahn", help="Pulse sequence: hahn, cpmg:N, cp:N or a TOML pulse-list file."),
+    scheme: str = typer.Option("explicit", help="Integrator: explicit (the contract's step) or extrapolated."),
+    field_every: Optional[int] = typer.Option(None, help="Steps per field evaluation of the extrapolated scheme (default 4)."),
+    geometry: str = typer.Option("square", help="Lattice: square, rectangular:RATIO or triangular."),
+    center_khz: float = typer.Option(0.0, help="Carrier offset: centre of the detuning Lorentzian (kHz)."),
     seed: int = typer.Option(0, help="Seed of the detuning field."),
     backend: str = typer.Option("torch", help="Engine: numpy (reference), torch, julia."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
@@ -36,10 +45,13 @@ def echo(
     out: Path = typer.Option(Path("echo.csv"), "--out", "-o", help="CSV to write (t_us, re_M, im_M, abs_M)."),
     png: Optional[Path] = typer.Option(None, help="PNG of |M(t)|; default: the CSV path with .png."),
 ) -> None:
-    """Simulate one Hahn echo and write its series M(t) as CSV and a plot of |M(t)|."""
+    """Simulate one spin echo (or echo train) and write its series M(t) as CSV and a plot of |M(t)|."""
     params = EchoParams(
         kernel=kernel, kernel_param=kernel_param, alpha_xy=alpha_xy, alpha_z=alpha_z, lattice=lattice,
         tau_us=tau_us, dt_us=dt_us, theta=theta, linewidth_khz=linewidth_khz, t2_us=t2_us,
+        gamma1_per_us=gamma1_per_us, gamma2_per_us=gamma2_per_us, gamma3_per_us=gamma3_per_us,
+        sequence=sequence_option(sequence), scheme=scheme, field_every=field_every, geometry=geometry,
+        center_khz=center_khz,
     )
     if out.suffix.lower() != ".csv":
         raise ValueError(f"--out: got {str(out)!r}; must end in .csv")
@@ -53,9 +65,10 @@ def echo(
         f"{kernel} (kernel_param={params.kernel_param:g}, L={params.L:.2f}), alpha_xy={alpha_xy:g}, "
         f"alpha_z={alpha_z:g}, W={params.W:.3g} rad/us, {lattice}x{lattice}"
     )
-    plot_echo(png, t_us, m, tau_us, title)
-    echo_amp = abs(m[2 * params.n_tau - 1])
+    plot_echo(png, params, m, title)
+    tops = ", ".join(f"{abs(m[k]):.5f}" for k in params.echo_samples[:8])
+    more = " ..." if len(params.echo_samples) > 8 else ""
     Console().print(
-        f"|M(2 tau)| = {echo_amp:.5f}  ({params.n_samples} samples, {seconds:.2f} s on {backend})\n"
+        f"echo tops |M| = {tops}{more}  ({params.n_samples} samples, {seconds:.2f} s on {backend})\n"
         f"wrote [bold]{out}[/] and [bold]{png}[/]"
     )

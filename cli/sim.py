@@ -18,11 +18,13 @@ from rich.text import Text
 from pyecho.data.factory import parse_shard, plan_run, run_plan
 from pyecho.data.sampling import PRESETS, ConfigError, DatasetConfig
 from pyecho_cli.app import app
+from pyecho.physics.sequence import sequence_text
 from pyecho_cli.errors import fail, user_errors
+from pyecho_cli.options import sequence_option
 
 #: run options a config file may set besides the DatasetConfig fields, with their defaults
 RUN_DEFAULTS = {"backend": "torch", "device": "auto", "dtype": "float32", "batch_size": "auto"}
-RANGE_FIELDS = ("alpha_xy_range", "alpha_z_range", "w_range", "xi_range", "p_range", "gamma_range")
+RANGE_FIELDS = ("alpha_xy_range", "alpha_z_range", "w_range", "xi_range", "p_range", "gamma_range", "center_khz_range")
 
 
 def RangeOpt(help_: str):  # noqa: N802 (used like a type annotation)
@@ -75,6 +77,8 @@ def _settings(preset: str | None, config_file: Path | None, cli: dict) -> tuple[
     for key in RANGE_FIELDS:
         if key in merged:
             merged[key] = _as_range(key, merged[key])
+    if "sequence" in merged:
+        merged["sequence"] = sequence_text(sequence_option(merged["sequence"]))
     return PRESETS[preset].replace(**merged), run
 
 
@@ -89,9 +93,18 @@ def sim(
     lattice: Annotated[Optional[int], typer.Option(help="Lattice side n (n x n sites)")] = None,
     tau_us: Annotated[Optional[float], typer.Option(help="Pulse spacing tau (us)")] = None,
     dt_us: Annotated[Optional[float], typer.Option(help="Time step (us)")] = None,
-    theta: Annotated[Optional[float], typer.Option(help="Excitation angle (rad)")] = None,
+    thetas: Annotated[Optional[str], typer.Option(help="Excitation angle(s) (rad), comma-separated; several "
+                                                 "angles simulate every sample at each (default 1.5708)")] = None,
     t2_us: Annotated[Optional[float], typer.Option(help="Transverse relaxation T2 (us); default none")] = None,
     linewidth_khz: Annotated[Optional[float], typer.Option(help="Lorentzian detuning FWHM (kHz)")] = None,
+    center_khz_range: Annotated[Optional[str], RangeOpt("Carrier offset range, drawn per sample (kHz; default 0,0)")] = None,
+    scheme: Annotated[Optional[str], typer.Option(help="Integrator: extrapolated (default) or explicit")] = None,
+    field_every: Annotated[Optional[int], typer.Option(help="Steps per mean-field evaluation of the extrapolated scheme (default 4)")] = None,
+    sequence: Annotated[Optional[str], typer.Option(help="Pulse sequence: hahn (default), cpmg:N, cp:N or a TOML pulse-list file")] = None,
+    gamma1_per_us: Annotated[Optional[float], typer.Option(help="Lindblad rate of the I+ channel (1/us)")] = None,
+    gamma2_per_us: Annotated[Optional[float], typer.Option(help="Lindblad rate of the I- channel (1/us)")] = None,
+    gamma3_per_us: Annotated[Optional[float], typer.Option(help="Lindblad rate of the I^z (dephasing) channel (1/us)")] = None,
+    geometry: Annotated[Optional[str], typer.Option(help="Lattice: square (default), rectangular:RATIO, triangular")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Dataset seed (>= 0)")] = None,
     alpha_xy_range: Annotated[Optional[str], RangeOpt("alpha_x = alpha_y range (rad/us)")] = None,
     alpha_z_range: Annotated[Optional[str], RangeOpt("alpha_z range (rad/us)")] = None,
@@ -107,7 +120,7 @@ def sim(
     shard: Annotated[str, typer.Option(help="Write only shard K of N (every part j with j % N == K-1)")] = "1/1",
     overwrite: Annotated[bool, typer.Option(help="Delete the directory's parts (this shard's, if sharded) first")] = False,
 ) -> None:
-    """Simulate a dataset of Hahn echoes into OUT as Parquet parts (resumable, shardable)."""
+    """Simulate a dataset of spin echoes into OUT as Parquet parts (resumable, shardable)."""
     # the dataset and run options as given (None = not given); must stay the first statement
     cli = {k: v for k, v in locals().items() if k not in ("out", "preset", "config", "shard", "overwrite")}
     try:
@@ -120,20 +133,20 @@ def sim(
     k, n = plan.shard
     console.print(
         f"[bold]{cfg.n_total}[/] echoes ({', '.join(cfg.kernels)} x {cfg.n_per_kernel}) on "
-        f"{cfg.lattice}x{cfg.lattice}, T = {cfg.n_samples} samples; shard {k}/{n}: "
-        f"{plan.rows_todo} to simulate, {plan.rows_done} already done; "
+        f"{cfg.lattice}x{cfg.lattice}, T = {cfg.n_samples} samples, {cfg.n_angles} angle(s), {cfg.scheme} "
+        f"scheme; shard {k}/{n}: {plan.samples_todo} samples to simulate, {plan.samples_done} already done; "
         f"{plan.backend}/{plan.device}/{plan.dtype}, batch {plan.batch_size} -> {plan.out}"
     )
     with Progress(
         TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
         EchoRateColumn(), TimeRemainingColumn(), console=console,
     ) as progress:
-        task = progress.add_task("simulating", total=plan.rows_todo)
+        task = progress.add_task("simulating", total=plan.echoes_todo)
         result = run_plan(plan, on_progress=lambda done: progress.advance(task, done))
 
     table = Table(title="pyecho sim", show_header=False)
-    table.add_row("rows written", str(result.rows_written))
-    table.add_row("rows skipped (already done)", str(result.rows_skipped))
+    table.add_row("samples written", str(result.samples_written))
+    table.add_row("samples skipped (already done)", str(result.samples_skipped))
     table.add_row("wall time", f"{result.wall_s:.1f} s")
     table.add_row("spin-steps/s", f"{result.spin_steps_per_s:.3g}")
     table.add_row("files", f"{len(result.files)} new part(s) in {plan.out}")

@@ -8,7 +8,7 @@ import numpy as np
 from pyecho.engines.base import check_dtype, get_engine, resolve_device
 from pyecho.physics.detuning import sample_detuning_mhz
 from pyecho.physics.params import EchoParams, ParameterError
-from pyecho.physics.problem import build_batch, time_grid_key
+from pyecho.physics.problem import batch_key, build_batch
 
 
 def simulate(
@@ -19,7 +19,7 @@ def simulate(
     detuning_mhz: np.ndarray | None = None,
     dtype: str = "float32",
 ) -> np.ndarray:
-    """Simulate one Hahn echo.
+    """Simulate one spin echo (the Hahn echo unless ``params.sequence`` says otherwise).
 
     Parameters
     ----------
@@ -35,8 +35,8 @@ def simulate(
 
     Returns
     -------
-    complex ndarray, shape (3 * n_tau,)
-        M(t_k) = (1/N) sum_i (<I^x_i> + i <I^y_i>) at t_k = k dt_us, k = 1 .. 3 n_tau.
+    complex ndarray, shape (params.n_samples,) (3 n_tau for the Hahn echo)
+        M(t_k) = (1/N) sum_i (<I^x_i> + i <I^y_i>) at t_k = k dt_us, k = 1 .. n_samples.
     """
     return simulate_batch(
         [params],
@@ -58,10 +58,11 @@ def simulate_batch(
     batch_size: int | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    """Simulate many echoes; returns complex ndarray (B, 3 * n_tau).
+    """Simulate many echoes; returns complex ndarray (B, n_samples).
 
     Every simulation has its own parameters and detunings. ``seeds`` defaults to 0..B-1.
-    All series must have the same length; lattices may differ (they run in separate groups).
+    All series must have the same length; lattices, pulse times and schemes may differ (they
+    run in separate engine calls).
     ``batch_size`` caps simulations per engine call; ``on_progress(k)`` is called with the
     number of simulations finished after each call.
     """
@@ -72,7 +73,7 @@ def simulate_batch(
         if not isinstance(p, EchoParams):
             raise ParameterError(f"params[{i}]: got {type(p).__name__}; must be EchoParams")
     if len({p.n_samples for p in params}) != 1:
-        raise ParameterError("params: series lengths (3 * n_tau) differ; simulate them in separate calls")
+        raise ParameterError("params: series lengths (n_samples) differ; simulate them in separate calls")
     if seeds is None:
         seeds = range(len(params))
     seeds = list(seeds)
@@ -89,13 +90,14 @@ def simulate_batch(
     out = np.empty((len(params), params[0].n_samples), dtype=np.complex128)
     groups: dict[tuple, list[int]] = {}
     for i, p in enumerate(params):
-        groups.setdefault(time_grid_key(p), []).append(i)
+        groups.setdefault(batch_key(p), []).append(i)
     for indices in groups.values():
         step = batch_size or len(indices)
         for start in range(0, len(indices), step):
             idx = indices[start : start + step]
             det = [
-                sample_detuning_mhz(seeds[i], params[i].lattice, params[i].linewidth_khz)
+                sample_detuning_mhz(seeds[i], params[i].lattice, params[i].linewidth_khz,
+                                    center_khz=params[i].center_khz)
                 if detunings_mhz is None
                 else detunings_mhz[i]
                 for i in idx

@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+import numpy as np
 from typing import Callable
 
 from pyecho.data.sampling import ConfigError, DatasetConfig, draw_samples
@@ -77,20 +79,25 @@ class RunPlan:
     remove: tuple[Path, ...]
 
     @property
-    def rows_todo(self) -> int:
+    def samples_todo(self) -> int:
         return sum(last - first + 1 for first, last in self.todo)
 
     @property
-    def rows_done(self) -> int:
+    def samples_done(self) -> int:
         return sum(last - first + 1 for first, last in self.done)
+
+    @property
+    def echoes_todo(self) -> int:
+        """Simulations to run: one per sample and angle."""
+        return self.samples_todo * self.config.n_angles
 
 
 @dataclass(frozen=True)
 class RunResult:
     """What :func:`run_plan` did; ``spin_steps_per_s`` = spins x time steps simulated per second."""
 
-    rows_written: int
-    rows_skipped: int
+    samples_written: int
+    samples_skipped: int
     wall_s: float
     spin_steps_per_s: float
     files: tuple[Path, ...]
@@ -117,7 +124,7 @@ def plan_run(
     device = resolve_device(device)
     get_engine(backend, device)  # raises BackendUnavailable saying why
     if batch_size == "auto":
-        batch_size = auto_batch_size(config.lattice, device, config.part_size)
+        batch_size = auto_batch_size(config.lattice, device, config.part_size * config.n_angles)
     else:
         try:
             batch_size = int(batch_size)
@@ -148,14 +155,16 @@ def plan_run(
     done = [r for r in mine if part_name(*r) in kept]
     for first, last in done:
         rows = kept[part_name(first, last)].num_rows
-        if rows != last - first + 1:
-            raise DatasetError(f"{out / part_name(first, last)}: holds {rows} rows, expected {last - first + 1}")
+        expected = (last - first + 1) * config.n_angles
+        if rows != expected:
+            raise DatasetError(f"{out / part_name(first, last)}: holds {rows} rows, expected {expected}")
     todo = [r for r in mine if r not in done]
     return RunPlan(config, out, backend, device, dtype, batch_size, (k, n), tuple(todo), tuple(done), tuple(remove))
 
 
 def run_plan(plan: RunPlan, on_progress: Callable[[int], None] | None = None) -> RunResult:
-    """Simulate and write the plan's parts; ``on_progress(k)`` after every k echoes.
+    """Simulate and write the plan's parts; ``on_progress(k)`` after every k echoes (one echo
+    per sample and angle).
 
     Each part is written atomically as soon as it is simulated, so an interruption keeps
     every finished part and leaves no partial file.
@@ -167,15 +176,21 @@ def run_plan(plan: RunPlan, on_progress: Callable[[int], None] | None = None) ->
     cfg = plan.config
     written = []
     for first, last in plan.todo:
-        ids = range(first, last + 1)
-        params, seeds = draw_samples(cfg, ids)
+        sample_params, sample_seeds = draw_samples(cfg, range(first, last + 1))
+        # rows in (sample, angle) order: each sample at every angle, same parameters and detunings
+        params = [p.replace(theta=theta) for p in sample_params for theta in cfg.thetas]
+        seeds = np.repeat(sample_seeds, cfg.n_angles)
+        ids = np.repeat(np.arange(first, last + 1), cfg.n_angles)
+        angles = np.tile(np.arange(cfg.n_angles), last - first + 1)
         series = simulate_batch(
             params, seeds=[int(s) for s in seeds], backend=plan.backend, device=plan.device,
             dtype=plan.dtype, batch_size=plan.batch_size, on_progress=on_progress,
         )
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
         meta = run_metadata(cfg, plan.backend, plan.device, plan.dtype, created)
-        written.append(write_part(plan.out / part_name(first, last), build_frame(ids, params, seeds, series), meta))
+        frame = build_frame(ids, params, seeds, series, angles)
+        written.append(write_part(plan.out / part_name(first, last), frame, meta))
     wall = time.perf_counter() - start
-    spin_steps = plan.rows_todo * cfg.lattice**2 * cfg.n_samples
-    return RunResult(plan.rows_todo, plan.rows_done, wall, spin_steps / wall if wall > 0 else 0.0, tuple(written))
+    spin_steps = plan.echoes_todo * cfg.lattice**2 * cfg.n_samples
+    return RunResult(plan.samples_todo, plan.samples_done, wall, spin_steps / wall if wall > 0 else 0.0,
+                     tuple(written))

@@ -1,15 +1,18 @@
-"""The dataset protocol (SPEC §4): a validated config, its presets, and per-sample draws.
+"""The dataset protocol: a validated config, its presets, and per-sample draws.
 
 Sample ``i`` (0-based, global over the kernel blocks in ``DatasetConfig.kernels`` order)
 derives all of its randomness from ``np.random.SeedSequence([config.seed, i])`` alone:
 
 - its parameters by rejection: alpha_xy ~ U(alpha_xy_range), alpha_z ~ U(alpha_z_range),
   kernel_param ~ U(range of its kernel), accepted iff W = 2 alpha_xy + alpha_z lies in
-  ``w_range``, otherwise redrawn from the same per-sample stream;
+  ``w_range``, otherwise redrawn from the same per-sample stream; then, only when
+  ``center_khz_range`` is not a point, the carrier offset center_khz ~ U(center_khz_range);
 - its detuning seed, a uint64 that ``simulate(params, seed=...)`` turns into the detunings.
 
 So any split of the indices into batches, parts, shards or machines draws the same samples.
-Couplings are in rad/us, times in us, the linewidth in kHz (SPEC §2).
+A multi-angle dataset (``thetas`` with several angles) simulates every sample once per angle
+with identical parameters and detunings. Couplings are in rad/us, times in us, the linewidth
+and carrier offset in kHz, relaxation rates in 1/us (docs/model.md).
 """
 from __future__ import annotations
 
@@ -22,10 +25,14 @@ from typing import Iterable
 import numpy as np
 
 from pyecho.physics.kernels import KERNELS, kernel_stats
-from pyecho.physics.params import EchoParams, ParameterError
+from pyecho.physics.params import DEFAULT_FIELD_EVERY, EchoParams, ParameterError
+from pyecho.physics.sequence import sequence_text
 
 #: config field holding the kernel_param range of each parametrised kernel
 KERNEL_PARAM_FIELDS = {"gaussian": "xi_range", "power": "p_range", "rkky": "gamma_range"}
+#: EchoParams fields shared by every sample of a dataset (the experiment)
+EXPERIMENT_FIELDS = ("lattice", "tau_us", "dt_us", "linewidth_khz", "t2_us", "scheme", "field_every", "sequence",
+                     "gamma1_per_us", "gamma2_per_us", "gamma3_per_us", "geometry")
 #: points at which a kernel_param range is checked for a usable kappa (no zero crossing)
 _KAPPA_CHECK_POINTS = 33
 
@@ -77,8 +84,16 @@ class DatasetConfig:
         Samples per kernel; the dataset has ``len(kernels) * n_per_kernel`` rows.
     lattice : int
         Side n of the n x n periodic lattice.
-    tau_us, dt_us, theta, t2_us, linewidth_khz
-        As in :class:`pyecho.EchoParams` (us, us, rad, us or None, kHz).
+    tau_us, dt_us, t2_us, linewidth_khz
+        As in :class:`pyecho.EchoParams` (us, us, us or None, kHz).
+    thetas : tuple of float
+        Excitation angles (rad); every sample is simulated at each, with the same parameters
+        and detunings (one angle: an ordinary dataset).
+    scheme, field_every, sequence, gamma1_per_us, gamma2_per_us, gamma3_per_us, geometry
+        As in :class:`pyecho.EchoParams`; datasets default to the extrapolated scheme with
+        a field evaluation every 4 steps (more accurate and faster than the explicit step).
+    center_khz_range : (float, float)
+        Uniform range of the carrier offset center_khz (kHz); (0, 0): none.
     seed : int
         Dataset seed (>= 0); sample i uses ``SeedSequence([seed, i])``.
     alpha_xy_range, alpha_z_range : (float, float)
@@ -96,9 +111,17 @@ class DatasetConfig:
     lattice: int = 100
     tau_us: float = 100.0
     dt_us: float = 0.16
-    theta: float = math.pi / 2
+    thetas: tuple[float, ...] = (math.pi / 2,)
     t2_us: float | None = None
     linewidth_khz: float = 8.0
+    scheme: str = "extrapolated"
+    field_every: int = DEFAULT_FIELD_EVERY
+    sequence: str = "hahn"
+    gamma1_per_us: float = 0.0
+    gamma2_per_us: float = 0.0
+    gamma3_per_us: float = 0.0
+    geometry: str = "square"
+    center_khz_range: tuple[float, float] = (0.0, 0.0)
     seed: int = 0
     alpha_xy_range: tuple[float, float] = (0.01, 0.1)
     alpha_z_range: tuple[float, float] = (0.01, 0.1)
@@ -123,15 +146,27 @@ class DatasetConfig:
         set_("n_per_kernel", _count("n_per_kernel", self.n_per_kernel, 1))
         set_("part_size", _count("part_size", self.part_size, 1))
         set_("seed", _count("seed", self.seed, 0))
-        # lattice, times, theta, linewidth, t2: EchoParams owns those rules; the uniform
-        # kernel always has a usable kappa, so any error here is about these fields.
+        thetas = self.thetas
+        if isinstance(thetas, str):
+            thetas = thetas.split(",")
         try:
-            base = self.echo_params()
+            thetas = tuple(float(t) for t in (thetas if isinstance(thetas, (list, tuple)) else [thetas]))
+        except (TypeError, ValueError):
+            raise ConfigError("thetas", f"got {self.thetas!r}; must be angles in rad, e.g. 1.5708,0.7854") from None
+        if not thetas or len(set(thetas)) != len(thetas):
+            raise ConfigError("thetas", f"got {self.thetas!r}; need at least one angle, each once")
+        set_("thetas", thetas)
+        set_("center_khz_range", _range("center_khz_range", self.center_khz_range))
+        # the experiment's fields: EchoParams owns those rules; the uniform kernel always has a
+        # usable kappa, so any error here is about these fields.
+        try:
+            bases = [self.echo_params(theta=t, center_khz=c) for t in thetas for c in self.center_khz_range]
         except ParameterError as exc:
             option, _, detail = str(exc).partition(": ")
-            raise ConfigError(option, detail) from None
-        for name in ("lattice", "tau_us", "dt_us", "theta", "linewidth_khz", "t2_us"):
-            set_(name, getattr(base, name))
+            raise ConfigError("thetas" if option == "theta" else option, detail) from None
+        for name in EXPERIMENT_FIELDS:
+            set_(name, getattr(bases[0], name))
+        set_("sequence", sequence_text(bases[0].sequence))
         for name in ("alpha_xy_range", "alpha_z_range", "w_range"):
             set_(name, _range(name, getattr(self, name)))
         for name in KERNEL_PARAM_FIELDS.values():
@@ -179,8 +214,12 @@ class DatasetConfig:
 
     @property
     def n_total(self) -> int:
-        """Rows of the whole dataset, len(kernels) * n_per_kernel."""
+        """Samples of the whole dataset, len(kernels) * n_per_kernel (each has one echo per angle)."""
         return len(self.kernels) * self.n_per_kernel
+
+    @property
+    def n_angles(self) -> int:
+        return len(self.thetas)
 
     @property
     def n_tau(self) -> int:
@@ -188,18 +227,25 @@ class DatasetConfig:
 
     @property
     def n_samples(self) -> int:
-        """Length T = 3 n_tau of every recorded series."""
+        """Length T of every recorded series (3 n_tau for the Hahn echo)."""
         return self.echo_params().n_samples
 
+    @property
+    def echo_samples(self) -> tuple[int, ...]:
+        """0-based sample indices of the echo tops."""
+        return self.echo_params().echo_samples
+
     def echo_params(
-        self, kernel: str = "uniform", kernel_param: float = 0.0, alpha_xy: float = 0.0, alpha_z: float = 0.0
+        self, kernel: str = "uniform", kernel_param: float = 0.0, alpha_xy: float = 0.0, alpha_z: float = 0.0,
+        *, theta: float | None = None, center_khz: float = 0.0,
     ) -> EchoParams:
-        """One sample's EchoParams: this config's experiment (lattice, times, pulses, linewidth,
-        T2) with the given kernel and couplings."""
+        """One sample's EchoParams: this config's experiment (lattice, times, sequence, scheme,
+        relaxation, geometry) with the given kernel, couplings, angle (default: the first of
+        ``thetas``) and carrier offset."""
         return EchoParams(
             kernel=kernel, kernel_param=kernel_param, alpha_xy=alpha_xy, alpha_z=alpha_z,
-            lattice=self.lattice, tau_us=self.tau_us, dt_us=self.dt_us, theta=self.theta,
-            linewidth_khz=self.linewidth_khz, t2_us=self.t2_us,
+            theta=self.thetas[0] if theta is None else theta, center_khz=center_khz,
+            **{name: getattr(self, name) for name in EXPERIMENT_FIELDS},
         )
 
     def kernel_of(self, index: int) -> str:
@@ -236,7 +282,7 @@ class DatasetConfig:
 
 #: named starting points; CLI options and config files override single fields
 PRESETS: dict[str, DatasetConfig] = {
-    # SPEC §4: 3 x 5000 samples on 100 x 100, tau 100 us, dt 0.16 us.
+    # The paper's protocol (docs/model.md): 3 x 5000 samples on 100 x 100, tau 100 us, dt 0.16 us.
     "paper": DatasetConfig(),
     # Same protocol and time grid, sized to simulate in a few minutes on a 2-core CPU.
     "quick": DatasetConfig(n_per_kernel=200, lattice=32, part_size=50),
@@ -244,9 +290,10 @@ PRESETS: dict[str, DatasetConfig] = {
 
 
 def draw_sample(config: DatasetConfig, index: int) -> tuple[EchoParams, int]:
-    """Parameters and detuning seed of sample ``index`` (0 <= index < n_total).
+    """Parameters (at the first angle) and detuning seed of sample ``index`` (0 <= index < n_total).
 
-    Returns ``(params, seed)``: ``simulate(params, seed=seed)`` reproduces the sample.
+    Returns ``(params, seed)``: ``simulate(params, seed=seed)`` reproduces the sample;
+    ``params.replace(theta=t)`` gives it at another angle t of ``config.thetas``.
     """
     if not 0 <= index < config.n_total:
         raise ValueError(f"index: got {index}; the dataset has samples 0..{config.n_total - 1}")
@@ -259,7 +306,9 @@ def draw_sample(config: DatasetConfig, index: int) -> tuple[EchoParams, int]:
         alpha_xy, alpha_z, kernel_param = rng.uniform(low, high)
         if w_lo <= 2.0 * alpha_xy + alpha_z <= w_hi:
             break
-    params = config.echo_params(kernel, kernel_param, alpha_xy, alpha_z)
+    c_lo, c_hi = config.center_khz_range
+    center_khz = rng.uniform(c_lo, c_hi) if c_hi > c_lo else c_lo
+    params = config.echo_params(kernel, kernel_param, alpha_xy, alpha_z, center_khz=center_khz)
     return params, int(detuning_seq.generate_state(1, np.uint64)[0])
 
 

@@ -1,28 +1,44 @@
 """Echo datasets on disk: Parquet part files with labels, series and run metadata.
 
 A dataset is one Parquet file or a directory of ``part-{first:06d}-{last:06d}.parquet`` files
-(sample ids first..last inclusive), all written from one :class:`DatasetConfig`. Columns
-(schema version 1):
+(sample ids first..last inclusive), all written from one :class:`DatasetConfig`. Every row is
+one simulated echo and carries every EchoParams field, so a row alone says how to reproduce it
+(``simulate(params_from_row, seed=row["seed"])``). A multi-angle dataset has one row per
+(sample, angle): rows with the same ``sample_id`` share parameters and detunings and differ in
+``theta`` (``angle`` is its index in the config's ``thetas``). Columns (schema version 2):
 
-=============  =====================  ===============================================
-column         dtype                  meaning
-=============  =====================  ===============================================
-sample_id      Int64                  global sample index i
-seed           UInt64                 detuning seed: ``simulate(params, seed=seed)``
-kernel         Utf8                   gaussian, power, rkky (or uniform)
-kernel_param   Float64                xi, p or gamma
-alpha_x/y/z    Float64                couplings (rad/us), alpha_x == alpha_y
-W              Float64                alpha_x + alpha_y + alpha_z (rad/us)
-L              Float64                kernel length scale (lattice spacings)
-kappa          Float64                kernel normalisation sum_j K(r_0j)
-is_power       Boolean                the paper's "P" (long-range) class
-M_re, M_im     Array(Float32, T)      M(t_k), k = 1..T = 3 n_tau, t_k = k dt_us
-=============  =====================  ===============================================
+==============  =====================  ===============================================
+column          dtype                  meaning
+==============  =====================  ===============================================
+sample_id       Int64                  global sample index i
+angle           Int32                  index of ``theta`` in the config's thetas
+seed            UInt64                 detuning seed: ``simulate(params, seed=seed)``
+kernel          Utf8                   gaussian, power, rkky (or uniform)
+kernel_param    Float64                xi, p or gamma
+alpha_x/y/z     Float64                couplings (rad/us), alpha_x == alpha_y
+W               Float64                alpha_x + alpha_y + alpha_z (rad/us)
+L               Float64                kernel length scale (lattice spacings)
+kappa           Float64                kernel normalisation sum_j K(r_0j)
+is_power        Boolean                the paper's "P" (long-range) class
+lattice         Int64                  side n of the n x n lattice
+tau_us, dt_us   Float64                pulse spacing and step (us)
+theta           Float64                excitation angle (rad)
+linewidth_khz   Float64                detuning FWHM (kHz)
+center_khz      Float64                detuning centre, the carrier offset (kHz)
+t2_us           Float64 (null: none)   transverse relaxation (us)
+gamma1/2/3_...  Float64                Lindblad rates gamma1_per_us, ... (1/us)
+scheme          Utf8                   explicit or extrapolated
+field_every     Int64                  steps per field evaluation
+sequence        Utf8                   hahn, cpmg:N, cp:N or a pulse list's JSON
+geometry        Utf8                   square, rectangular:RATIO or triangular
+M_re, M_im      Array(Float32, T)      M(t_k), k = 1..T, t_k = k dt_us
+==============  =====================  ===============================================
 
 File-level key/value metadata (Arrow schema metadata, so polars, pyarrow and pandas all see
 it) holds JSON values under ``pyecho.<key>``: version, schema_version, engine, device, dtype,
-lattice, tau_us, dt_us, theta, linewidth_khz, t2_us, seed, config (the full DatasetConfig)
-and created (UTC ISO time).
+the experiment's fields (lattice, tau_us, dt_us, thetas, linewidth_khz, t2_us, scheme,
+field_every, sequence, gamma rates, geometry), seed, config (the full DatasetConfig) and
+created (UTC ISO time).
 """
 from __future__ import annotations
 
@@ -36,18 +52,16 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from pyecho.atomic import atomic_path
-from pyecho.data.sampling import ConfigError, DatasetConfig
+from pyecho.data.sampling import EXPERIMENT_FIELDS, ConfigError, DatasetConfig
 from pyecho.physics.params import EchoParams
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: prefix of pyecho's keys in the Parquet key/value metadata
 META_PREFIX = "pyecho."
 #: glob of part files inside a dataset directory
 PART_GLOB = "part-*.parquet"
-#: label columns and their dtypes, in file order (M_re, M_im follow)
-LABEL_SCHEMA: dict[str, pl.DataType] = {
-    "sample_id": pl.Int64,
-    "seed": pl.UInt64,
+#: the labels learned from an echo (derived from the parameters)
+TARGET_SCHEMA: dict[str, pl.DataType] = {
     "kernel": pl.Utf8,
     "kernel_param": pl.Float64,
     "alpha_x": pl.Float64,
@@ -57,6 +71,31 @@ LABEL_SCHEMA: dict[str, pl.DataType] = {
     "L": pl.Float64,
     "kappa": pl.Float64,
     "is_power": pl.Boolean,
+}
+#: the EchoParams fields of the experiment, one column each
+PARAM_SCHEMA: dict[str, pl.DataType] = {
+    "lattice": pl.Int64,
+    "tau_us": pl.Float64,
+    "dt_us": pl.Float64,
+    "theta": pl.Float64,
+    "linewidth_khz": pl.Float64,
+    "center_khz": pl.Float64,
+    "t2_us": pl.Float64,
+    "gamma1_per_us": pl.Float64,
+    "gamma2_per_us": pl.Float64,
+    "gamma3_per_us": pl.Float64,
+    "scheme": pl.Utf8,
+    "field_every": pl.Int64,
+    "sequence": pl.Utf8,
+    "geometry": pl.Utf8,
+}
+#: label columns and their dtypes, in file order (M_re, M_im follow)
+LABEL_SCHEMA: dict[str, pl.DataType] = {
+    "sample_id": pl.Int64,
+    "angle": pl.Int32,
+    "seed": pl.UInt64,
+    **TARGET_SCHEMA,
+    **PARAM_SCHEMA,
 }
 SERIES_COLUMNS = ("M_re", "M_im")
 
@@ -71,29 +110,35 @@ def dataset_schema(n_samples: int) -> dict[str, pl.DataType]:
 
 
 def build_frame(
-    sample_ids: Sequence[int], params: Sequence[EchoParams], seeds: np.ndarray, series: np.ndarray
+    sample_ids: Sequence[int], params: Sequence[EchoParams], seeds: np.ndarray, series: np.ndarray,
+    angles: Sequence[int] | None = None,
 ) -> pl.DataFrame:
-    """One part's rows: labels from ``params``, M from ``series`` (complex, shape (B, T))."""
+    """Rows for echoes ``series`` (complex, shape (R, T)) of ``params`` (R), sample ids and
+    detuning seeds (R); ``angles`` (R) indexes each row's theta in the config (default 0)."""
     series = np.asarray(series)
     n = series.shape[1]
-    return pl.DataFrame(
-        {
-            "sample_id": np.asarray(sample_ids, dtype=np.int64),
-            "seed": np.asarray(seeds, dtype=np.uint64),
-            "kernel": [p.kernel for p in params],
-            "kernel_param": [p.kernel_param for p in params],
-            "alpha_x": [p.alpha_x for p in params],
-            "alpha_y": [p.alpha_y for p in params],
-            "alpha_z": [p.alpha_z for p in params],
-            "W": [p.W for p in params],
-            "L": [p.L for p in params],
-            "kappa": [p.kappa for p in params],
-            "is_power": [p.is_power for p in params],
-            "M_re": pl.Series(series.real.astype(np.float32), dtype=pl.Array(pl.Float32, n)),
-            "M_im": pl.Series(series.imag.astype(np.float32), dtype=pl.Array(pl.Float32, n)),
-        },
-        schema=dataset_schema(n),
-    )
+    records = [p.to_dict() for p in params]
+    columns = {
+        "sample_id": np.asarray(sample_ids, dtype=np.int64),
+        "angle": np.zeros(len(params), np.int32) if angles is None else np.asarray(angles, dtype=np.int32),
+        "seed": np.asarray(seeds, dtype=np.uint64),
+        "alpha_x": [p.alpha_x for p in params],
+        "alpha_y": [p.alpha_y for p in params],
+        "W": [p.W for p in params],
+        "L": [p.L for p in params],
+        "kappa": [p.kappa for p in params],
+        "is_power": [p.is_power for p in params],
+        **{name: [r[name] for r in records] for name in ("kernel", "kernel_param", "alpha_z", *PARAM_SCHEMA)},
+        "M_re": pl.Series(series.real.astype(np.float32), dtype=pl.Array(pl.Float32, n)),
+        "M_im": pl.Series(series.imag.astype(np.float32), dtype=pl.Array(pl.Float32, n)),
+    }
+    return pl.DataFrame(columns, schema=dataset_schema(n))
+
+
+def params_from_row(row: dict) -> EchoParams:
+    """The EchoParams of one dataset row (a dict of its columns, e.g. from ``frame.row(i, named=True)``)."""
+    return EchoParams(kernel=row["kernel"], kernel_param=row["kernel_param"], alpha_xy=row["alpha_x"],
+                      alpha_z=row["alpha_z"], **{name: row[name] for name in PARAM_SCHEMA})
 
 
 def run_metadata(config: DatasetConfig, engine: str, device: str, dtype: str, created: str) -> dict:
@@ -106,7 +151,7 @@ def run_metadata(config: DatasetConfig, engine: str, device: str, dtype: str, cr
         "engine": engine,
         "device": device,
         "dtype": dtype,
-        **{k: getattr(config, k) for k in ("lattice", "tau_us", "dt_us", "theta", "linewidth_khz", "t2_us", "seed")},
+        **{k: getattr(config, k) for k in (*EXPERIMENT_FIELDS, "thetas", "seed")},
         "config": config.to_dict(),
         "created": created,
     }
@@ -220,39 +265,53 @@ def read_metadata(path: str | Path) -> dict:
 
 @dataclass
 class EchoDataset:
-    """A dataset in memory.
+    """A dataset in memory, one record per sample.
 
     Attributes
     ----------
-    M : complex64 ndarray, shape (B, T)
-        M(t_k) per row, rows sorted by sample_id.
+    series : complex64 ndarray, shape (B, A, T)
+        M(t_k) of every sample (rows sorted by sample_id) at each of the A angles ``thetas``.
     labels : pl.DataFrame
-        The label columns (B rows, same order as ``M``).
+        The label and parameter columns, one row per sample (same order; ``theta`` is the first
+        angle's).
     metadata : dict
         As returned by :func:`read_metadata`.
+    config : DatasetConfig
+        The configuration every part was written from.
     """
 
-    M: np.ndarray
+    series: np.ndarray
     labels: pl.DataFrame
     metadata: dict
+    config: DatasetConfig
 
     def __len__(self) -> int:
-        return self.M.shape[0]
+        return self.series.shape[0]
+
+    @property
+    def M(self) -> np.ndarray:  # noqa: N802 (the physics name)
+        """The series at the first angle, complex (B, T)."""
+        return self.series[:, 0]
+
+    @property
+    def thetas(self) -> np.ndarray:
+        """The excitation angles (rad), shape (A,)."""
+        return np.asarray(self.config.thetas, dtype=float)
 
     @property
     def n_tau(self) -> int:
-        """Steps between the pulses; T = 3 n_tau."""
-        return self.M.shape[1] // 3
+        """Steps between the excitation and the first refocusing pulse."""
+        return self.config.n_tau
 
     @property
     def t_us(self) -> np.ndarray:
         """Sample times t_k = k dt_us, k = 1..T (us), shape (T,)."""
-        return self.metadata["dt_us"] * np.arange(1, self.M.shape[1] + 1)
+        return self.config.dt_us * np.arange(1, self.series.shape[-1] + 1)
 
     @property
     def echo_index(self) -> int:
-        """0-based column of M at t = 2 tau (the echo), 2 n_tau - 1."""
-        return 2 * self.n_tau - 1
+        """0-based sample of the (first) echo top; 2 n_tau - 1 for the Hahn echo."""
+        return self.config.echo_samples[0]
 
 
 def load_dataset(path: str | Path, columns: Sequence[str] | None = None) -> EchoDataset:
@@ -265,8 +324,17 @@ def load_dataset(path: str | Path, columns: Sequence[str] | None = None) -> Echo
     if unknown:
         raise ValueError(f"columns: unknown {unknown}; label columns are {', '.join(LABEL_SCHEMA)}")
     parts = inspect_dataset(path)
-    frame = _scan(parts).select(*columns, *SERIES_COLUMNS).sort("sample_id").collect()
-    series = np.empty((frame.height, parts[0].config.n_samples), dtype=np.complex64)
+    config = parts[0].config
+    n_angles = config.n_angles
+    frame = (_scan(parts).select(*dict.fromkeys([*columns, "angle"]), *SERIES_COLUMNS)
+             .sort("sample_id", "angle").collect())
+    n_rows = frame.height
+    angles = frame["angle"].to_numpy()
+    if n_rows % n_angles or not np.array_equal(angles, np.tile(np.arange(n_angles), n_rows // n_angles)):
+        raise DatasetError(f"{path}: every sample needs one row per angle ({n_angles}); some are missing or repeated")
+    series = np.empty((n_rows, config.n_samples), dtype=np.complex64)
     series.real = frame["M_re"].to_numpy()
     series.imag = frame["M_im"].to_numpy()
-    return EchoDataset(M=series, labels=frame.drop(SERIES_COLUMNS), metadata=_merge_metadata(parts))
+    labels = frame.filter(pl.col("angle") == 0).drop(*SERIES_COLUMNS, *([] if "angle" in columns else ["angle"]))
+    return EchoDataset(series=series.reshape(n_rows // n_angles, n_angles, -1), labels=labels,
+                       metadata=_merge_metadata(parts), config=config)

@@ -2,7 +2,7 @@
 
 For spin 1/2 the per-site propagator U = exp(-i H dt) with H = -b.I is exactly a rotation of
 m = <I> about b = (alpha_xy F^x, alpha_xy F^y, omega + alpha_z F^z) by the angle -|b| dt
-(SPEC §2). In half-angle (quaternion) form, with c = m x b, h = sin(|b|dt/2)/|b| and
+(docs/model.md). In half-angle (quaternion) form, with c = m x b, h = sin(|b|dt/2)/|b| and
 w = cos(|b|dt/2), it reads
 
     m' = m + 2 h w c + 2 h^2 (c x b),
@@ -10,12 +10,16 @@ w = cos(|b|dt/2), it reads
 which needs one sin and one cos per site and has no 0/0 at b = 0.
 
 The mean field F = (K/kappa) (*) m is a circular convolution on the periodic lattice: one
-batched real FFT of the stacked (m_x, m_y[, m_z]) times the real transform of the even kernel
-(the FFT step is :func:`step`). m_z is left out when every alpha_z is 0.
+batched real FFT of the stacked (m_x, m_y[, m_z]) times the real transform of the even kernel.
+m_z is left out when every alpha_z is 0.
 
-On a CPU the step is memory- and dispatch-bound: large runs compile :func:`step` with
-``torch.compile`` so that its ~40 elementwise operations become one fused loop
-(see :data:`COMPILE_MIN_SPIN_STEPS`); small runs, such as the tests, stay eager.
+Time stepping works in *blocks*: a block evaluates the field once (the FFT) and then advances
+up to ``field_every`` steps, each with the field held (explicit scheme, one step per block) or
+extrapolated linearly to the step's midpoint from the last two evaluations (extrapolated
+scheme). Between FFTs every operation is local to a site, so a compiled block
+(``torch.compile``) fuses all of a block's rotations, relaxations and magnetisation sums into
+one pass over memory: the state is read and written once per block, not once per step.
+Small runs, such as the tests, stay eager (see :data:`COMPILE_MIN_SPIN_STEPS`).
 """
 from __future__ import annotations
 
@@ -32,15 +36,15 @@ try:
 except ImportError:  # availability() reports it; importing pyecho must not fail
     torch = None
 
-#: (n, n) real arrays alive per simulation during a step (state, field, b, cross products, ...)
-ARRAYS_PER_SIM = 24
+#: (n, n) real arrays alive per simulation during a block (state, two fields, b, FFT buffers, ...)
+ARRAYS_PER_SIM = 28
 #: |b| below this is treated as 0 (h -> 0, the rotation is the identity to round-off)
 _TINY_FIELD = 1e-30
 #: compile policy: "auto" compiles chunks of at least COMPILE_MIN_SPIN_STEPS, "always", "never";
 #: the environment variable PYECHO_TORCH_COMPILE overrides it
 COMPILE = "auto"
 #: below this many spin-steps per chunk (~1-2 s of eager work) compiling does not pay off: it
-#: costs 10-30 s once per process and array shape, then every chunk of that shape reuses it
+#: costs seconds once per process (more without the compile cache), then every chunk reuses it
 COMPILE_MIN_SPIN_STEPS = 5e7
 
 
@@ -49,40 +53,67 @@ def _cross(a, b):
     return (a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0])
 
 
-def step(m, khat, alpha, omega, decay, dt: float):
-    """Advance every site by one time step; returns (m', mean of (m'_x, m'_y) per simulation).
+def mean_field(m, khat, alpha):
+    """alpha_d F^d for the first n_field = alpha.shape[0] components, shape (n_field, B, n, n).
 
-    m : (3, B, n, n) Bloch vectors; khat : (B, n, n//2+1) real DFT of K/kappa;
-    alpha : (n_field, B, 1, 1) with rows alpha_xy, alpha_xy[, alpha_z] (n_field = 3 only when
-    some alpha_z != 0); omega : (B, n, n) rad/us; decay : (B, 1, 1) exp(-dt/T2) or 1.
+    m : (3, B, n, n) Bloch vectors; khat : (B, n, n//2+1) real DFT of K/kappa; alpha :
+    (n_field, B, 1, 1) with rows alpha_xy, alpha_xy[, alpha_z].
     """
     n_field = alpha.shape[0]
-    field = torch.fft.irfft2(torch.fft.rfft2(m[:n_field]) * khat, s=m.shape[-2:]) * alpha
-    b = (field[0], field[1], omega + field[2] if n_field == 3 else omega)
+    return torch.fft.irfft2(torch.fft.rfft2(m[:n_field]) * khat, s=m.shape[-2:]) * alpha
+
+
+def rotate(m, field, omega, dt: float):
+    """One exact step of every Bloch vector m (3-tuple of (B, n, n)) about b = field + omega z."""
+    b = (field[0], field[1], omega + field[2] if field.shape[0] == 3 else omega)
     bnorm = torch.sqrt(b[0] * b[0] + b[1] * b[1] + b[2] * b[2])
     half_angle = bnorm * (0.5 * dt)
     h = torch.sin(half_angle) / bnorm.clamp(min=_TINY_FIELD)  # sin(|b|dt/2) / |b|
     two_hw = 2.0 * h * torch.cos(half_angle)
     two_h2 = 2.0 * h * h
-    mv = (m[0], m[1], m[2])
-    c = _cross(mv, b)
+    c = _cross(m, b)
     d = _cross(c, b)
-    mx = (mv[0] + two_hw * c[0] + two_h2 * d[0]) * decay
-    my = (mv[1] + two_hw * c[1] + two_h2 * d[1]) * decay
-    mz = mv[2] + two_hw * c[2] + two_h2 * d[2]
-    return torch.stack((mx, my, mz)), torch.stack((mx.mean(dim=(1, 2)), my.mean(dim=(1, 2))))
+    return tuple(m[i] + two_hw * c[i] + two_h2 * d[i] for i in range(3))
 
 
-def pulse(m, phi, i: int, j: int):
-    """Right-handed rotation of every Bloch vector by phi (B, 1, 1) in the (i, j) component plane.
+def block(m, field_prev, slope_weight, khat, alpha, omega, relax, dt: float, n_steps: int):
+    """Evaluate the field F once and advance ``n_steps`` steps.
 
-    (i, j) = (1, 2) is a rotation about x, (2, 0) about y: exp(-i phi I^x) takes +z to -y.
+    Step j of the block uses F + (j + 1/2) w (F - F_prev) with w = ``slope_weight`` (a 0-d
+    tensor: 1/field_every, or 0 where there is no history), or F when ``field_prev`` is None
+    (the explicit scheme). ``relax`` is None or the (B, 1, 1) tensors (transverse,
+    longitudinal, shift) of the per-step relaxation map.
+    Returns (m', F, means) with means (n_steps, 2, B): the mean (m_x, m_y) after every step.
     """
-    c, s = torch.cos(phi), torch.sin(phi)
-    out = m.clone()
-    out[i] = c * m[i] - s * m[j]
-    out[j] = s * m[i] + c * m[j]
-    return out
+    field = mean_field(m, khat, alpha)
+    extrapolate = field_prev is not None
+    slope = (field - field_prev) * slope_weight if extrapolate else None
+    mv = (m[0], m[1], m[2])
+    means = []
+    for j in range(n_steps):
+        f = field + (j + 0.5) * slope if extrapolate else field
+        mv = rotate(mv, f, omega, dt)
+        if relax is not None:
+            transverse, longitudinal, shift = relax
+            mv = (mv[0] * transverse, mv[1] * transverse, mv[2] * longitudinal + shift)
+        means.append(torch.stack((mv[0].mean(dim=(1, 2)), mv[1].mean(dim=(1, 2)))))
+    return torch.stack(mv), field, torch.stack(means)
+
+
+def apply_pulse(m, cos_phi, sin_phi, cos_phase, sin_phase):
+    """Right-handed rotation of every Bloch vector by phi about (cos phase, sin phase, 0).
+
+    Arguments are (B, 1, 1) tensors; exp(-i phi I^x) (phase 0) takes +z to -y.
+    Rodrigues: m' = cos(phi) m + sin(phi) (n x m) + (1 - cos(phi)) (n.m) n.
+    """
+    nx, ny = cos_phase, sin_phase
+    n_dot_m = nx * m[0] + ny * m[1]
+    one_minus_cos = 1.0 - cos_phi
+    return torch.stack((
+        cos_phi * m[0] + sin_phi * ny * m[2] + one_minus_cos * n_dot_m * nx,
+        cos_phi * m[1] - sin_phi * nx * m[2] + one_minus_cos * n_dot_m * ny,
+        cos_phi * m[2] + sin_phi * (nx * m[1] - ny * m[0]),
+    ))
 
 
 def _compile_policy() -> str:
@@ -92,56 +123,78 @@ def _compile_policy() -> str:
     return policy
 
 
-_compiled_step = None
+_compiled_block = None
 
 
-def _step_function(spin_steps: float):
-    """The compiled step for large chunks (falling back to eager if compiling fails), else eager."""
-    global _compiled_step
+def _block_function(spin_steps: float):
+    """The compiled block for large chunks (falling back to eager if compiling fails), else eager."""
+    global _compiled_block
     policy = _compile_policy()
     if policy == "never" or (policy == "auto" and spin_steps < COMPILE_MIN_SPIN_STEPS):
-        return step
-    if _compiled_step is None:
-        # dynamic shapes: one graph serves every (B, n), so many shapes never exhaust the recompile limit
-        _compiled_step = torch.compile(step, dynamic=True)
-    return _compiled_step
+        return block
+    if _compiled_block is None:
+        # dynamic shapes: one graph serves every (B, n); the block length, the scheme, relaxation
+        # and whether alpha_z is used specialise it, and a process that runs all of them (bench,
+        # tests) needs more than dynamo's default of 8 graphs per function
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+        _compiled_block = torch.compile(block, dynamic=True)
+    return _compiled_block
 
 
 def _run_chunk(batch: EchoBatch, device: str, dtype: str) -> np.ndarray:
     real = torch.float32 if dtype == "float32" else torch.float64
-    as_t = lambda a: torch.as_tensor(np.asarray(a), dtype=real, device=device)  # noqa: E731
+    as_t = lambda a, *shape: torch.as_tensor(np.asarray(a), dtype=real, device=device).view(*shape)  # noqa: E731
     size, n = batch.size, batch.lattice
     n_field = 3 if np.any(batch.alpha_z != 0) else 2
-    alpha = as_t(np.stack([batch.alpha_xy, batch.alpha_xy, batch.alpha_z])[:n_field]).view(n_field, size, 1, 1)
-    decay = as_t(batch.coherence_decay).view(size, 1, 1)
-    omega = as_t(batch.omega)
-    theta = as_t(batch.theta).view(size, 1, 1)
+    alpha = as_t(np.stack([batch.alpha_xy, batch.alpha_xy, batch.alpha_z])[:n_field], n_field, size, 1, 1)
+    omega = as_t(batch.omega, size, n, n)
+    relax = None
+    if batch.has_relaxation:
+        relax = tuple(as_t(a, size, 1, 1)
+                      for a in (batch.transverse_decay, batch.longitudinal_decay, batch.longitudinal_shift))
+    pulse_args = [tuple(as_t(f(a[:, p]), size, 1, 1)
+                        for f, a in ((np.cos, batch.pulse_angle), (np.sin, batch.pulse_angle),
+                                     (np.cos, batch.pulse_phase), (np.sin, batch.pulse_phase)))
+                  for p in range(len(batch.pulse_steps))]
     # K is even on the periodic lattice, so its DFT is real: keep the rfft half, computed in float64.
     kgrid = torch.as_tensor(batch.kernel_grid, dtype=torch.float64, device=device)
     khat = torch.fft.rfft2(kgrid).real.to(real).contiguous()
+    k_every = batch.field_every
+    # extrapolated: the slope weight is 0 in a segment's first block (no history), so that one
+    # compiled graph serves every full block
+    extrapolated = batch.scheme == "extrapolated"
+    no_history = torch.zeros((), dtype=real, device=device)
+    with_history = torch.full((), 1.0 / k_every, dtype=real, device=device)
 
     m = torch.zeros((3, size, n, n), dtype=real, device=device)
     m[2] = 0.5
-    m = pulse(m, theta, 1, 2)  # theta about x
-    series = torch.empty((2, size, batch.n_samples), dtype=real, device=device)
-    args = (khat, alpha, omega, decay, batch.dt_us)
-    advance = _step_function(float(size) * n * n * batch.n_samples)
-    try:
-        with warnings.catch_warnings():  # compiling happens in the first call; the FFTs stay eager by design
-            warnings.filterwarnings("ignore", message="Torchinductor does not support code generation for complex")
-            m, series[:, :, 0] = advance(m, *args)
-    except Exception as exc:  # torch.compile needs a working C++ compiler (or triton on CUDA)
-        if advance is step:
-            raise
-        warnings.warn(f"torch.compile failed ({type(exc).__name__}: {exc}); running eager", stacklevel=2)
-        advance = step
-        m, series[:, :, 0] = advance(m, *args)
-    for k in range(1, batch.n_samples):
-        if k == batch.n_tau:
-            m = pulse(m, 2.0 * theta, 2, 0)  # 2 theta about y
-        m, series[:, :, k] = advance(m, *args)
+    series = torch.empty((batch.n_steps, 2, size), dtype=real, device=device)
+    advance = _block_function(float(size) * n * n * batch.n_steps)
+    for first, end, pulses in batch.segments():
+        for p in pulses:
+            m = apply_pulse(m, *pulse_args[p])
+        field = None
+        for start in range(first, end, k_every):
+            n_block = min(k_every, end - start)
+            if extrapolated:
+                prev, weight = (field, with_history) if field is not None else (torch.zeros_like(m[:alpha.shape[0]]), no_history)
+            else:
+                prev, weight = None, no_history
+            args = (m, prev, weight, khat, alpha, omega, relax, batch.dt_us, n_block)
+            # a segment's last, shorter block runs eager: it is rare and would need a graph of its own
+            run = advance if n_block == k_every else block
+            try:
+                with warnings.catch_warnings():  # the FFTs stay eager by design
+                    warnings.filterwarnings("ignore", message="Torchinductor does not support code generation for complex")
+                    m, field, series[start:start + n_block] = run(*args)
+            except Exception as exc:  # torch.compile needs a working C++ compiler (or triton on CUDA)
+                if run is block:
+                    raise
+                warnings.warn(f"torch.compile failed ({type(exc).__name__}: {exc}); running eager", stacklevel=2)
+                advance = block
+                m, field, series[start:start + n_block] = block(*args)
     mxy = series.double().cpu().numpy()
-    return mxy[0] + 1j * mxy[1]
+    return mxy[:, 0].T + 1j * mxy[:, 1].T
 
 
 class TorchEngine:

@@ -9,7 +9,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from pyecho.physics.lattice import displacement_distances
+from pyecho.physics.lattice import displacement_distances, parse_geometry
 
 KERNELS = ("gaussian", "power", "rkky", "uniform")
 #: kernel families with a long-range (power-law) tail: the "P" class of the paper
@@ -39,43 +39,45 @@ def kernel_values(kernel: str, kernel_param: float, r: np.ndarray) -> np.ndarray
 
 
 @lru_cache(maxsize=1024)
-def _stats(kernel: str, kernel_param: float, lattice: int) -> tuple[float, float, float]:
-    r = displacement_distances(lattice)
+def _stats(kernel: str, kernel_param: float, lattice: int, geometry: str) -> tuple[float, float, float]:
+    r = displacement_distances(lattice, geometry)
     k = kernel_values(kernel, kernel_param, r)
     kappa = float(k.sum())
     length = float((r * k).sum() / kappa) if kappa != 0.0 else float("nan")
     return kappa, length, float(np.abs(k).sum())
 
 
-def kernel_stats(kernel: str, kernel_param: float = 0.0, lattice: int = 100) -> tuple[float, float]:
-    """Return ``(kappa, L)`` of a kernel on the n x n periodic lattice.
+def kernel_stats(
+    kernel: str, kernel_param: float = 0.0, lattice: int = 100, *, geometry: str = "square"
+) -> tuple[float, float]:
+    """Return ``(kappa, L)`` of a kernel on the n x n periodic lattice of ``geometry``.
 
     kappa = sum_{j != 0} K(r_0j) (may be negative for RKKY);
-    L = (1/kappa) sum_j r_0j K(r_0j), dimensionless (lattice spacings).
+    L = (1/kappa) sum_j r_0j K(r_0j), dimensionless (units of the first lattice spacing).
     """
-    return _cached_stats(kernel, kernel_param, lattice)[:2]
+    return _cached_stats(kernel, kernel_param, lattice, geometry)[:2]
 
 
-def relative_kappa(kernel: str, kernel_param: float, lattice: int) -> float:
+def relative_kappa(kernel: str, kernel_param: float, lattice: int, geometry: str = "square") -> float:
     """|kappa| / sum_j |K(r_0j)|: 1 for a positive kernel, near 0 when signs cancel."""
-    kappa, _, abs_sum = _cached_stats(kernel, kernel_param, lattice)
+    kappa, _, abs_sum = _cached_stats(kernel, kernel_param, lattice, geometry)
     return abs(kappa) / abs_sum if abs_sum > 0 else 0.0
 
 
-def _cached_stats(kernel: str, kernel_param: float, lattice: int) -> tuple[float, float, float]:
+def _cached_stats(kernel: str, kernel_param: float, lattice: int, geometry: str) -> tuple[float, float, float]:
     if kernel == "uniform":
         kernel_param = 0.0
-    return _stats(kernel, float(kernel_param), int(lattice))
+    return _stats(kernel, float(kernel_param), int(lattice), parse_geometry(geometry))
 
 
-def normalized_kernel_grid(kernel: str, kernel_param: float, lattice: int) -> np.ndarray:
-    """K/kappa on the displacement grid, shape (n, n), float64.
+def normalized_kernel_grid(kernel: str, kernel_param: float, lattice: int, geometry: str = "square") -> np.ndarray:
+    """K/kappa on the index-displacement grid, shape (n, n), float64.
 
-    ``grid[dx, dy]`` couples two sites separated by (dx, dy); convolving the magnetisation
-    with it on the periodic lattice gives the mean field F.
+    ``grid[di, dj]`` couples two sites whose indices differ by (di, dj); convolving the
+    magnetisation with it on the periodic lattice gives the mean field F.
     """
-    kappa, _ = kernel_stats(kernel, kernel_param, lattice)
-    return kernel_values(kernel, kernel_param, displacement_distances(lattice)) / kappa
+    kappa, _ = kernel_stats(kernel, kernel_param, lattice, geometry=geometry)
+    return kernel_values(kernel, kernel_param, displacement_distances(lattice, geometry)) / kappa
 
 
 def is_long_range(kernel: str) -> bool:

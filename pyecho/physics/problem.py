@@ -1,7 +1,7 @@
 """EchoBatch: the arrays every engine consumes, built once from EchoParams and detunings.
 
-Engines never see seeds or kernel formulas: only this batch. Keeping its construction in one
-place is what makes the engines comparable.
+Engines never see seeds, kernel formulas, sequence presets or Lindblad rates: only this
+batch. Keeping its construction in one place is what makes the engines comparable.
 """
 from __future__ import annotations
 
@@ -16,11 +16,17 @@ from pyecho.physics.params import EchoParams, ParameterError
 
 @dataclass(frozen=True)
 class EchoBatch:
-    """B simulations that share lattice, n_tau and dt_us.
+    """B simulations that share the lattice size, the step grid, the pulse times and the scheme.
 
-    Arrays (float64): ``omega`` (B, n, n) angular detunings 2 pi Delta-nu (rad/us);
-    ``kernel_grid`` (B, n, n) K/kappa on the displacement grid; ``alpha_xy``, ``alpha_z``,
-    ``theta``, ``coherence_decay`` (B,), the latter exp(-dt/T2) or 1 without relaxation.
+    Per-simulation arrays (float64): ``omega`` (B, n, n) angular detunings 2 pi Delta-nu
+    (rad/us); ``kernel_grid`` (B, n, n) K/kappa on the index-displacement grid of each
+    simulation's geometry; ``alpha_xy``, ``alpha_z`` (B,) couplings (rad/us); ``pulse_angle``,
+    ``pulse_phase`` (B, P) rad; ``transverse_decay``, ``longitudinal_decay``,
+    ``longitudinal_shift`` (B,): the per-step relaxation map m_xy *= transverse_decay,
+    m_z = longitudinal_decay m_z + longitudinal_shift.
+
+    Shared: pulse ``p`` acts after ``pulse_steps[p]`` steps; ``n_steps`` samples are recorded,
+    one after every step of ``dt_us``; ``scheme`` and ``field_every`` as in EchoParams.
     """
 
     params: tuple[EchoParams, ...]
@@ -28,11 +34,17 @@ class EchoBatch:
     kernel_grid: np.ndarray
     alpha_xy: np.ndarray
     alpha_z: np.ndarray
-    theta: np.ndarray
-    coherence_decay: np.ndarray
+    pulse_angle: np.ndarray
+    pulse_phase: np.ndarray
+    transverse_decay: np.ndarray
+    longitudinal_decay: np.ndarray
+    longitudinal_shift: np.ndarray
     lattice: int
-    n_tau: int
+    pulse_steps: tuple[int, ...]
+    n_steps: int
     dt_us: float
+    scheme: str
+    field_every: int
 
     @property
     def size(self) -> int:
@@ -40,31 +52,48 @@ class EchoBatch:
 
     @property
     def n_samples(self) -> int:
-        return 3 * self.n_tau
+        return self.n_steps
+
+    @property
+    def has_relaxation(self) -> bool:
+        return not (np.all(self.transverse_decay == 1.0) and np.all(self.longitudinal_decay == 1.0)
+                    and np.all(self.longitudinal_shift == 0.0))
+
+    def segments(self) -> list[tuple[int, int, list[int]]]:
+        """(first step, end step, pulses applied before the first step) between pulse times.
+
+        The field history of the extrapolated scheme restarts at every segment."""
+        starts = sorted(set(self.pulse_steps) | {0})
+        ends = [*starts[1:], self.n_steps]
+        return [(s, e, [p for p, at in enumerate(self.pulse_steps) if at == s]) for s, e in zip(starts, ends)]
 
     def subset(self, start: int, stop: int) -> "EchoBatch":
         """Simulations start..stop-1 as their own batch (for memory-bounded chunking)."""
         s = slice(start, stop)
         return EchoBatch(
             self.params[s], self.omega[s], self.kernel_grid[s], self.alpha_xy[s], self.alpha_z[s],
-            self.theta[s], self.coherence_decay[s], self.lattice, self.n_tau, self.dt_us,
+            self.pulse_angle[s], self.pulse_phase[s], self.transverse_decay[s], self.longitudinal_decay[s],
+            self.longitudinal_shift[s], self.lattice, self.pulse_steps, self.n_steps, self.dt_us, self.scheme,
+            self.field_every,
         )
 
 
-def time_grid_key(p: EchoParams) -> tuple[int, int, float]:
-    """Simulations with equal keys can share one batch."""
-    return (p.lattice, p.n_tau, p.dt_us)
+def batch_key(p: EchoParams) -> tuple:
+    """Simulations with equal keys can share one batch (same lattice, step grid, pulse times, scheme)."""
+    plan = p.step_plan()
+    return (p.lattice, plan.n_steps, p.dt_us, plan.pulse_steps, p.scheme, p.field_every)
 
 
 def build_batch(params: Sequence[EchoParams], detunings_mhz: Sequence[np.ndarray]) -> EchoBatch:
-    """Assemble the engine input; all params must share lattice, n_tau and dt_us."""
+    """Assemble the engine input; all params must share one :func:`batch_key`."""
     params = tuple(params)
     if not params:
         raise ParameterError("params: got an empty list; need at least one EchoParams")
-    keys = {time_grid_key(p) for p in params}
+    keys = {batch_key(p) for p in params}
     if len(keys) != 1:
         raise ParameterError(
-            f"params: got {len(keys)} different (lattice, n_tau, dt_us) combinations; one batch needs one"
+            f"params: got {len(keys)} different (lattice, n_steps, dt_us, pulse steps, scheme, field_every) "
+            "combinations; one batch needs one"
         )
     n = params[0].lattice
     omega = np.empty((len(params), n, n))
@@ -75,17 +104,25 @@ def build_batch(params: Sequence[EchoParams], detunings_mhz: Sequence[np.ndarray
         if not np.all(np.isfinite(d)):
             raise ParameterError("detuning_mhz: contains NaN or inf; must be finite (MHz)")
         omega[b] = 2.0 * np.pi * d
-    kernel_grid = np.stack([normalized_kernel_grid(p.kernel, p.kernel_param, n) for p in params])
-    dt = params[0].dt_us
+    kernel_grid = np.stack([normalized_kernel_grid(p.kernel, p.kernel_param, n, p.geometry) for p in params])
+    plans = [p.step_plan() for p in params]
+    relax = [p.relaxation() for p in params]
+    first = params[0]
     return EchoBatch(
         params=params,
         omega=omega,
         kernel_grid=kernel_grid,
         alpha_xy=np.array([p.alpha_xy for p in params]),
         alpha_z=np.array([p.alpha_z for p in params]),
-        theta=np.array([p.theta for p in params]),
-        coherence_decay=np.array([1.0 if p.t2_us is None else np.exp(-dt / p.t2_us) for p in params]),
+        pulse_angle=np.array([plan.pulse_angle for plan in plans]),
+        pulse_phase=np.array([plan.pulse_phase for plan in plans]),
+        transverse_decay=np.array([r.transverse for r in relax]),
+        longitudinal_decay=np.array([r.longitudinal for r in relax]),
+        longitudinal_shift=np.array([r.shift for r in relax]),
         lattice=n,
-        n_tau=params[0].n_tau,
-        dt_us=dt,
+        pulse_steps=plans[0].pulse_steps,
+        n_steps=plans[0].n_steps,
+        dt_us=first.dt_us,
+        scheme=first.scheme,
+        field_every=first.field_every,
     )

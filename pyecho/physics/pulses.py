@@ -1,30 +1,23 @@
 """Ideal pulses as rotations of the Bloch vector m = <I>.
 
-U = exp(-i phi I^a) acts on m as the right-handed rotation by phi about axis a, so the
-90-degree x pulse takes (0, 0, 1/2) to (0, -1/2, 0).
+A pulse of angle phi and phase p is U = exp(-i phi (cos p I^x + sin p I^y)); it acts on m as
+the right-handed rotation by phi about the axis (cos p, sin p, 0), so the 90-degree x pulse
+(p = 0) takes (0, 0, 1/2) to (0, -1/2, 0).
 """
 from __future__ import annotations
 
 import numpy as np
 
 
-def rotation_x(phi: float) -> np.ndarray:
-    """3x3 rotation of the Bloch vector by ``phi`` (rad) about x."""
-    c, s = np.cos(phi), np.sin(phi)
-    return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
+def pulse_rotation(phi: float, phase: float = 0.0) -> np.ndarray:
+    """3x3 rotation of the Bloch vector by ``phi`` (rad) about (cos phase, sin phase, 0)."""
+    n = np.array([np.cos(phase), np.sin(phase), 0.0])
+    cross = np.array([[0.0, -n[2], n[1]], [n[2], 0.0, -n[0]], [-n[1], n[0], 0.0]])  # cross @ m = n x m
+    return np.cos(phi) * np.eye(3) + np.sin(phi) * cross + (1.0 - np.cos(phi)) * np.outer(n, n)
 
 
-def rotation_y(phi: float) -> np.ndarray:
-    """3x3 rotation of the Bloch vector by ``phi`` (rad) about y."""
-    c, s = np.cos(phi), np.sin(phi)
-    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
-
-
-def spin_half_unitary(axis: str, phi: float) -> np.ndarray:
-    """2x2 unitary exp(-i phi I^axis) for spin 1/2 (I = sigma/2)."""
+def spin_half_unitary(phi: float, phase: float = 0.0) -> np.ndarray:
+    """2x2 unitary exp(-i phi (cos(phase) I^x + sin(phase) I^y)) for spin 1/2 (I = sigma/2)."""
     c, s = np.cos(phi / 2), np.sin(phi / 2)
-    if axis == "x":
-        return np.array([[c, -1j * s], [-1j * s, c]])
-    if axis == "y":
-        return np.array([[c, -s], [s, c]], dtype=complex)
-    raise ValueError(f"axis: got {axis!r}; allowed: 'x', 'y'")
+    e = np.exp(-1j * phase)
+    return np.array([[c, -1j * s * e], [-1j * s * np.conj(e), c]])

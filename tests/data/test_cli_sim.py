@@ -19,13 +19,13 @@ def test_tiny_run_writes_a_readable_dataset(tmp_path):
     out = tmp_path / "ds"
     result = invoke("--out", str(out), *TINY)
     assert result.exit_code == 0, result.output
-    assert "rows written" in result.output
+    assert "samples written" in result.output
     ds = load_dataset(out)
     assert ds.M.shape == (4, 18)
     assert ds.labels["kernel"].to_list() == ["gaussian", "gaussian", "power", "power"]
     assert read_metadata(out)["config"]["lattice"] == 4
     again = invoke("--out", str(out), *TINY)
-    assert again.exit_code == 0 and "0 to simulate, 4 already done" in again.output
+    assert again.exit_code == 0 and "0 samples to simulate, 4 already done" in again.output
 
 
 def test_config_file_sits_between_preset_and_options(tmp_path):

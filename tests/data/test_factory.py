@@ -86,9 +86,9 @@ def test_resume_skips_done_parts_and_redoes_missing_ones(reference, tmp_path):
     (out / part_name(2, 3)).unlink()
     kept_mtime = (out / part_name(0, 1)).stat().st_mtime_ns
     plan = plan_run(TINY, out, **RUN)
-    assert plan.todo == ((2, 3),) and plan.rows_done == 7
+    assert plan.todo == ((2, 3),) and plan.samples_done == 7
     result = run_plan(plan)
-    assert (result.rows_written, result.rows_skipped) == (2, 7)
+    assert (result.samples_written, result.samples_skipped) == (2, 7)
     assert (out / part_name(0, 1)).stat().st_mtime_ns == kept_mtime
     assert_same_frames(frames(out), frames(reference))
     assert plan_run(TINY, out, **RUN).todo == ()
@@ -112,7 +112,7 @@ def test_interrupted_run_keeps_finished_parts_only(tmp_path, monkeypatch):
         make(out)
     assert sorted(os.listdir(out)) == [part_name(0, 1)]
     monkeypatch.setattr(store.pq, "write_table", real_write)
-    assert plan_run(TINY, out, **RUN).rows_done == 2
+    assert plan_run(TINY, out, **RUN).samples_done == 2
 
 
 def test_other_config_is_refused_and_overwrite_clears(reference, tmp_path):
@@ -167,7 +167,7 @@ def test_metadata_round_trip(tmp_path):
     assert meta["schema_version"] == SCHEMA_VERSION
     assert (meta["engine"], meta["device"], meta["dtype"]) == ("torch", "cpu", "float32")
     assert (meta["lattice"], meta["tau_us"], meta["dt_us"], meta["t2_us"], meta["seed"]) == (4, 1.0, 0.16, 40.0, 0)
-    assert meta["linewidth_khz"] == 8.0 and np.isclose(meta["theta"], np.pi / 2)
+    assert meta["linewidth_khz"] == 8.0 and np.allclose(meta["thetas"], [np.pi / 2])
     assert DatasetConfig.from_dict(meta["config"]) == cfg
     assert (meta["n_parts"], meta["n_rows"]) == (1, 3)
     assert meta["created"].endswith("+00:00")
@@ -217,3 +217,51 @@ def test_parse_shard_rejects(text):
     with pytest.raises(ConfigError, match="shard"):
         parse_shard(text)
     assert parse_shard("2/8") == (2, 8)
+
+
+def test_multi_angle_dataset_round_trips(tmp_path):
+    """Every sample at each angle with the same parameters and detunings; one record per sample."""
+    cfg = TINY.replace(thetas=(np.pi / 2, np.pi / 4, 1.0), center_khz_range=(-2.0, 2.0), n_per_kernel=2)
+    result = make(tmp_path / "ds", cfg)
+    assert result.samples_written == 6
+    ds = load_dataset(tmp_path / "ds")
+    assert ds.series.shape == (6, 3, 18) and ds.M.shape == (6, 18)
+    np.testing.assert_allclose(ds.thetas, cfg.thetas)
+    assert ds.labels.height == 6 and ds.labels["sample_id"].to_list() == list(range(6))
+    centers = ds.labels["center_khz"].to_numpy()
+    assert np.all(np.abs(centers) <= 2.0) and len(set(centers)) == 6
+    for i in (0, 5):
+        params, seed = draw_sample(cfg, i)
+        for a, theta in enumerate(cfg.thetas):
+            expected = simulate(params.replace(theta=theta), seed=seed, device="cpu")
+            np.testing.assert_allclose(ds.series[i, a], expected, rtol=1e-5, atol=1e-6)
+    # the rows on disk: one per (sample, angle), each with its own theta
+    rows = scan_dataset(tmp_path / "ds").select("sample_id", "angle", "theta").collect()
+    assert rows.height == 18 and rows.filter(pl.col("angle") == 1)["theta"].unique().to_list() == [np.pi / 4]
+    # a part with a missing angle row is refused, naming the problem
+    part = sorted((tmp_path / "ds").glob("part-*.parquet"))[0]
+    table = pq.read_table(part)
+    pq.write_table(table.slice(0, table.num_rows - 1), part)
+    with pytest.raises(DatasetError, match="one row per angle"):
+        load_dataset(tmp_path / "ds")
+
+
+def test_every_row_carries_its_echo_params(reference):
+    """A row alone reproduces its echo: the experiment's fields are columns."""
+    row = scan_dataset(reference).filter(pl.col("sample_id") == 3).collect().row(0, named=True)
+    params = store.params_from_row(row)
+    assert params == draw_sample(TINY, 3)[0]
+    assert (row["scheme"], row["field_every"], row["sequence"], row["geometry"]) == ("extrapolated", 4, "hahn", "square")
+
+
+@pytest.mark.parametrize(("changes", "option"), [({"thetas": ()}, "thetas"), ({"thetas": (1.0, 1.0)}, "thetas"),
+                                                 ({"thetas": "a,b"}, "thetas"), ({"scheme": "rk4"}, "scheme"),
+                                                 ({"field_every": 0}, "field_every"),
+                                                 ({"sequence": "cpmg:x"}, "sequence"),
+                                                 ({"geometry": "cubic"}, "geometry"),
+                                                 ({"center_khz_range": (3.0, 1.0)}, "center_khz_range"),
+                                                 ({"gamma2_per_us": -1.0}, "gamma2_per_us")])
+def test_new_config_fields_are_validated(changes, option):
+    with pytest.raises(ConfigError) as info:
+        TINY.replace(**changes)
+    assert info.value.option == option

@@ -5,6 +5,7 @@ with the reason elsewhere.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -12,10 +13,46 @@ import pytest
 
 from pyecho import BackendUnavailable, simulate, simulate_batch
 from pyecho.physics.detuning import sample_detuning_mhz
+from pyecho.physics.sequence import Pulse, PulseSequence
 from tests.conftest import ENGINE_DEVICES, golden_cases, small_params
 
 KERNEL_CASES = [("gaussian", 2.0), ("power", 2.0), ("rkky", 3.0), ("uniform", 0.0)]
+#: pulses with arbitrary angles and phases, unequal spacings and pulses at the same time
+FREE_LIST = PulseSequence(
+    (Pulse(0.0, 1.3, 0.4), Pulse(0.8, 2.9, 1.9), Pulse(0.8, 0.5, -0.7), Pulse(2.4, 3.1, 2.5)), total_us=4.8
+)
 TOLERANCE = {"float32": 5e-4, "float64": 1e-10}
+#: contract variants every engine must reproduce (keyword changes of small_params)
+VARIANTS = [
+    {},
+    {"alpha_z": 0.0},
+    {"t2_us": 2.5},
+    {"theta": 1.1},
+    {"theta": 2.0, "alpha_z": 0.0, "t2_us": 4.0},
+    {"scheme": "extrapolated", "field_every": 1},
+    {"scheme": "extrapolated", "field_every": 3},
+    {"scheme": "extrapolated", "field_every": 4, "alpha_z": 0.0, "theta": 1.1},
+    {"gamma1_per_us": 0.3},
+    {"gamma2_per_us": 0.2, "scheme": "extrapolated"},
+    {"gamma1_per_us": 0.1, "gamma2_per_us": 0.05, "gamma3_per_us": 0.4},
+    {"sequence": "cpmg:3", "theta": 1.2, "tau_us": 1.6},
+    {"sequence": "cp:2", "scheme": "extrapolated", "field_every": 4, "tau_us": 1.6},
+    {"sequence": FREE_LIST},
+    {"geometry": "triangular"},
+    {"geometry": "rectangular:1.5", "scheme": "extrapolated"},
+    {"center_khz": 30.0},
+]
+VARIANT_IDS = ["base", "no-alpha_z", "t2", "theta1.1", "theta2-no-z-t2", "extrap1", "extrap3", "extrap4-no-z",
+               "gamma1", "gamma2-extrap", "gamma123", "cpmg3", "cp2-extrap", "free-list", "triangular",
+               "rectangular-extrap", "carrier-offset"]
+
+
+@functools.lru_cache(maxsize=None)
+def reference_case(kernel: str, kernel_param: float, variant: int):
+    """(params, detunings, reference series) of one variant, computed once for both dtypes."""
+    params = small_params(kernel=kernel, kernel_param=kernel_param, **VARIANTS[variant])
+    detuning = sample_detuning_mhz(7, params.lattice, params.linewidth_khz, center_khz=params.center_khz)
+    return params, detuning, simulate(params, backend="numpy", detuning_mhz=detuning)
 
 
 def test_reference_reproduces_golden():
@@ -35,21 +72,9 @@ def test_engine_reproduces_golden(backend, device, dtype):
 @pytest.mark.parametrize("backend, device", ENGINE_DEVICES)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("kernel, kernel_param", KERNEL_CASES)
-@pytest.mark.parametrize(
-    "variant",
-    [
-        {},
-        {"alpha_z": 0.0},
-        {"t2_us": 2.5},
-        {"theta": 1.1},
-        {"theta": 2.0, "alpha_z": 0.0, "t2_us": 4.0},
-    ],
-    ids=["base", "no-alpha_z", "t2", "theta1.1", "theta2-no-z-t2"],
-)
+@pytest.mark.parametrize("variant", range(len(VARIANTS)), ids=VARIANT_IDS)
 def test_engine_matches_reference(backend, device, dtype, kernel, kernel_param, variant):
-    params = small_params(kernel=kernel, kernel_param=kernel_param, **variant)
-    detuning = sample_detuning_mhz(7, params.lattice, params.linewidth_khz)
-    expected = simulate(params, backend="numpy", detuning_mhz=detuning)
+    params, detuning, expected = reference_case(kernel, kernel_param, variant)
     m = simulate(params, backend=backend, device=device, detuning_mhz=detuning, dtype=dtype)
     assert m.shape == (params.n_samples,)
     np.testing.assert_allclose(m, expected, atol=TOLERANCE[dtype], rtol=0)
@@ -77,6 +102,29 @@ def test_alpha_zero_refocuses_exactly(backend, device, linewidth_khz):
     m = simulate(params, seed=11, backend=backend, device=device)
     assert abs(abs(m[2 * params.n_tau - 1]) - 0.5) < 1e-5
     assert abs(m[params.n_tau - 1]) < 0.45  # it had dephased before the pulse
+
+
+@pytest.mark.parametrize("backend, device", [("numpy", "cpu"), *ENGINE_DEVICES])
+def test_hahn_is_one_refocusing_pulse_of_cpmg(backend, device):
+    params = small_params(kernel="power", kernel_param=1.5)
+    hahn = simulate(params, seed=2, backend=backend, device=device, dtype="float64")
+    np.testing.assert_array_equal(simulate(params.replace(sequence="cpmg:1"), seed=2, backend=backend,
+                                           device=device, dtype="float64"), hahn)
+
+
+@pytest.mark.parametrize("backend, device", ENGINE_DEVICES)
+@pytest.mark.parametrize("sequence", ["cpmg:4", "cp:4"])
+def test_cpmg_echo_tops_at_alpha_zero_decay_only_by_relaxation(backend, device, sequence):
+    """Without coupling every ideal refocusing pulse restores the dephasing exactly: the echo tops
+    are (1/2) exp(-G_perp t) with G_perp = (G1 + G2 + G3)/2, whatever the detunings."""
+    rates = {"gamma1_per_us": 0.01, "gamma2_per_us": 0.02, "gamma3_per_us": 0.03}
+    params = small_params(alpha_xy=0.0, alpha_z=0.0, lattice=16, tau_us=8.0, linewidth_khz=50.0,
+                          sequence=sequence, **rates)
+    m = simulate(params, seed=4, backend=backend, device=device, dtype="float64")
+    tops = np.abs(m[list(params.echo_samples)])
+    t_echo = params.time_grid_us()[list(params.echo_samples)]
+    np.testing.assert_allclose(tops, 0.5 * np.exp(-0.5 * sum(rates.values()) * t_echo), rtol=1e-10)
+    assert np.abs(m[params.n_tau - 1]) < 0.4  # dephased in between: the tops are real refocusing
 
 
 def test_free_induction_decay_is_lorentzian():

@@ -16,42 +16,48 @@ from tests.conftest import small_params
 torch = pytest.importorskip("torch")
 
 
-def _evolve(params_list, dtype, n_steps, pulse_at=None):
-    """Run the engine's step function directly and return the final Bloch vectors (3, B, n, n)."""
+def _evolve(params_list, dtype):
+    """Run the engine's block function directly and return the final Bloch vectors (3, B, n, n)."""
     dets = [sample_detuning_mhz(i, p.lattice, p.linewidth_khz) for i, p in enumerate(params_list)]
     batch = build_batch(params_list, dets)
     real = torch.float32 if dtype == "float32" else torch.float64
-    t = lambda a: torch.as_tensor(np.asarray(a), dtype=real)  # noqa: E731
+    t = lambda a: torch.as_tensor(np.asarray(a), dtype=real).view(batch.size, 1, 1)  # noqa: E731
     khat = torch.fft.rfft2(torch.as_tensor(batch.kernel_grid)).real.to(real)
-    alpha = t(np.stack([batch.alpha_xy, batch.alpha_xy, batch.alpha_z])).view(3, -1, 1, 1)
-    decay = t(batch.coherence_decay).view(-1, 1, 1)
-    theta = t(batch.theta).view(-1, 1, 1)
+    alpha = torch.as_tensor(np.stack([batch.alpha_xy, batch.alpha_xy, batch.alpha_z]), dtype=real).view(3, -1, 1, 1)
+    relax = (t(batch.transverse_decay), t(batch.longitudinal_decay), t(batch.longitudinal_shift))
+    omega = torch.as_tensor(batch.omega, dtype=real)
     m = torch.zeros((3, batch.size, batch.lattice, batch.lattice), dtype=real)
     m[2] = 0.5
-    m = torch_engine.pulse(m, theta, 1, 2)
-    for k in range(n_steps):
-        if k == pulse_at:
-            m = torch_engine.pulse(m, 2 * theta, 2, 0)
-        m, _ = torch_engine.step(m, khat, alpha, t(batch.omega), decay, batch.dt_us)
+    for first, end, pulses in batch.segments():
+        for p in pulses:
+            args = [t(f(batch.pulse_angle[:, p])) for f in (np.cos, np.sin)]
+            args += [t(f(batch.pulse_phase[:, p])) for f in (np.cos, np.sin)]
+            m = torch_engine.apply_pulse(m, *args)
+        for _ in range(first, end):
+            m, _, _ = torch_engine.block(m, None, None, khat, alpha, omega, relax, batch.dt_us, 1)
     return m
 
 
 @pytest.mark.parametrize("dtype, tol", [("float32", 2e-6), ("float64", 1e-13)])
 def test_bloch_norm_conserved_without_t2(dtype, tol):
-    params = [small_params(kernel=k, kernel_param=q, alpha_xy=0.5) for k, q in [("power", 1.2), ("rkky", 3.0)]]
-    m = _evolve(params, dtype, 300, pulse_at=100)
+    params = [small_params(kernel=k, kernel_param=q, alpha_xy=0.5, tau_us=16.0, sequence="cpmg:2")
+              for k, q in [("power", 1.2), ("rkky", 3.0)]]
+    m = _evolve(params, dtype)
     norm = torch.linalg.vector_norm(m.double(), dim=0)
     assert torch.max(torch.abs(norm - 0.5)).item() < tol
 
 
-def test_t2_shrinks_coherences():
-    m = _evolve([small_params(t2_us=1.0)], "float64", 20)
-    assert torch.max(torch.linalg.vector_norm(m, dim=0)).item() < 0.5 - 1e-3
+def test_relaxation_reaches_its_fixed_point():
+    """Strong G1 > G2 pumps every spin to m = (0, 0, (G1 - G2) / (2 (G1 + G2)))."""
+    m = _evolve([small_params(gamma1_per_us=3.0, gamma2_per_us=1.0, tau_us=16.0)], "float64")
+    np.testing.assert_allclose(m[:2].numpy(), 0.0, atol=1e-12)
+    np.testing.assert_allclose(m[2].numpy(), 0.25, atol=1e-12)
 
 
 def test_compiled_step_matches_eager(monkeypatch):
     """The torch.compile path used for large runs gives the eager series (to float32 round-off)."""
-    params = [small_params(kernel="power", kernel_param=1.5), small_params(kernel="rkky", kernel_param=3.0, t2_us=3.0)]
+    params = [small_params(kernel="power", kernel_param=1.5, scheme="extrapolated"),
+              small_params(kernel="rkky", kernel_param=3.0, t2_us=3.0, scheme="extrapolated")]
     monkeypatch.setenv("PYECHO_TORCH_COMPILE", "never")
     eager = simulate_batch(params, backend="torch")
     monkeypatch.setenv("PYECHO_TORCH_COMPILE", "always")
