@@ -20,8 +20,8 @@ class BackendUnavailable(RuntimeError):
 class Engine(Protocol):
     """A simulator backend.
 
-    ``run`` integrates every simulation of the batch (SPEC §1-2) and returns the recorded
-    series M(t_k), k = 1 .. 3 n_tau, as a complex128 array of shape (B, 3 n_tau).
+    ``run`` integrates every simulation of the batch (docs/model.md) and returns the recorded
+    series M(t_k), k = 1 .. n_steps, as a complex128 array of shape (B, batch.n_steps).
     """
 
     name: str

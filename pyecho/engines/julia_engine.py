@@ -14,8 +14,11 @@ into the source tree, so the Julia engine needs pyecho installed from a checkout
 Arrays: the batch holds (B, n, n) C-ordered arrays; their ``.T`` is a zero-copy (n, n, B)
 Fortran-ordered view that juliacall wraps as a Julia ``PyArray`` without copying. It indexes
 site (x, y) of simulation b as ``[y+1, x+1, b+1]``; the kernel grid gets the same transpose,
-so the convolution pairs field and kernel exactly as the other engines do, and the mean
-magnetisation is unchanged.
+so the convolution pairs field and kernel exactly as the other engines do (for every lattice
+geometry), and the mean magnetisation is unchanged. The (B, P) pulse angles and phases go the
+same way, as P x B matrices (simulation b in column b). ``pulse_steps`` are passed unchanged:
+step counts (pulse p acts after ``pulse_steps[p]`` steps, 0 = before the first step), not
+indices, so no 0/1-based shift applies.
 """
 from __future__ import annotations
 
@@ -44,8 +47,10 @@ INSTALL_HINT = (
     "install Julia >= 1.10 from https://julialang.org/downloads or run `pyecho julia install`, "
     "or set PYTHON_JULIAPKG_EXE"
 )
-#: (n, n) real arrays the Julia state holds per simulation (state, inputs, FFT work buffers)
-ARRAYS_PER_SIM = 16
+#: (n, n) real arrays the Julia state holds per simulation: 13.5 live (m, omega, the kernel
+#: spectra, the FFT buffers, the field and the extrapolated scheme's previous field) and 5.5
+#: for the Float64 temporaries of the kernel transform, garbage once the state is set up
+ARRAYS_PER_SIM = 19
 
 
 @dataclass(frozen=True)
@@ -240,10 +245,16 @@ class JuliaEngine:
                 sub.kernel_grid.T,
                 sub.alpha_xy,
                 sub.alpha_z,
-                sub.theta,
-                sub.coherence_decay,
-                int(sub.n_tau),
+                np.asarray(sub.pulse_steps, dtype=np.int64),  # step counts, as in EchoBatch
+                sub.pulse_angle.T,  # (P, B) views
+                sub.pulse_phase.T,
+                int(sub.n_steps),
                 float(sub.dt_us),
+                transverse_decay=sub.transverse_decay,
+                longitudinal_decay=sub.longitudinal_decay,
+                longitudinal_shift=sub.longitudinal_shift,
+                scheme=sub.scheme,
+                field_every=int(sub.field_every),
                 device=device,
                 T=precision,
             )

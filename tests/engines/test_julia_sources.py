@@ -2,11 +2,13 @@
 
 Every ``.jl`` file under ``julia/`` must parse with tree-sitter-julia (no ERROR or MISSING
 node), and the package metadata (EchoSim's Project.toml, the repository's Project.toml,
-pyecho/juliapkg.json) must be consistent with the ``using``/``import`` statements of the code.
+pyecho/juliapkg.json) must be consistent with the ``using``/``import`` statements of the code, and the Python engine's
+call of ``EchoSim.simulate_batch`` must match the Julia method's arguments.
 Running the Julia tests themselves needs Julia: ``julia --project=julia/EchoSim -e 'using Pkg; Pkg.test()'``.
 """
 from __future__ import annotations
 
+import ast
 import json
 import re
 import tomllib
@@ -33,6 +35,8 @@ KNOWN_UUIDS = {
 }
 #: always loadable, never listed: the language itself
 BUILTIN_MODULES = {"Base", "Core", "Main"}
+#: keywords of EchoSim's entry point that the Python engine leaves at their Julia defaults
+JULIA_SIDE_KEYWORDS = {"fftw_flags", "fftw_threads"}
 
 
 @pytest.fixture(scope="module")
@@ -178,3 +182,80 @@ def test_juliapkg_json_declares_echosim(project):
     assert echosim["dev"] is True
     assert ((REPO / "pyecho" / echosim["path"]).resolve()) == ECHOSIM.resolve()
     assert spec["packages"]["FFTW"]["uuid"] == project["deps"]["FFTW"]
+
+
+def _parameter_name(node, source: bytes) -> str:
+    """The name of a parameter node (``x``, ``x::T``, ``x=1``, ``x::T=1``, ``x...``), or the
+    whole text of an anonymous one (``::Type{T}``)."""
+    head = node
+    while head.type != "identifier":
+        if not head.children or head.children[0].type == "::":
+            return source[node.start_byte : node.end_byte].decode()
+        head = head.children[0]
+    return source[head.start_byte : head.end_byte].decode()
+
+
+def julia_signature(parser, path: Path, name: str) -> tuple[list[str], list[str], bool]:
+    """(positional names, keyword names, whether it takes ``kw...``) of the long-form method
+    ``function name(...)`` in a file."""
+    source = path.read_bytes()
+    stack = [parser.parse(source).root_node]
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children)
+        if node.type != "function_definition":
+            continue
+        call = node.child_by_field_name("signature") or node.children[1]
+        while call.type != "call_expression":
+            call = call.children[0]
+        if _parameter_name(call, source) != name:
+            continue
+        positional: list[str] = []
+        keywords: list[str] = []
+        splat = False
+        in_keywords = False
+        for arg in next(c for c in call.children if c.type == "argument_list").children:
+            if arg.type == ";":
+                in_keywords = True
+            elif arg.type not in ("(", ")", ","):
+                if in_keywords and arg.type == "splat_expression":
+                    splat = True
+                else:
+                    (keywords if in_keywords else positional).append(_parameter_name(arg, source))
+        return positional, keywords, splat
+    raise AssertionError(f"{path.name} defines no `function {name}(...)`")
+
+
+def python_calls(path: Path, attribute: str) -> list[ast.Call]:
+    return [node for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == attribute]
+
+
+def test_julia_signature_reader(parser, tmp_path):
+    path = tmp_path / "f.jl"
+    path.write_text("function f(a::Int, ::Type{T}, c::Array{<:Real,3}; x::Int=1, y=ones(3), z, kw...) where {T}\n"
+                    "    1\nend\n")
+    assert julia_signature(parser, path, "f") == (["a", "::Type{T}", "c"], ["x", "y", "z"], True)
+    with pytest.raises(AssertionError, match="no `function g"):
+        julia_signature(parser, path, "g")
+
+
+def test_the_engine_calls_simulate_batch_as_julia_defines_it(parser):
+    """Without a Julia runtime nothing else would notice a renamed or missing argument: the
+    Python call passes simulate_batch's positional arguments, only keywords the Julia side
+    accepts (simulate_batch forwards its ``options...`` to run_echo), and every physics
+    keyword, so none silently falls back to a Julia default."""
+    simulate_jl = ECHOSIM / "src" / "simulate.jl"
+    positional, keywords, forwards = julia_signature(parser, simulate_jl, "simulate_batch")
+    run_positional, run_keywords, _ = julia_signature(parser, simulate_jl, "run_echo")
+    assert run_positional[:2] == ["dev", "::Type{T}"] and run_positional[2:] == positional
+    assert forwards, "simulate_batch no longer forwards options... to run_echo"
+    accepted = set(keywords) | set(run_keywords)
+    (call,) = python_calls(REPO / "pyecho" / "engines" / "julia_engine.py", "simulate_batch")
+    passed = {k.arg for k in call.keywords}
+    assert len(call.args) == len(positional), (
+        f"julia_engine passes {len(call.args)} positional arguments; simulate_batch takes {positional}"
+    )
+    assert passed <= accepted, f"EchoSim.simulate_batch has no keyword {sorted(passed - accepted)}"
+    missing = accepted - passed - JULIA_SIDE_KEYWORDS
+    assert not missing, f"julia_engine leaves {sorted(missing)} to Julia's defaults"

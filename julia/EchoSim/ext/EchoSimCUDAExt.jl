@@ -3,13 +3,15 @@
 
 The CUDA path of EchoSim, loaded automatically with CUDA.jl (`using CUDA`): the state lives in
 `CuArray`s, the mean field uses CUFFT plans over dimensions (1, 2) (batched over simulations),
-and one kernel per step rotates every site with the same `EchoSim.rotate_site` as the CPU path.
+one kernel per step rotates (with the held or extrapolated field) and relaxes every site with
+the same `EchoSim.rotate_site` and `EchoSim.relax_site` as the CPU path, and one kernel per
+pulse applies `EchoSim.pulse_site`.
 """
 module EchoSimCUDAExt
 
 using CUDA
 using EchoSim
-using EchoSim: CUDADevice, EchoState, rotate_site, state_size
+using EchoSim: CUDADevice, EchoState, pulse_site, relax_site, rotate_site, state_size
 # The AbstractFFTs planners (re-exported by FFTW); CUDA.jl's CUFFT adds their CuArray methods.
 using EchoSim: plan_fft!, plan_bfft!, plan_rfft, plan_brfft
 
@@ -33,7 +35,7 @@ end
 """
     DeviceRecorder
 
-The series stays on the GPU while the simulation runs (real and imaginary parts, B × 3n_τ,
+The series stays on the GPU while the simulation runs (real and imaginary parts, B × n_steps,
 as site sums); it is copied to the host once, at the end.
 """
 struct DeviceRecorder{T<:AbstractFloat,A<:CuArray{T,3},M<:CuArray{T,2}}
@@ -55,36 +57,80 @@ function EchoSim.series(rec::DeviceRecorder)
     return ComplexF64.(Array(rec.series_x) .* inv_sites, Array(rec.series_y) .* inv_sites)
 end
 
-# One thread per site: the fused per-site update (field → rotation → T2 decay).
-function rotate_kernel!(mx, my, mz, omega, cxy, fz, alpha_xy, alpha_z, decay, dt, n_sites, use_z)
+"""Launch `kernel!(args...)` with one thread per site (`n` sites in all); the type parameters
+make Julia specialise on the kernel and its arguments, which it only passes on."""
+function launch_per_site!(kernel!::F, n::Integer, args::Vararg{Any,N}) where {F,N}
+    kernel = @cuda launch=false kernel!(args...)
+    threads = min(n, launch_configuration(kernel.fun).threads)
+    kernel(args...; threads, blocks=cld(n, threads))
+    return nothing
+end
+
+# One thread per site: pulse p of the site's simulation.
+function pulse_kernel!(mx, my, mz, pulses, p, n_sites)
     idx = (blockIdx().x - 1) * blockDim().x + threadIdx().x
     if idx <= length(mx)
         @inbounds begin
             b = (idx - 1) ÷ n_sites + 1
-            f = cxy[idx]
-            axy = alpha_xy[b]
-            bz = use_z ? omega[idx] + alpha_z[b] * fz[idx] : omega[idx]
-            x, y, z = rotate_site(mx[idx], my[idx], mz[idx], axy * real(f), axy * imag(f), bz, dt)
-            d = decay[b]
-            mx[idx] = x * d
-            my[idx] = y * d
+            x, y, z = pulse_site(mx[idx], my[idx], mz[idx], pulses[p, b])
+            mx[idx] = x
+            my[idx] = y
             mz[idx] = z
         end
     end
     return nothing
 end
 
-function EchoSim.rotate_record!(::CUDADevice, st::EchoState{T}, rec::DeviceRecorder{T}, k::Integer) where {T}
-    (; mx, my, mz, omega, cxy, fz, alpha_xy, alpha_z, decay, dt, use_z) = st
-    n = length(mx)
-    args = (mx, my, mz, omega, cxy, fz, alpha_xy, alpha_z, decay, dt, rec.n_sites, use_z)
-    kernel = @cuda launch=false rotate_kernel!(args...)
-    threads = min(n, launch_configuration(kernel.fun).threads)
-    kernel(args...; threads, blocks=cld(n, threads))
-    sum!(rec.sum_x, mx)
-    sum!(rec.sum_y, my)
-    @views rec.series_x[:, k] .= vec(rec.sum_x)
-    @views rec.series_y[:, k] .= vec(rec.sum_y)
+function EchoSim.apply_pulse!(::CUDADevice, st::EchoState, p::Integer)
+    n1, n2, _ = state_size(st)
+    launch_per_site!(pulse_kernel!, length(st.mx), st.mx, st.my, st.mz, st.pulses, p, n1 * n2)
+    return nothing
+end
+
+# One thread per site, one step: the field F + c (F - F_prev) (c = 0 without history), the
+# rotation, the relaxation map; `save` keeps F as the next block's F_prev (last step of a block).
+function step_kernel!(mx, my, mz, omega, cxy, fz, cxy_prev, fz_prev, alpha_xy, alpha_z,
+                      transverse, longitudinal, shift, dt, c, n_sites, use_z, history, save)
+    idx = (blockIdx().x - 1) * blockDim().x + threadIdx().x
+    if idx <= length(mx)
+        @inbounds begin
+            b = (idx - 1) ÷ n_sites + 1
+            fxy = cxy[idx]
+            fzz = use_z ? fz[idx] : zero(dt)
+            gxy = history ? fxy + c * (fxy - cxy_prev[idx]) : fxy
+            gz = history && use_z ? fzz + c * (fzz - fz_prev[idx]) : fzz
+            if save
+                cxy_prev[idx] = fxy
+                use_z && (fz_prev[idx] = fzz)
+            end
+            axy = alpha_xy[b]
+            bz = use_z ? omega[idx] + alpha_z[b] * gz : omega[idx]
+            x, y, z = rotate_site(mx[idx], my[idx], mz[idx], axy * real(gxy), axy * imag(gxy), bz, dt)
+            x, y, z = relax_site(x, y, z, transverse[b], longitudinal[b], shift[b])
+            mx[idx] = x
+            my[idx] = y
+            mz[idx] = z
+        end
+    end
+    return nothing
+end
+
+function EchoSim.advance_block!(::CUDADevice, st::EchoState{T}, rec::DeviceRecorder{T}, start::Integer,
+                                n_block::Integer, history::Bool) where {T}
+    (; mx, my, mz, omega, cxy, fz, cxy_prev, fz_prev, alpha_xy, alpha_z,
+       transverse, longitudinal, shift, dt, use_z, extrapolated) = st
+    slope_weight = history ? inv(T(st.field_every)) : zero(T)
+    for s in 1:n_block
+        c = (s - T(1 // 2)) * slope_weight
+        save = extrapolated && s == n_block
+        launch_per_site!(step_kernel!, length(mx), mx, my, mz, omega, cxy, fz, cxy_prev, fz_prev,
+                         alpha_xy, alpha_z, transverse, longitudinal, shift, dt, c, rec.n_sites,
+                         use_z, history, save)
+        sum!(rec.sum_x, mx)
+        sum!(rec.sum_y, my)
+        @views rec.series_x[:, start + s] .= vec(rec.sum_x)
+        @views rec.series_y[:, start + s] .= vec(rec.sum_y)
+    end
     return nothing
 end
 

@@ -1,16 +1,19 @@
-# The CPU step: a threaded loop over lattice columns that rotates every site and accumulates
-# the column sums of the recorded magnetisation in the same pass.
+# The CPU path: threaded loops over lattice columns. A block advances every site through all
+# of its steps at once (the field is fixed for the block, so sites are independent between
+# FFTs) and accumulates the column sums of every step's magnetisation in the same pass: the
+# state is read and written once per block, not once per step.
 
 """
     HostRecorder
 
-The recorded series `M[b, k]` (B × 3n_τ, ComplexF64) and per-column partial sums of
-``m_x, m_y`` (n × B) that the threaded rotation fills.
+The recorded series `M[b, k]` (B × n_steps, ComplexF64) and per-column partial sums of
+``m_x, m_y`` (n × field_every × B: column, step of the block, simulation) that the threaded
+block fills.
 """
 struct HostRecorder{T<:AbstractFloat}
     series::Matrix{ComplexF64}
-    partial_x::Matrix{T}
-    partial_y::Matrix{T}
+    partial_x::Array{T,3}
+    partial_y::Array{T,3}
 end
 
 """
@@ -21,7 +24,8 @@ A recorder for `n_samples` samples of every simulation of `st` on `dev`.
 function make_recorder(::CPUDevice, st::EchoState{T}, n_samples::Integer) where {T}
     _, n2, nb = state_size(st)
     return HostRecorder{T}(Matrix{ComplexF64}(undef, nb, n_samples),
-                           Matrix{T}(undef, n2, nb), Matrix{T}(undef, n2, nb))
+                           Array{T,3}(undef, n2, st.field_every, nb),
+                           Array{T,3}(undef, n2, st.field_every, nb))
 end
 
 """
@@ -32,42 +36,87 @@ The recorded ``M(t_k)``, one row per simulation.
 series(rec::HostRecorder) = rec.series
 
 """
-    rotate_record!(dev, st, rec, k)
+    apply_pulse!(dev, st, p)
 
-Propagate every site by one step in the field of [`mean_field!`](@ref), apply the T2 decay,
-and store ``M(t_k) = \\mathrm{mean}(m_x + i m_y)`` of every simulation as sample `k` of `rec`.
+Apply pulse `p` (row `p` of `st.pulses`: one rotation per simulation) to every site.
 """
-function rotate_record!(::CPUDevice, st::EchoState{T}, rec::HostRecorder{T}, k::Integer) where {T}
+function apply_pulse!(::CPUDevice, st::EchoState, p::Integer)
     n1, n2, nb = state_size(st)
-    (; mx, my, mz, omega, cxy, fz, alpha_xy, alpha_z, decay, dt, use_z) = st
-    px, py = rec.partial_x, rec.partial_y
+    (; mx, my, mz, pulses) = st
     Threads.@threads for col in 1:(n2 * nb)
         q, r = divrem(col - 1, n2)
         j, b = r + 1, q + 1
         @inbounds begin
-            axy, az, d = alpha_xy[b], alpha_z[b], decay[b]
-            sx = zero(T)
-            sy = zero(T)
+            rot = pulses[p, b]
             for i in 1:n1
-                f = cxy[i, j, b]
-                bz = use_z ? omega[i, j, b] + az * fz[i, j, b] : omega[i, j, b]
-                x, y, z = rotate_site(mx[i, j, b], my[i, j, b], mz[i, j, b],
-                                      axy * real(f), axy * imag(f), bz, dt)
-                x *= d
-                y *= d
+                x, y, z = pulse_site(mx[i, j, b], my[i, j, b], mz[i, j, b], rot)
                 mx[i, j, b] = x
                 my[i, j, b] = y
                 mz[i, j, b] = z
-                sx += x
-                sy += y
             end
-            px[j, b] = sx
-            py[j, b] = sy
+        end
+    end
+    return nothing
+end
+
+"""
+    advance_block!(dev, st, rec, start, n_block, history)
+
+Advance every site by `n_block` steps in the field of the last [`mean_field!`](@ref) and
+store ``M(t_k) = \\mathrm{mean}(m_x + i m_y)`` after each as samples `k = start + 1 …
+start + n_block` of `rec`. Step `s = 1 … n_block` uses the field ``F + c_s (F - F_{prev})``
+with ``c_s = (s - 1/2)/k`` (`k = st.field_every`) when `history` (extrapolated scheme, not the
+first block of a segment), else ``F``; then the relaxation map. The extrapolated scheme
+also keeps ``F`` as the next block's ``F_{prev}``.
+"""
+function advance_block!(::CPUDevice, st::EchoState{T}, rec::HostRecorder{T}, start::Integer,
+                        n_block::Integer, history::Bool) where {T}
+    n1, n2, nb = state_size(st)
+    (; mx, my, mz, omega, cxy, fz, cxy_prev, fz_prev, alpha_xy, alpha_z,
+       transverse, longitudinal, shift, dt, use_z, extrapolated) = st
+    px, py = rec.partial_x, rec.partial_y
+    slope_weight = history ? inv(T(st.field_every)) : zero(T)
+    Threads.@threads for col in 1:(n2 * nb)
+        q, r = divrem(col - 1, n2)
+        j, b = r + 1, q + 1
+        @inbounds begin
+            axy, az = alpha_xy[b], alpha_z[b]
+            e_perp, e_par, m_shift = transverse[b], longitudinal[b], shift[b]
+            for s in 1:n_block
+                px[j, s, b] = zero(T)
+                py[j, s, b] = zero(T)
+            end
+            for i in 1:n1
+                fxy = cxy[i, j, b]
+                fzz = use_z ? fz[i, j, b] : zero(T)
+                # F - F_prev, read before F_prev is overwritten with this block's F
+                dxy = history ? fxy - cxy_prev[i, j, b] : zero(Complex{T})
+                dzz = history && use_z ? fzz - fz_prev[i, j, b] : zero(T)
+                if extrapolated
+                    cxy_prev[i, j, b] = fxy
+                    use_z && (fz_prev[i, j, b] = fzz)
+                end
+                w = omega[i, j, b]
+                x, y, z = mx[i, j, b], my[i, j, b], mz[i, j, b]
+                for s in 1:n_block
+                    c = (s - T(1 // 2)) * slope_weight
+                    gxy = fxy + c * dxy
+                    bz = use_z ? w + az * (fzz + c * dzz) : w
+                    x, y, z = rotate_site(x, y, z, axy * real(gxy), axy * imag(gxy), bz, dt)
+                    x, y, z = relax_site(x, y, z, e_perp, e_par, m_shift)
+                    px[j, s, b] += x
+                    py[j, s, b] += y
+                end
+                mx[i, j, b] = x
+                my[i, j, b] = y
+                mz[i, j, b] = z
+            end
         end
     end
     inv_sites = 1 / (n1 * n2)
-    @inbounds for b in 1:nb
-        rec.series[b, k] = ComplexF64(sum(view(px, :, b)) * inv_sites, sum(view(py, :, b)) * inv_sites)
+    @inbounds for b in 1:nb, s in 1:n_block
+        rec.series[b, start + s] = ComplexF64(sum(view(px, :, s, b)) * inv_sites,
+                                              sum(view(py, :, s, b)) * inv_sites)
     end
     return nothing
 end

@@ -1,4 +1,6 @@
-# The exact one-step propagator of a spin 1/2 and the ideal pulses (SPEC §1-2).
+# The per-site maps of the model (docs/model.md): the exact one-step propagator of a spin 1/2,
+# the exact Lindblad relaxation step and the ideal pulses. Scalar, allocation-free functions of
+# isbits arguments: they run unchanged inside CPU loops and GPU kernels.
 
 """Below this rotation angle |b| dt the propagator uses its Taylor form (avoids 0/0 at b = 0)."""
 const SMALL_ANGLE = 1e-4
@@ -12,8 +14,7 @@ Rotate the Bloch vector `m` about `b` by the angle `|b| dt` (``dm/dt = m × b``,
 ``m′ = cos(|b|dt) m + sin(|b|dt)/|b| (m × b) + (1 - cos(|b|dt))/|b|² (m·b) b``.
 
 ``1 - cos φ`` is evaluated as ``2 sin²(φ/2)`` (no cancellation in Float32); below
-[`SMALL_ANGLE`](@ref) the coefficients use their Taylor forms. A scalar, allocation-free
-function of isbits arguments: it runs unchanged inside CPU loops and GPU kernels.
+[`SMALL_ANGLE`](@ref) the coefficients use their Taylor forms.
 """
 @inline function rotate_site(mx::T, my::T, mz::T, bx::T, by::T, bz::T, dt::T) where {T<:AbstractFloat}
     b2 = bx * bx + by * by + bz * bz
@@ -40,32 +41,48 @@ function of isbits arguments: it runs unchanged inside CPU loops and GPU kernels
 end
 
 """
-    rotate_pair!(u, v, phi, scratch)
+    relax_site(mx, my, mz, transverse, longitudinal, shift) -> (mx′, my′, mz′)
 
-In place `(u, v) ← (cos φ u - sin φ v, sin φ u + cos φ v)` with one angle per simulation
-(`phi` has length `size(u, 3)`); `scratch` is overwritten. Works on any array type.
+One step of Lindblad relaxation as the exact affine map of the Bloch vector:
+``m_{x,y} ← e_⊥ m_{x,y}``, ``m_z ← e_∥ m_z + s`` with ``e_⊥ = e^{-Γ_⊥ dt}``,
+``e_∥ = e^{-Γ_∥ dt}`` and ``s = m_{eq} (1 - e_∥)`` (the identity for 1, 1, 0).
 """
-function rotate_pair!(u::AbstractArray{T,3}, v::AbstractArray{T,3}, phi::AbstractVector{T},
-                      scratch::AbstractArray{T,3}) where {T}
-    c = reshape(cos.(phi), 1, 1, :)
-    s = reshape(sin.(phi), 1, 1, :)
-    scratch .= u
-    @. u = c * u - s * v
-    @. v = s * scratch + c * v
-    return nothing
+@inline relax_site(mx::T, my::T, mz::T, transverse::T, longitudinal::T, shift::T) where {T<:AbstractFloat} =
+    (transverse * mx, transverse * my, longitudinal * mz + shift)
+
+"""
+    PulseRotation{T}(angle, phase)
+
+One ideal pulse of one simulation, ``U = \\exp(-iφ(\\cos ϕ\\, I^x + \\sin ϕ\\, I^y))`` with
+angle φ = `angle` and phase ϕ = `phase` (rad): the right-handed rotation of the Bloch vector
+by φ about the in-plane axis ``n = (\\cos ϕ, \\sin ϕ, 0)``. Holds the coefficients of
+Rodrigues' formula, computed in Float64 and rounded to `T` once; isbits, so a matrix of them
+lives on any device.
+"""
+struct PulseRotation{T<:AbstractFloat}
+    cos_angle::T
+    sin_angle::T
+    one_minus_cos::T   # 2 sin²(φ/2): no cancellation for small angles in Float32
+    axis_x::T          # cos ϕ
+    axis_y::T          # sin ϕ
+end
+
+function PulseRotation{T}(angle::Real, phase::Real) where {T<:AbstractFloat}
+    s, c = sincos(Float64(angle))
+    sy, sx = sincos(Float64(phase))
+    return PulseRotation{T}(c, s, 2 * sin(Float64(angle) / 2)^2, sx, sy)
 end
 
 """
-    pulse_x!(st, phi)
+    pulse_site(mx, my, mz, rot::PulseRotation) -> (mx′, my′, mz′)
 
-Ideal pulse ``U = exp(-iφ I^x)``: the right-handed rotation of every Bloch vector about x by
-`phi[b]`, so a 90° pulse takes ``(0, 0, 1/2)`` to ``(0, -1/2, 0)``.
+Rodrigues: ``m′ = \\cos φ\\, m + \\sin φ\\, (n × m) + (1 - \\cos φ)(n·m)\\, n``. A 90° pulse
+of phase 0 takes ``(0, 0, 1/2)`` to ``(0, -1/2, 0)``; phase π/2 is a pulse about y.
 """
-pulse_x!(st, phi) = rotate_pair!(st.my, st.mz, phi, st.fz)
-
-"""
-    pulse_y!(st, phi)
-
-Ideal pulse ``U = exp(-iφ I^y)``: ``m_x ← cos φ m_x + sin φ m_z``, ``m_z ← -sin φ m_x + cos φ m_z``.
-"""
-pulse_y!(st, phi) = rotate_pair!(st.mz, st.mx, phi, st.fz)
+@inline function pulse_site(mx::T, my::T, mz::T, rot::PulseRotation{T}) where {T<:AbstractFloat}
+    (; cos_angle, sin_angle, one_minus_cos, axis_x, axis_y) = rot
+    n_dot_m = (axis_x * mx + axis_y * my) * one_minus_cos
+    return (cos_angle * mx + sin_angle * axis_y * mz + n_dot_m * axis_x,
+            cos_angle * my - sin_angle * axis_x * mz + n_dot_m * axis_y,
+            cos_angle * mz + sin_angle * (axis_x * my - axis_y * mx))
+end
