@@ -32,7 +32,7 @@ def demo(
     console.rule("[bold]1/3 simulate[/] the quick dataset (pyecho sim --preset quick)")
     sim(out=out / "data", preset="quick", seed=seed)
     console.rule("[bold]2/3 learn[/] (pyecho learn)")
-    learn(data=out / "data", out=out / "report", quick=False, seed=seed, n_jobs=n_jobs, window=None)
+    learn(data=out / "data", out=out / "report", quick=False, seed=seed, n_jobs=n_jobs, window=None, seeds=None)
     console.rule("[bold]3/3 predict[/] a fresh echo the models have not seen (pyecho predict)")
     truth = EchoParams(kernel="power", kernel_param=1.6, alpha_xy=0.06, alpha_z=0.05, lattice=quick.lattice,
                        tau_us=quick.tau_us, dt_us=quick.dt_us, theta=math.pi / 2)

@@ -11,6 +11,7 @@ Everything here is a pure function: arrays in, arrays or polars tables out.
   (n sections, section k = 1..n, coefficient j = 0..3): 4 (4 + 5 + 10) = 76 features.
 * :class:`FeatureLayout` -- everything needed to featurise a new echo exactly as in training
   (time grid, window, normalisation, feature names); stored with every fitted model.
+* :func:`build_features` -- the `pyecho learn` stage: a dataset's echoes -> :class:`Features`.
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import polars as pl
+
+from pyecho.learn.base import NO_JSON, ByFeatureSet, FeatureSet, LearnData
 
 #: the paper's multiscale sections (SPEC §6)
 DEFAULT_SECTIONS: tuple[int, ...] = (4, 5, 10)
@@ -165,7 +168,7 @@ def parse_polynomial_name(name: str) -> tuple[int, int, int]:
     return int(s[1:]), int(k[1:]), int(c[1:])
 
 
-@dataclass
+@dataclass(frozen=True)
 class FeatureLayout:
     """How raw echoes become features; saved beside every fitted model.
 
@@ -232,11 +235,54 @@ class FeatureLayout:
             raise ValueError(f"expected {len(self.t_us)} samples per echo, got {M.shape[1]}")
         return normalise_abs(M)
 
-    def features(self, X_norm: np.ndarray) -> dict[str, pl.DataFrame]:
-        """Normalised (B, T) series -> {"pointwise": (B, W) table, "polynomial": (B, 76) table}."""
+    def features(self, X_norm: np.ndarray) -> ByFeatureSet[pl.DataFrame]:
+        """Normalised (B, T) series -> pointwise (B, W) and polynomial (B, 76) tables."""
         a, b = self.window
         Xw = np.atleast_2d(X_norm)[:, a:b]
-        return {
-            "pointwise": pointwise_features(Xw, self.t_window),
-            "polynomial": polynomial_features(Xw, self.t_window, self.sections),
-        }
+        return ByFeatureSet(pointwise=pointwise_features(Xw, self.t_window),
+                            polynomial=polynomial_features(Xw, self.t_window, self.sections))
+
+    def names(self, fs: FeatureSet) -> list[str]:
+        """Column names of feature set ``fs``."""
+        return self.pointwise_names if fs == FeatureSet.POINTWISE else self.polynomial_names
+
+
+def default_window(n_times: int, small: bool) -> int:
+    """The area-of-interest width: 400 samples, or for ``small`` runs on short series a third
+    of the series (even, at least 40)."""
+    if not small or n_times >= DEFAULT_WINDOW + 2:
+        return DEFAULT_WINDOW
+    return max(40, (n_times // 3) // 2 * 2)
+
+
+@dataclass(frozen=True)
+class Features:
+    """The paper's |M| route: normalised echoes and the feature matrices of every echo.
+
+    layout : how they were made (saved with the models); X_norm : (B, T) normalised |M| of the
+    first angle; tables : (B, F) float matrices per feature set, columns ``layout.names(fs)``.
+    """
+
+    layout: FeatureLayout = field(metadata=NO_JSON)
+    X_norm: np.ndarray = field(metadata=NO_JSON)
+    tables: ByFeatureSet[np.ndarray] = field(metadata=NO_JSON)
+
+    @property
+    def X_window(self) -> np.ndarray:
+        """(B, W) normalised |M| in the area of interest."""
+        a, b = self.layout.window
+        return self.X_norm[:, a:b]
+
+    def __json__(self) -> dict:
+        lay = self.layout
+        return {"normalisation": lay.normalisation, "window": list(lay.window), "echo_index": lay.echo_index,
+                "sections": list(lay.sections), "n_features": {fs.value: t.shape[1] for fs, t in self.tables.items()}}
+
+
+def build_features(data: LearnData, width: int) -> Features:
+    """Stage: normalise |M| of the first angle, cut the ``width``-sample window, featurise."""
+    layout = FeatureLayout.build(data.t_us, data.echo_index, width)
+    X_norm = normalise_abs(data.M)
+    tables = layout.features(X_norm)
+    return Features(layout=layout, X_norm=X_norm,
+                    tables=ByFeatureSet.build(lambda fs: tables[fs].to_numpy()))

@@ -1,22 +1,36 @@
-"""`pyecho predict`: load the models written by `pyecho learn` and apply them to one echo.
+"""The saved models of `pyecho learn` (writer and reader) and `pyecho predict` for one echo.
 
 Models are stored with skops (no pickle). Loading checks the file's untrusted types against an
-allowlist of scikit-learn / NumPy classes and refuses anything else.
+allowlist of scikit-learn / NumPy classes and refuses anything else. ``models/manifest.json``
+holds the pyecho version, the feature layout and one entry per model, keyed
+``{pvnp|kernel3|W|L|alpha_xy|alpha_z}_{pointwise|polynomial}`` and ``vae_{full|window}``.
 """
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 import skops.io as sio
 
+import pyecho
 from pyecho.atomic import atomic_path
+from pyecho.learn.base import (FEATURE_SETS, RANGE_NP, RANGE_P, TARGET_UNITS, TARGETS, ByFeatureSet, FeatureSet,
+                               Subset, Task)
 from pyecho.learn.features import FeatureLayout
+
+if TYPE_CHECKING:  # the stage modules import torch / imblearn, which prediction does not need
+    from pyecho.learn.classify import ClassifierResult
+    from pyecho.learn.regress import RegressionTable
+    from pyecho.learn.vae import VaeResult
 
 MANIFEST = "manifest.json"
 _TRUSTED_ROOTS = ("sklearn.", "numpy.")
+#: the feature set `pyecho predict` uses unless told otherwise
+DEFAULT_FEATURES = FeatureSet.POINTWISE
 
 
 def dump_model(model, path: Path) -> None:
@@ -35,6 +49,62 @@ def load_model(path: str | Path):
     return sio.load(path, trusted=untrusted)
 
 
+@dataclass(frozen=True)
+class SavedModel:
+    """One file under ``models/``: its manifest key, file name and what it predicts."""
+
+    key: str
+    file: str
+    task: str
+    estimator: str
+
+
+def _model_key(task: str, fs: FeatureSet) -> str:
+    return f"{task}_{fs.value}"
+
+
+def save_models(models_dir: Path, layout: FeatureLayout, pvnp: ByFeatureSet[ClassifierResult],
+                kernel3: ByFeatureSet[ClassifierResult], regression: RegressionTable,
+                vaes: tuple[VaeResult, ...], seed: int) -> tuple[SavedModel, ...]:
+    """Save the models `pyecho predict` uses (skops) and the VAE weights (npz), plus manifest.json.
+
+    Saved: the P-vs-NP and 3-class random forests and the all-kernel regressors of W, L,
+    alpha_xy, alpha_z, on pointwise and on polynomial features. Each file is written atomically.
+    """
+    models_dir.mkdir(parents=True, exist_ok=True)
+    saved, entries = [], {}
+    for fs in FEATURE_SETS:
+        for res in (pvnp[fs], kernel3[fs]):
+            est = res.model[-1]  # the forest without the SMOTE step (prediction never resamples)
+            key, fname = _model_key(res.task, fs), f"{res.task.value}_rf_{fs.value}.skops"
+            dump_model(est, models_dir / fname)
+            saved.append(SavedModel(key, fname, res.task, type(est).__name__))
+            entries[key] = {"file": fname, "task": res.task.value, "features": fs.value, "classes": list(res.classes),
+                            "estimator": type(est).__name__, "test_scores": asdict(res.scores)}
+        for target in TARGETS:
+            res = regression.get(target, Subset.ALL, fs)
+            key, fname = _model_key(target, fs), f"reg_{target.value}_rf_{fs.value}.skops"
+            dump_model(res.model, models_dir / fname)
+            saved.append(SavedModel(key, fname, target, type(res.model).__name__))
+            entries[key] = {"file": fname, "task": "regression", "target": target.value, "features": fs.value,
+                            "estimator": type(res.model).__name__, "test_scores": asdict(res.scores)}
+    for vae in vaes:
+        key = f"vae_{vae.inputs.value}"
+        fname = f"{key}.npz"
+        with atomic_path(models_dir / fname) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **vae.model.state_arrays())
+        saved.append(SavedModel(key, fname, "vae", "BetaVAE"))
+        entries[key] = {"file": fname, "task": "vae", "input": vae.inputs.value, "arch": list(vae.arch),
+                        "beta": vae.model.beta}
+    manifest = {"pyecho_version": pyecho.__version__, "layout": layout.to_dict(), "models": entries,
+                "default_features": DEFAULT_FEATURES.value, "seed": int(seed),
+                "units": {t.value: u for t, u in TARGET_UNITS.items()}}
+    with atomic_path(models_dir / MANIFEST) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=1))
+    return tuple(saved)
+
+
 class EchoModels:
     """The fitted models of a `pyecho learn` run and their feature layout."""
 
@@ -47,34 +117,35 @@ class EchoModels:
         self.dir = d
         self.manifest = json.loads((d / MANIFEST).read_text())
         self.layout = FeatureLayout.from_dict(self.manifest["layout"])
-        self.features = features or self.manifest.get("default_features", "pointwise")
+        self.features = FeatureSet(features or self.manifest.get("default_features", DEFAULT_FEATURES))
         self._cache: dict = {}
 
-    def model(self, key: str):
-        if key not in self._cache:
-            entry = self.manifest["models"][f"{key}_{self.features}"]
-            self._cache[key] = (load_model(self.dir / entry["file"]), entry)
-        return self._cache[key]
+    def model(self, task: str):
+        """(fitted estimator, manifest entry) of ``task`` (a Task or Target value) on this feature set."""
+        if task not in self._cache:
+            entry = self.manifest["models"][_model_key(task, self.features)]
+            self._cache[task] = (load_model(self.dir / entry["file"]), entry)
+        return self._cache[task]
 
     def predict_series(self, M_grid: np.ndarray) -> dict:
         """Predict from one echo already on the model's time grid: array (T,), complex or |M|."""
         Xn = self.layout.normalise(np.atleast_2d(M_grid))
         X = self.layout.features(Xn)[self.features].to_numpy()
-        out: dict = {"features": self.features}
-        m, e = self.model("kernel3")
+        out: dict = {"features": self.features.value}
+        m, e = self.model(Task.KERNEL3)
         p = m.predict_proba(X)[0]
         i = int(np.argmax(p))
         out["kernel"] = str(m.classes_[i])
         out["kernel_probability"] = float(p[i])
         out["kernel_probabilities"] = {str(c): float(v) for c, v in zip(m.classes_, p)}
-        m, e = self.model("pvnp")
+        m, e = self.model(Task.PVNP)
         p = m.predict_proba(X)[0]
         probs = {str(c): float(v) for c, v in zip(m.classes_, p)}
-        out["range"] = "P" if probs.get("P", 0) >= 0.5 else "NP"
-        out["p_power"] = probs.get("P", 0.0)
-        for target in ("W", "L", "alpha_xy", "alpha_z"):
+        out["range"] = RANGE_P if probs.get(RANGE_P, 0) >= 0.5 else RANGE_NP
+        out["p_power"] = probs.get(RANGE_P, 0.0)
+        for target in TARGETS:
             m, e = self.model(target)
-            out[target] = float(m.predict(X)[0])
+            out[target.value] = float(m.predict(X)[0])
         return out
 
 

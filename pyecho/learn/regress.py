@@ -8,13 +8,18 @@ resampler, so here the regressions are trained on the rows as they are.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 from sklearn.base import clone
-from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
-from sklearn.metrics import mean_absolute_error, r2_score
+from sklearn.ensemble import RandomForestRegressor
 
-TARGETS: tuple[str, ...] = ("W", "L", "alpha_xy", "alpha_z")
-SUBSETS: tuple[str, ...] = ("all", "P", "NP")
+from pyecho.learn.base import (FEATURE_SETS, NO_JSON, SUBSETS, TARGETS, Budget, ByFeatureSet, Evaluation,
+                               FeatureSet, Labels, ModelScore, Note, RegScores, Split, Subset, Target, no_note)
+from pyecho.learn.features import Features
+
+#: how many of the most important features a result lists
+TOP_FEATURES = 10
 
 
 def make_rf_regressor(n_estimators: int = 200, seed: int = 0, n_jobs: int = 1) -> RandomForestRegressor:
@@ -23,62 +28,98 @@ def make_rf_regressor(n_estimators: int = 200, seed: int = 0, n_jobs: int = 1) -
                                  random_state=seed, n_jobs=n_jobs)
 
 
-def make_hgb_regressor(seed: int = 0, max_iter: int = 150) -> HistGradientBoostingRegressor:
-    """Beyond the paper: histogram gradient boosting with early stopping, 30 % of the features per split."""
-    return HistGradientBoostingRegressor(max_iter=max_iter, learning_rate=0.1, early_stopping=True,
-                                         validation_fraction=0.1, max_features=0.3, n_iter_no_change=20,
-                                         random_state=seed)
+@dataclass(frozen=True)
+class FeatureImportance:
+    name: str
+    importance: float
 
 
-def fit_evaluate_regressor(
-    model,
-    X: np.ndarray,
-    y: np.ndarray,
-    train: np.ndarray,
-    test: np.ndarray,
-    feature_names: list[str],
-    top: int = 10,
-) -> dict:
-    """Fit a clone of ``model`` on the training rows.
+@dataclass(frozen=True)
+class RegressionResult:
+    """A fitted regressor scored on the test rows.
 
-    Parameters
-    ----------
-    X : array (B, F); y : array (B,) target (units of the label: W, alpha in rad/µs; L lattice units)
-    train, test : row indices
-
-    Returns
-    -------
-    dict: ``model``, ``r2_oob`` (None if the model has no OOB), ``r2_test``, ``mae_test``,
-    ``importances`` (array (F,) or None), ``top_features`` [(name, importance)] (up to ``top``),
-    ``y_true`` / ``y_pred`` (test rows), ``n_train``, ``n_test``.
+    target, subset, feature_set : what was learned from what; scores : test R² and MAE (units of
+    the target); r2_oob : OOB R² on the training rows (None if the model has none);
+    top_features : the ten most important features; importances (F,), y_true / y_pred (test rows).
     """
+
+    target: Target
+    subset: Subset
+    feature_set: str
+    scores: RegScores
+    r2_oob: float | None
+    top_features: tuple[FeatureImportance, ...]
+    n_train: int
+    n_test: int
+    importances: np.ndarray | None = field(metadata=NO_JSON)
+    y_true: np.ndarray = field(metadata=NO_JSON)
+    y_pred: np.ndarray = field(metadata=NO_JSON)
+    model: object = field(metadata=NO_JSON)
+
+    def model_score(self, model: str, inputs: str, evaluation: Evaluation, seed: int) -> ModelScore:
+        return ModelScore.single(model, self.target, inputs, evaluation, self.scores, seed, self.n_train, self.n_test)
+
+
+def fit_evaluate_regressor(model, X: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray,
+                           target: Target, subset: Subset, feature_set: str,
+                           feature_names: list[str]) -> RegressionResult:
+    """Fit a clone of ``model`` on the training rows of X (B, F), y (B,); score on the test rows."""
     m = clone(model).fit(X[train], y[train])
     pred = m.predict(X[test])
     imp = getattr(m, "feature_importances_", None)
-    top_features = []
+    top = ()
     if imp is not None:
-        order = np.argsort(imp)[::-1][:top]
-        top_features = [(feature_names[i], float(imp[i])) for i in order]
-    return {
-        "model": m,
-        "r2_oob": float(m.oob_score_) if hasattr(m, "oob_score_") else None,
-        "r2_test": float(r2_score(y[test], pred)),
-        "mae_test": float(mean_absolute_error(y[test], pred)),
-        "importances": imp,
-        "top_features": top_features,
-        "y_true": y[test],
-        "y_pred": pred,
-        "n_train": int(len(train)),
-        "n_test": int(len(test)),
-    }
+        top = tuple(FeatureImportance(feature_names[i], float(imp[i])) for i in np.argsort(imp)[::-1][:TOP_FEATURES])
+    return RegressionResult(
+        target=Target(target), subset=Subset(subset), feature_set=str(feature_set),
+        scores=RegScores.of(y[test], pred), r2_oob=float(m.oob_score_) if hasattr(m, "oob_score_") else None,
+        top_features=top, n_train=len(train), n_test=len(test), importances=imp, y_true=y[test], y_pred=pred,
+        model=m)
 
 
-def subset_indices(idx: np.ndarray, is_power: np.ndarray, subset: str) -> np.ndarray:
-    """Restrict row indices to a kernel subset: "all", "P" (power) or "NP" (gaussian + rkky)."""
-    if subset == "all":
+def subset_indices(idx: np.ndarray, is_power: np.ndarray, subset: Subset) -> np.ndarray:
+    """Restrict row indices to a kernel subset: all, P (power) or NP (gaussian + rkky)."""
+    subset = Subset(subset)
+    if subset == Subset.ALL:
         return idx
-    if subset == "P":
-        return idx[is_power[idx]]
-    if subset == "NP":
-        return idx[~is_power[idx]]
-    raise ValueError(f"unknown subset {subset!r}; expected one of {SUBSETS}")
+    return idx[is_power[idx]] if subset == Subset.P else idx[~is_power[idx]]
+
+
+@dataclass(frozen=True)
+class RegressionTable:
+    """Every (target, subset, feature set) random-forest regression of the paper."""
+
+    results: tuple[RegressionResult, ...]
+
+    def get(self, target: Target, subset: Subset = Subset.ALL,
+            feature_set: FeatureSet = FeatureSet.POINTWISE) -> RegressionResult:
+        for r in self.results:
+            if (r.target, r.subset, r.feature_set) == (target, subset, feature_set):
+                return r
+        raise KeyError(f"no regression for {target} / {subset} / {feature_set}")
+
+    def W_test_predictions(self) -> ByFeatureSet[np.ndarray]:
+        """The all-kernel W forests' test predictions, per feature set (routes W screening)."""
+        return ByFeatureSet.build(lambda fs: self.get(Target.W, Subset.ALL, fs).y_pred)
+
+
+def headline_trees(subset: Subset, fs: FeatureSet, budget: Budget) -> int:
+    """The saved (all-kernel, pointwise) regressors get the headline forest size; the others the auxiliary one."""
+    return budget.rf_trees if (subset == Subset.ALL and fs == FeatureSet.POINTWISE) else budget.aux_trees
+
+
+def run_regression(features: Features, labels: Labels, split: Split, budget: Budget, n_jobs: int,
+                   note: Note = no_note) -> RegressionTable:
+    """Stage: random-forest regressions of every target on every kernel subset and feature set."""
+    results = []
+    for target in TARGETS:
+        y = labels.target(target)
+        for subset in SUBSETS:
+            tr = subset_indices(split.train, labels.is_power, subset)
+            te = subset_indices(split.test, labels.is_power, subset)
+            for fs in FEATURE_SETS:
+                note(f"{target.value} / {subset.value} / {fs.value}")
+                rf = make_rf_regressor(headline_trees(subset, fs, budget), split.seed, n_jobs)
+                results.append(fit_evaluate_regressor(rf, features.tables[fs], y, tr, te, target, subset, fs,
+                                                      features.layout.names(fs)))
+    return RegressionTable(tuple(results))

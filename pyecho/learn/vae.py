@@ -11,12 +11,39 @@ Full series: ``BetaVAE(hidden=(512, 128, 16))``; window: ``BetaVAE(hidden=(128, 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from enum import StrEnum
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 from torch import nn
+
+from pyecho.learn.base import NO_JSON, Note, no_note
+
+#: the paper's KL weight and early-stopping patience
+BETA = 2.0
+PATIENCE = 7
+#: latent coordinates of the decoded traversals (Fig. 3)
+TRAVERSAL_GRID = np.linspace(-2.5, 2.5, 9)
+
+
+class VaeInput(StrEnum):
+    """What a VAE sees: the full normalised series or the area of interest."""
+
+    FULL = "full"
+    WINDOW = "window"
+
+
+@dataclass(frozen=True)
+class EpochLoss:
+    """Per-echo losses of one epoch: training (recon + beta KL), validation reconstruction and KL."""
+
+    epoch: int
+    train_loss: float
+    val_recon: float
+    val_kl: float
 
 
 class _VAE(nn.Module):
@@ -64,13 +91,13 @@ class BetaVAE(TransformerMixin, BaseEstimator):
 
     Attributes
     ----------
-    history_ : list of dicts (epoch, train_loss, val_recon, val_kl), per-sample losses
+    history_ : list of :class:`EpochLoss`, per-echo losses
     best_epoch_ : epoch whose weights were kept
     n_features_in_ : input length
     """
 
-    def __init__(self, hidden=(512, 128, 16), latent_dim=2, beta=2.0, lr=1e-3, batch_size=128,
-                 max_epochs=100, patience=7, validation_fraction=0.1, random_state=0,
+    def __init__(self, hidden=(512, 128, 16), latent_dim=2, beta=BETA, lr=1e-3, batch_size=128,
+                 max_epochs=100, patience=PATIENCE, validation_fraction=0.1, random_state=0,
                  n_threads=None):
         self.hidden = hidden
         self.latent_dim = latent_dim
@@ -96,7 +123,7 @@ class BetaVAE(TransformerMixin, BaseEstimator):
         return recon, kl
 
     def fit(self, X, y=None, on_epoch=None):
-        """Train on X (B, n_in) with values in [0, 1]; ``on_epoch(epoch, record)`` is called per epoch."""
+        """Train on X (B, n_in) with values in [0, 1]; ``on_epoch(record)`` gets each :class:`EpochLoss`."""
         self._validate()
         X = check_array(X, dtype=np.float32)
         if X.min() < 0 or X.max() > 1:
@@ -140,13 +167,13 @@ class BetaVAE(TransformerMixin, BaseEstimator):
             with torch.no_grad():
                 xhat, mu, logvar = self.model_(Xv)
                 recon, kl = self._loss(xhat, Xv, mu, logvar)
-            rec = {"epoch": epoch, "train_loss": total / Xt.shape[0],
-                   "val_recon": float(recon) / n_val, "val_kl": float(kl) / n_val}
+            rec = EpochLoss(epoch=epoch, train_loss=total / Xt.shape[0], val_recon=float(recon) / n_val,
+                            val_kl=float(kl) / n_val)
             self.history_.append(rec)
             if on_epoch is not None:
-                on_epoch(epoch, rec)
-            if rec["val_recon"] < best - 1e-6:
-                best, bad, self.best_epoch_ = rec["val_recon"], 0, epoch
+                on_epoch(rec)
+            if rec.val_recon < best - 1e-6:
+                best, bad, self.best_epoch_ = rec.val_recon, 0, epoch
                 best_state = {k: v.detach().clone() for k, v in self.model_.state_dict().items()}
             else:
                 bad += 1
@@ -176,3 +203,43 @@ class BetaVAE(TransformerMixin, BaseEstimator):
         """Weights as plain numpy arrays (for ``np.savez``; no pickle needed to load)."""
         check_is_fitted(self, "model_")
         return {k: v.numpy() for k, v in self.model_.state_dict().items()}
+
+
+@dataclass(frozen=True)
+class VaeResult:
+    """A fitted beta-VAE and what the report shows of it.
+
+    inputs : :class:`VaeInput`; arch : layer widths n_in-...-latent; history : per-epoch losses;
+    best_epoch : the epoch whose weights were kept; abs_corr_W : |corr(latent axis i, W)|;
+    Z : (B, 2) latent means; traversals : (2, len(grid), n_in) decoded curves along each axis.
+    """
+
+    inputs: VaeInput
+    arch: tuple[int, ...]
+    history: tuple[EpochLoss, ...]
+    best_epoch: int
+    abs_corr_W: tuple[float, ...]
+    Z: np.ndarray = field(metadata=NO_JSON)
+    traversals: np.ndarray = field(metadata=NO_JSON)
+    model: BetaVAE = field(metadata=NO_JSON)
+
+    @property
+    def val_recon_best(self) -> float:
+        return self.history[self.best_epoch - 1].val_recon
+
+
+def run_vae(X: np.ndarray, inputs: VaeInput, hidden: tuple[int, ...], W: np.ndarray, max_epochs: int,
+            batch_size: int, seed: int, n_threads: int, note: Note = no_note) -> VaeResult:
+    """Stage: fit a beta-VAE on X (B, n_in) in [0, 1] and read its latent space.
+
+    W (B,) is only used to measure how well each latent axis orders the echoes by W.
+    """
+    vae = BetaVAE(hidden=hidden, beta=BETA, max_epochs=max_epochs, patience=PATIENCE, batch_size=batch_size,
+                  random_state=seed, n_threads=n_threads)
+    vae.fit(X.astype(np.float32), on_epoch=lambda r: note(f"epoch {r.epoch} val_recon {r.val_recon:.2f}"))
+    Z = vae.transform(X)
+    axes = np.eye(vae.latent_dim)
+    traversals = np.stack([vae.decode(TRAVERSAL_GRID[:, None] * axes[i]) for i in range(vae.latent_dim)])
+    corr = tuple(float(abs(np.corrcoef(Z[:, i], W)[0, 1])) for i in range(vae.latent_dim))
+    return VaeResult(inputs=inputs, arch=(X.shape[1], *hidden, vae.latent_dim), history=tuple(vae.history_),
+                     best_epoch=vae.best_epoch_, abs_corr_W=corr, Z=Z, traversals=traversals, model=vae)

@@ -1,33 +1,105 @@
 import json
+from dataclasses import fields, is_dataclass
 
 import numpy as np
 import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from pyecho.learn.base import TARGETS, ClassScores, Evaluation, Target, Task, ZooModel
+from pyecho.learn.classify import ClassifierResult
+from pyecho.learn.figures import FigurePaths
 from pyecho.learn.predict import EchoModels, dump_model, load_model, predict_file
 from pyecho_cli.app import app
 
-from .conftest import make_synthetic_dataset
+from .conftest import SEEDS, make_synthetic_dataset
 
 
 def test_learn_end_to_end_writes_report_metrics_models(learned):
-    out, metrics = learned
-    for key in ("f1_power_vs_nonpower", "r2_W", "r2_L", "r2_alpha_xy", "r2_alpha_z"):
-        assert key in metrics and np.isfinite(metrics[key])
-    assert metrics["f1_power_vs_nonpower"] > 0.9  # the synthetic classes differ obviously
+    out, run = learned
+    h = run.metrics["headline"]
+    for key in ("pvnp_f1_power", "pvnp_f1_weighted", "pvnp_f1_macro", "pvnp_accuracy", "kernel3_f1_macro",
+                "W_r2", "L_r2", "alpha_xy_r2", "alpha_z_r2", "W_mae"):
+        assert np.isfinite(h[key]) and np.isfinite(h[f"{key}_std"]), key
+    assert h["pvnp_f1_power"] > 0.9  # the synthetic classes differ obviously
+    assert h["seeds"] == list(SEEDS)
     on_disk = json.loads((out / "metrics.json").read_text())
-    assert on_disk["f1_power_vs_nonpower"] == metrics["f1_power_vs_nonpower"]
-    assert set(on_disk["table1_f1"]) >= {"Logistic regression", "Random forest", "Kernel SVM (RBF)"}
+    assert on_disk["headline"] == h
+    assert [e["model"] for e in on_disk["results"]["zoo"]["entries"]] == [m.value for m in ZooModel]
+    assert on_disk["leak_comparison"]["leaked"].keys() == on_disk["leak_comparison"]["leak_free"].keys() == {
+        "f1_power", "f1_weighted", "f1_macro", "accuracy"}
+    assert on_disk["leak_comparison"]["paper_leaked"] == {"f1_weighted": 0.82}
     text = (out / "report.md").read_text()
-    assert "0.82" in text and "Table I" in text
+    assert "Table I" in text and "The paper's leak, reproduced" in text and "All models, same test rows" in text
     figs = sorted(p.name for p in (out / "figures").glob("*.png"))
-    assert len(figs) >= 12
-    for p in text.split("(figures/")[1:]:
-        assert (out / "figures" / p.split(")")[0]).exists()
+    assert len(figs) == len(fields(FigurePaths))
+    linked = [p.split(")")[0] for p in text.split("(figures/")[1:]]
+    assert sorted(linked) == figs
     man = json.loads((out / "models" / "manifest.json").read_text())
     assert man["layout"]["window"][1] - man["layout"]["window"][0] == 120
+    assert {m.file for m in run.results.models} == {e["file"] for e in man["models"].values()}
     assert not list(out.rglob("*.tmp"))
+
+
+def _walk(obj, seen=None):
+    """Every dataclass instance reachable from ``obj`` (fields, tuples, dicts)."""
+    seen = [] if seen is None else seen
+    if is_dataclass(obj) and not isinstance(obj, type):
+        seen.append(obj)
+        for f in fields(obj):
+            if f.name != "data":
+                _walk(getattr(obj, f.name), seen)
+    elif isinstance(obj, (tuple, list)):
+        for v in obj:
+            _walk(v, seen)
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            _walk(v, seen)
+    return seen
+
+
+def test_every_classification_result_carries_all_four_metrics(learned):
+    _, run = learned
+    found = _walk(run.results)
+    classifiers = [o for o in found if isinstance(o, ClassifierResult)]
+    # P vs NP and 3-class on two feature sets, three W bins on two feature sets, two HGB models
+    assert len(classifiers) == 2 + 2 + 6 + 2
+    scores = [o for o in found if isinstance(o, ClassScores)]
+    assert len(scores) > len(classifiers)  # plus pruning steps, zoo, pooled W screening, seeds, leak
+    for s in scores:
+        for name in ("f1_power", "f1_weighted", "f1_macro", "accuracy"):
+            v = getattr(s, name)
+            assert isinstance(v, float) and 0.0 <= v <= 1.0, (s, name)
+    rows = run.results.model_scores()
+    cls_rows = [r for r in rows if isinstance(r.scores, ClassScores)]
+    assert {(r.task, r.evaluation) for r in cls_rows} >= {(Task.PVNP, Evaluation.PAPER), (Task.KERNEL3, Evaluation.PAPER),
+                                                         (Task.PVNP, Evaluation.LEAKED), (Task.PVNP, Evaluation.BEYOND)}
+    text = (learned[0] / "report.md").read_text()
+    header = "| model | inputs | evaluation | task | F1 of the power-law class | weighted F1 | macro F1 | accuracy | seeds |"
+    assert header in text
+
+
+def test_seed_study_reports_mean_and_spread(learned):
+    _, run = learned
+    study = run.results.seeds
+    assert study.seeds == SEEDS and len(study.per_seed) == 2
+    # the main seed's row is the main run's own P-vs-NP forest
+    assert study.per_seed[0][0].scores == run.results.pvnp.pointwise.scores
+    pooled = study.model_scores()
+    assert [p.task for p in pooled] == [Task.PVNP, Task.KERNEL3, *TARGETS]
+    for p in pooled:
+        assert p.seeds == SEEDS and p.spread is not None
+    w = next(p for p in pooled if p.task == Target.W)
+    assert w.scores.r2 == pytest.approx(np.mean([run_[2].scores.r2 for run_ in study.per_seed]))
+    assert "± " in (learned[0] / "report.md").read_text()
+
+
+def test_learn_cli_rejects_bad_seeds_and_writes_nothing(tmp_path):
+    for bad in ("0,x", "1,1", "-1"):
+        res = CliRunner().invoke(app, ["learn", str(tmp_path / "nope"), "--out", str(tmp_path / "o"), "--seeds", bad])
+        text = " ".join(res.output.split())
+        assert res.exit_code == 2 and text.count("error:") == 1 and "--seeds" in text, (bad, res.output)
+        assert not (tmp_path / "o").exists()
 
 
 def test_models_round_trip_through_skops(learned, synthetic, tmp_path):
@@ -54,7 +126,9 @@ def test_predict_csv_npy_agree(learned, synthetic, tmp_path):
     a = predict_file(out, tmp_path / "e.csv")
     b = predict_file(out, tmp_path / "e.npy")
     c = predict_file(out, tmp_path / "e2.npy")
-    for k in ("kernel", "range", "W", "L"):
+    for k in ("kernel", "range"):  # labels: exactly equal
+        assert a[k] == b[k] == c[k]
+    for k in ("W", "L"):
         assert a[k] == pytest.approx(b[k], rel=1e-5) and b[k] == pytest.approx(c[k], rel=1e-5)
     assert a["range"] == "P"
     res = CliRunner().invoke(app, ["predict", str(out), str(tmp_path / "e.csv"), "--json"])
@@ -103,7 +177,9 @@ def test_learn_is_reproducible_from_seed(tmp_path):
                   vae_full_hidden=(8,), vae_window_hidden=(8,), vae_max_epochs=2, vae_batch=32,
                   kmeans_max_samples=100, hgb_max_iter=10)
     ds = make_synthetic_dataset(60, seed=3)
-    m1 = run_learn(ds, tmp_path / "a", quick=True, seed=5, window=120, budget=tiny)
-    m2 = run_learn(ds, tmp_path / "b", quick=True, seed=5, window=120, budget=tiny)
-    for k in ("f1_power_vs_nonpower", "r2_W", "r2_L", "table1_f1", "beyond_paper_hgb"):
-        assert m1[k] == m2[k]
+    m1 = run_learn(ds, tmp_path / "a", quick=True, seed=5, window=120, budget=tiny).metrics
+    m2 = run_learn(ds, tmp_path / "b", quick=True, seed=5, window=120, budget=tiny).metrics
+    for k in ("headline", "leak_comparison", "model_scores"):
+        assert m1[k] == m2[k], k
+    for k in ("zoo", "regression", "leak", "beyond", "pruning", "wscreen"):
+        assert m1["results"][k] == m2["results"][k], k

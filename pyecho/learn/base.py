@@ -1,0 +1,417 @@
+"""The learning layer's shared vocabulary: names, the data every stage reads, the split, scores.
+
+Every stage of `pyecho learn` is a function from these types to a frozen result dataclass; the
+collected results (:class:`pyecho.learn.results.LearnResults`) feed the metrics, figures and
+report modules. A new model plugs in by returning :class:`ModelScore` records (one per task)
+from a ``model_scores()`` method of its result: the comparison tables pick them up unchanged.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from typing import Callable, Generic, Iterator, Mapping, Sequence, TypeVar
+
+import numpy as np
+import polars as pl
+from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, r2_score
+from sklearn.model_selection import train_test_split
+
+#: ``field(metadata=NO_JSON)`` keeps a field (arrays, fitted models) out of metrics.json
+NO_JSON = {"json": False}
+
+#: a stage's progress callback: receives a short status text
+Note = Callable[[str], None]
+
+
+def no_note(_: str) -> None:
+    """The default progress callback: ignore."""
+
+
+class FeatureSet(StrEnum):
+    """The paper's features of the |M| window (features.py)."""
+
+    POINTWISE = "pointwise"
+    POLYNOMIAL = "polynomial"
+
+
+FEATURE_SETS: tuple[FeatureSet, ...] = tuple(FeatureSet)
+#: the paper's abbreviations (PT, PF)
+FEATURE_TAGS: dict[FeatureSet, str] = {FeatureSet.POINTWISE: "PT", FeatureSet.POLYNOMIAL: "PF"}
+
+
+class Target(StrEnum):
+    """Regression targets; the value is the name used in files and tables."""
+
+    W = "W"
+    L = "L"
+    ALPHA_XY = "alpha_xy"
+    ALPHA_Z = "alpha_z"
+
+
+TARGETS: tuple[Target, ...] = tuple(Target)
+TARGET_UNITS: dict[Target, str] = {Target.W: "rad/us", Target.L: "lattice spacings",
+                                   Target.ALPHA_XY: "rad/us", Target.ALPHA_Z: "rad/us"}
+
+
+class Subset(StrEnum):
+    """Rows a regression is trained and tested on: all kernels, power law only, the others."""
+
+    ALL = "all"
+    P = "P"
+    NP = "NP"
+
+
+SUBSETS: tuple[Subset, ...] = tuple(Subset)
+
+
+class Task(StrEnum):
+    """Classification tasks (regression tasks are named by their :class:`Target`)."""
+
+    PVNP = "pvnp"        # power law (P) vs gaussian + RKKY (NP)
+    KERNEL3 = "kernel3"  # gaussian / power / rkky
+
+
+KERNELS: tuple[str, ...] = ("gaussian", "power", "rkky")
+POWER_KERNEL = "power"
+#: the P-vs-NP class labels; P (power law) is the positive class, last
+RANGE_NP, RANGE_P = "NP", "P"
+TASK_CLASSES: dict[Task, tuple[str, ...]] = {Task.PVNP: (RANGE_NP, RANGE_P), Task.KERNEL3: KERNELS}
+#: the class whose F1 is "F1 of the power-law class"
+POWER_CLASS: dict[Task, str] = {Task.PVNP: RANGE_P, Task.KERNEL3: POWER_KERNEL}
+TASK_TITLES: dict[str, str] = {Task.PVNP: "P vs NP", Task.KERNEL3: "3-class kernel",
+                               **{t: f"R² {t}" for t in TARGETS}}
+
+
+class ZooModel(StrEnum):
+    """The models of the paper's Table I."""
+
+    LOGISTIC = "Logistic regression"
+    KNN = "K-nearest neighbors"
+    LINEAR_SVM = "Support vector machine (linear)"
+    KERNEL_SVM = "Kernel SVM (RBF)"
+    SGD = "SGD classifier"
+    DECISION_TREE = "Decision tree"
+    RANDOM_FOREST = "Random forest"
+
+
+class Evaluation(StrEnum):
+    """How a score was obtained; every comparison table says which."""
+
+    PAPER = "paper's method, leak-free (SMOTE on the training part only)"
+    BEYOND = "beyond the paper"
+    LEAKED = "the paper's leak reproduced (SMOTE on all rows before the split)"
+
+
+class Metric(StrEnum):
+    """Score names: the fields of :class:`ClassScores` and :class:`RegScores`, and two the paper quotes."""
+
+    F1_POWER = "f1_power"
+    F1_WEIGHTED = "f1_weighted"
+    F1_MACRO = "f1_macro"
+    ACCURACY = "accuracy"
+    R2 = "r2"
+    MAE = "mae"
+    F1_UNSTATED = "f1_unstated"  # an F1 quoted without saying which average (the paper, sometimes)
+    P_ERROR = "p_error"          # fraction of the power-law echoes classified NP
+
+
+METRIC_TITLES: dict[Metric, str] = {
+    Metric.F1_POWER: "F1 of the power-law class",
+    Metric.F1_WEIGHTED: "weighted F1",
+    Metric.F1_MACRO: "macro F1",
+    Metric.ACCURACY: "accuracy",
+    Metric.R2: "R²",
+    Metric.MAE: "MAE",
+    Metric.F1_UNSTATED: "F1, average not stated",
+    Metric.P_ERROR: "fraction of P echoes classified NP",
+}
+
+
+# --------------------------------------------------------------------------- budget
+@dataclass(frozen=True)
+class Budget:
+    """Model sizes; ``FULL`` is designed for the paper preset (15 000 x 1875) in < 30 min on 2 cores."""
+
+    rf_trees: int = 200            # headline / saved random forests
+    aux_trees: int = 60            # CV folds, pruning curve, W-screening bins, non-headline regressions
+    cv_folds: int = 5              # CV of the headline P-vs-NP models
+    prune_cv_folds: int = 0        # CV at each pruning step (0: test scores and OOB only, for run time)
+    svm_max_train: int = 4000      # RBF SVM trained on a stratified subsample of this many rows
+    knn_max_train: int | None = None
+    vae_full_hidden: tuple[int, ...] = (512, 128, 16)
+    vae_window_hidden: tuple[int, ...] = (128, 32, 16)
+    vae_max_epochs: int = 60
+    vae_batch: int = 128
+    kmeans_max_samples: int = 5000
+    hgb_max_iter: int = 150
+    hgb_cv_folds: int = 0          # CV of the beyond-the-paper P-vs-NP model (test scores only by default)
+    test_size: float = 0.2
+
+
+FULL = Budget()
+QUICK = Budget(rf_trees=40, aux_trees=20, cv_folds=3, prune_cv_folds=2, svm_max_train=500,
+               vae_full_hidden=(64, 16), vae_window_hidden=(32, 16), vae_max_epochs=8, vae_batch=64,
+               kmeans_max_samples=1000, hgb_max_iter=50)
+
+
+# --------------------------------------------------------------------------- data
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ByFeatureSet(Generic[T]):
+    """One value per :class:`FeatureSet`."""
+
+    pointwise: T
+    polynomial: T
+
+    def __getitem__(self, fs: FeatureSet) -> T:
+        return getattr(self, FeatureSet(fs).value)
+
+    def items(self) -> Iterator[tuple[FeatureSet, T]]:
+        return ((fs, self[fs]) for fs in FEATURE_SETS)
+
+    @classmethod
+    def build(cls, make: Callable[[FeatureSet], T]) -> "ByFeatureSet[T]":
+        """``make(fs)`` for each feature set, in order."""
+        return cls(**{fs.value: make(fs) for fs in FEATURE_SETS})
+
+
+#: label columns learning needs, as named in the dataset
+LABEL_COLUMNS: tuple[str, ...] = ("kernel", "is_power", "W", "L", "alpha_x", "alpha_z")
+
+
+@dataclass(frozen=True)
+class Labels:
+    """The labels of every echo, as arrays (B,).
+
+    kernel : str; is_power : bool; W, alpha_xy (= alpha_x = alpha_y), alpha_z : float, rad/µs;
+    L : float, lattice spacings.
+    """
+
+    kernel: np.ndarray
+    is_power: np.ndarray
+    W: np.ndarray
+    L: np.ndarray
+    alpha_xy: np.ndarray
+    alpha_z: np.ndarray
+
+    @classmethod
+    def from_frame(cls, frame: pl.DataFrame) -> "Labels":
+        missing = sorted(set(LABEL_COLUMNS) - set(frame.columns))
+        if missing:
+            raise ValueError(f"dataset labels lack columns {missing}; expected {list(LABEL_COLUMNS)}")
+        return cls(kernel=frame["kernel"].to_numpy().astype(str),
+                   is_power=frame["is_power"].to_numpy().astype(bool),
+                   W=frame["W"].to_numpy().astype(float), L=frame["L"].to_numpy().astype(float),
+                   alpha_xy=frame["alpha_x"].to_numpy().astype(float),
+                   alpha_z=frame["alpha_z"].to_numpy().astype(float))
+
+    def target(self, target: Target) -> np.ndarray:
+        """The regression target's values (B,)."""
+        return getattr(self, Target(target).value)
+
+    def classes(self, task: Task) -> np.ndarray:
+        """The class label of every echo for ``task`` (B,): P/NP, or the kernel name."""
+        if task == Task.PVNP:
+            return np.where(self.is_power, RANGE_P, RANGE_NP)
+        return self.kernel
+
+
+@dataclass(frozen=True)
+class LearnData:
+    """What every stage reads: the complex echoes, their time grid and labels.
+
+    Attributes
+    ----------
+    series : complex array (B, A, T) -- M(t) of every echo at each of A pulse angles
+        (A = 1 for a single-angle dataset)
+    thetas : array (A,) -- the pulse angles, rad (NaN where the dataset does not say)
+    t_us : array (T,) -- sample times, µs
+    echo_index : int -- column of the echo (t = 2 tau)
+    labels : :class:`Labels`
+    metadata : the dataset's scalar metadata (engine, lattice, tau_us, ...)
+    """
+
+    series: np.ndarray
+    thetas: np.ndarray
+    t_us: np.ndarray
+    echo_index: int
+    labels: Labels
+    metadata: Mapping[str, object] = field(default_factory=dict)
+
+    #: learning needs at least this many echoes
+    MIN_SAMPLES = 20
+
+    @property
+    def M(self) -> np.ndarray:
+        """The first angle's echoes, complex (B, T): the paper's |M| route reads these."""
+        return self.series[:, 0]
+
+    @property
+    def n_samples(self) -> int:
+        return self.series.shape[0]
+
+    @property
+    def n_times(self) -> int:
+        return self.series.shape[-1]
+
+    @classmethod
+    def from_dataset(cls, ds) -> "LearnData":
+        """From a :class:`pyecho.data.store.EchoDataset` (or anything with its attributes).
+
+        A dataset with ``series`` (B, A, T) and ``thetas`` (A,) keeps every angle; otherwise
+        ``M`` (B, T) is the one angle, ``metadata["theta"]`` its value. Raises ValueError for
+        fewer than 20 echoes or a kernel family that is missing.
+        """
+        meta = dict(getattr(ds, "metadata", {}) or {})
+        series = getattr(ds, "series", None)
+        if series is None:
+            series = np.asarray(ds.M)[:, None, :]
+            theta = meta.get("theta")
+            thetas = np.array([np.nan if theta is None else float(theta)])
+        else:
+            series = np.asarray(series)
+            thetas = np.asarray(ds.thetas, dtype=float)
+        if series.ndim != 3 or thetas.shape != (series.shape[1],):
+            raise ValueError(f"dataset series has shape {series.shape} and thetas {thetas.shape}; "
+                             "expected (B, A, T) and (A,)")
+        labels = Labels.from_frame(ds.labels)
+        n = series.shape[0]
+        if n < cls.MIN_SAMPLES:
+            raise ValueError(f"the dataset has {n} echoes; learning needs at least {cls.MIN_SAMPLES}")
+        for k in KERNELS:
+            if not np.any(labels.kernel == k):
+                raise ValueError(f"the dataset has no {k!r} echoes; learning needs all of {list(KERNELS)}")
+        scalars = {k: v for k, v in meta.items() if isinstance(v, (int, float, str, bool)) or v is None}
+        return cls(series=series, thetas=thetas, t_us=np.asarray(ds.t_us, dtype=float),
+                   echo_index=int(ds.echo_index), labels=labels, metadata=scalars)
+
+
+@dataclass(frozen=True)
+class Split:
+    """A stratified train/test split of the echoes; ``seed`` also seeds every model fitted on it."""
+
+    train: np.ndarray
+    test: np.ndarray
+    seed: int
+    test_size: float
+    stratified_by: str = "kernel"
+
+    @property
+    def n_train(self) -> int:
+        return len(self.train)
+
+    @property
+    def n_test(self) -> int:
+        return len(self.test)
+
+    def __json__(self) -> dict:
+        return {"seed": self.seed, "test_size": self.test_size, "stratified_by": self.stratified_by,
+                "n_train": self.n_train, "n_test": self.n_test}
+
+
+def make_split(labels: Labels, test_size: float, seed: int) -> Split:
+    """Stratified (by kernel) split of ``range(B)``: train and test indices, sorted."""
+    if not 0 < test_size < 1:
+        raise ValueError(f"test_size must be in (0, 1), got {test_size}")
+    idx = np.arange(len(labels.kernel))
+    tr, te = train_test_split(idx, test_size=test_size, random_state=seed, stratify=labels.kernel)
+    return Split(train=np.sort(tr), test=np.sort(te), seed=int(seed), test_size=float(test_size))
+
+
+# --------------------------------------------------------------------------- scores
+S = TypeVar("S", "ClassScores", "RegScores")
+
+
+@dataclass(frozen=True)
+class ClassScores:
+    """The four classification scores, always side by side (test rows).
+
+    f1_power : F1 of the power-law class (P, or "power" in the 3-class problem)
+    f1_weighted : F1 averaged over the classes, weighted by their test counts
+    f1_macro : unweighted mean F1 over the classes
+    accuracy : fraction of test rows classified right
+    """
+
+    f1_power: float
+    f1_weighted: float
+    f1_macro: float
+    accuracy: float
+
+    @classmethod
+    def of(cls, y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str], power_class: str) -> "ClassScores":
+        """Score predictions ``y_pred`` of true labels ``y_true`` over ``classes``."""
+        classes = list(classes)
+        return cls(
+            f1_power=float(f1_score(y_true, y_pred, labels=[power_class], average="macro", zero_division=0)),
+            f1_weighted=float(f1_score(y_true, y_pred, labels=classes, average="weighted", zero_division=0)),
+            f1_macro=float(f1_score(y_true, y_pred, labels=classes, average="macro", zero_division=0)),
+            accuracy=float(accuracy_score(y_true, y_pred)),
+        )
+
+
+@dataclass(frozen=True)
+class RegScores:
+    """Regression scores on the test rows: R² and mean absolute error (units of the target)."""
+
+    r2: float
+    mae: float
+
+    @classmethod
+    def of(cls, y_true: np.ndarray, y_pred: np.ndarray) -> "RegScores":
+        return cls(r2=float(r2_score(y_true, y_pred)), mae=float(mean_absolute_error(y_true, y_pred)))
+
+
+def mean_std(items: Sequence[S]) -> tuple[S, S | None]:
+    """Field-wise mean and standard deviation (ddof 0) of scores; std is None for one item."""
+    kind = type(items[0])
+    cols = {f.name: np.array([getattr(s, f.name) for s in items], dtype=float) for f in fields(kind)}
+    mean = kind(**{k: float(v.mean()) for k, v in cols.items()})
+    std = kind(**{k: float(v.std()) for k, v in cols.items()}) if len(items) > 1 else None
+    return mean, std
+
+
+@dataclass(frozen=True)
+class ModelScore:
+    """One model on one task: the row of the report's comparison tables.
+
+    model : what was fitted ("random forest", ...); task : a :class:`Task` or :class:`Target`
+    value; inputs : what the model saw; evaluation : an :class:`Evaluation` value;
+    scores : mean over ``seeds``; spread : their standard deviation (None for one seed);
+    n_train / n_test : rows of one split.
+    """
+
+    model: str
+    task: str
+    inputs: str
+    evaluation: str
+    scores: ClassScores | RegScores
+    spread: ClassScores | RegScores | None
+    seeds: tuple[int, ...]
+    n_train: int
+    n_test: int
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return self.model, self.task, self.inputs, self.evaluation
+
+    @classmethod
+    def single(cls, model: str, task: str, inputs: str, evaluation: str, scores: ClassScores | RegScores,
+               seed: int, n_train: int, n_test: int) -> "ModelScore":
+        """The score of one fit (one seed)."""
+        return cls(model, str(task), inputs, str(evaluation), scores, None, (int(seed),), int(n_train), int(n_test))
+
+
+def pool_seeds(runs: Sequence[Sequence[ModelScore]]) -> tuple[ModelScore, ...]:
+    """Mean ± std over seeds of the same models: ``runs[i]`` holds one seed's scores, in the
+    same model order for every seed."""
+    pooled = []
+    for same in zip(*runs, strict=True):
+        if len({s.key for s in same}) != 1:
+            raise ValueError(f"seed runs disagree on the models: {[s.key for s in same]}")
+        mean, std = mean_std([s.scores for s in same])
+        first = same[0]
+        pooled.append(ModelScore(first.model, first.task, first.inputs, first.evaluation, mean, std,
+                                 tuple(s for m in same for s in m.seeds), first.n_train, first.n_test))
+    return tuple(pooled)

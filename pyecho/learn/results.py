@@ -1,0 +1,75 @@
+"""Everything one `pyecho learn` run produced, as one frozen record.
+
+A new model stage adds one field here (with a default of None, after the others), whose value
+has a ``model_scores()`` method: metrics.json (which serialises every field) and the report's
+comparison tables (which list every field's model scores) pick it up without further changes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from pyecho.learn.base import NO_JSON, Budget, ByFeatureSet, LearnData, ModelScore, Split
+from pyecho.learn.beyond import BeyondResult
+from pyecho.learn.classify import ClassifierResult, PruningCurve, ZooResult
+from pyecho.learn.features import Features
+from pyecho.learn.leak import LeakResult
+from pyecho.learn.predict import SavedModel
+from pyecho.learn.regress import RegressionTable
+from pyecho.learn.screening import WScreenResult
+from pyecho.learn.seeds import SeedStudy
+from pyecho.learn.unsupervised import UnsupervisedResult
+from pyecho.learn.vae import VaeResult
+
+
+@dataclass(frozen=True)
+class StageTime:
+    stage: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """How the run was made: versions, sizes, seeds, budget, the dataset's metadata, timings."""
+
+    pyecho_version: str
+    n_samples: int
+    n_times: int
+    thetas: tuple[float, ...]
+    seed: int
+    n_jobs: int
+    budget: Budget
+    metadata: dict
+    stage_seconds: tuple[StageTime, ...]
+    wall_seconds_before_report: float
+
+
+@dataclass(frozen=True)
+class LearnResults:
+    """The results of every stage (field order = the order of the comparison tables' rows)."""
+
+    info: RunInfo
+    split: Split
+    features: Features
+    unsupervised: UnsupervisedResult
+    vae_full: VaeResult
+    vae_window: VaeResult
+    pvnp: ByFeatureSet[ClassifierResult]
+    pruning: ByFeatureSet[PruningCurve]
+    zoo: ZooResult
+    kernel3: ByFeatureSet[ClassifierResult]
+    regression: RegressionTable
+    wscreen: ByFeatureSet[WScreenResult]
+    seeds: SeedStudy
+    leak: LeakResult
+    beyond: BeyondResult
+    models: tuple[SavedModel, ...]
+    data: LearnData = field(metadata=NO_JSON)
+
+    def model_scores(self) -> tuple[ModelScore, ...]:
+        """Every model × task score of the run, from each field that has ``model_scores()``."""
+        out: list[ModelScore] = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if hasattr(value, "model_scores"):
+                out.extend(value.model_scores())
+        return tuple(out)
