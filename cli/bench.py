@@ -1,17 +1,17 @@
-"""`pyecho bench`: spin-steps per second of every engine, speed-ups over the reference."""
+"""`pyecho bench`: spin-steps per second of every engine and scheme, speed-ups, step profile."""
 from __future__ import annotations
 
 import json
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from pyecho.atomic import atomic_path
-from pyecho.bench import BenchRow, machine_info, rows_as_dicts, run_bench
+from pyecho.bench import BenchRow, Scheme, machine_info, profile_torch_step, rows_as_dicts, run_bench
 from pyecho_cli.app import app
 from pyecho_cli.errors import user_errors
 
@@ -32,21 +32,29 @@ def _fmt_seconds(s: float | None) -> str:
     return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min" if s < 7200 else f"{s / 3600:.1f} h"
 
 
+def _ratio(x: float | None) -> str:
+    return "" if x is None else f"{x:.0f}" if x >= 10 else f"{x:.2f}"
+
+
 @app.command()
 @user_errors
 def bench(
-    engines: str = typer.Option("numpy,torch,julia", help="Engines to measure (unavailable ones are reported)."),
-    lattices: str = typer.Option("8,16,32,64,100", help="Lattice sides n."),
-    batch_sizes: str = typer.Option("1,8,32", help="Simulations per engine call (fast engines)."),
-    device: str = typer.Option("auto", help="auto, cpu or cuda (the reference is always cpu)."),
-    dtype: str = typer.Option("float32", help="float32 or float64 for torch/julia."),
-    steps: int = typer.Option(150, help="Time steps per measured run (fast engines)."),
-    reference_steps: int = typer.Option(15, help="Time steps per reference run."),
-    torch_compile: str = typer.Option("both", help="torch eager (never), compiled (always) or both."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON here."),
+    engines: Annotated[str, typer.Option(help="Engines to measure (unavailable ones are reported).")] = "numpy,torch,julia",
+    lattices: Annotated[str, typer.Option(help="Lattice sides n.")] = "16,32,64,100",
+    batch_sizes: Annotated[str, typer.Option(help="Simulations per engine call (fast engines).")] = "8,32",
+    schemes: Annotated[str, typer.Option(help="Integrators: explicit and/or extrapolated:K.")] = "explicit,extrapolated:4",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda (the reference is always cpu).")] = "auto",
+    dtype: Annotated[str, typer.Option(help="float32 or float64 for torch/julia.")] = "float32",
+    steps: Annotated[int, typer.Option(help="Time steps per measured run (fast engines).")] = 150,
+    reference_steps: Annotated[int, typer.Option(help="Time steps per reference run.")] = 15,
+    torch_compile: Annotated[str, typer.Option(help="torch eager (never), compiled (always) or both.")] = "both",
+    baseline: Annotated[bool, typer.Option(help="Also time the straightforward torch loop the speed-ups refer to.")] = True,
+    profile: Annotated[bool, typer.Option(help="Also split the compiled torch step into FFT, site update and overhead (CPU).")] = False,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the results as JSON here.")] = None,
 ) -> None:
-    """Measure spin-steps/s per engine, lattice and batch size, the speed-up over the NumPy reference
-    and the projected time of `pyecho sim --preset paper`."""
+    """Measure spin-steps/s per engine, scheme, lattice and batch size; speed-ups over the NumPy
+    reference, the straightforward torch loop and the explicit step; the projected time of
+    `pyecho sim --preset paper`."""
     from pyecho.engines.base import BACKENDS
 
     names = [e.strip() for e in engines.split(",") if e.strip()]
@@ -55,31 +63,51 @@ def bench(
         raise ValueError(f"--engines: got {engines!r}; allowed: {', '.join(BACKENDS)}")
     lattice_list = _ints("--lattices", lattices)
     batch_list = _ints("--batch-sizes", batch_sizes)
+    try:
+        scheme_list = [Scheme.parse(s) for s in schemes.split(",") if s.strip()]
+    except ValueError as exc:
+        raise ValueError(f"--{exc}") from None
     modes = {"both": ("never", "always"), "never": ("never",), "always": ("always",)}.get(torch_compile)
     if modes is None:
         raise ValueError(f"--torch-compile: got {torch_compile!r}; allowed: both, never, always")
-    console = Console()
+    console = Console(width=max(Console().width, 120))  # a readable table in logs too
     info = machine_info()
-    table = Table("engine", "device", "dtype", "lattice", "batch", "steps", "time", "M spin-steps/s",
-                  "x reference", "paper preset (proj.)")
+    table = Table("engine", "scheme", "dev", "n", "B", "M spin-steps/s", "x ref", "x loop", "x expl", "paper preset",
+                  caption="x ref / x loop / x expl: speed-up over the NumPy reference, the straightforward torch loop "
+                          "and the explicit step, same run; paper preset: projected time of 2.81e11 spin-steps")
 
     def show(row: BenchRow) -> None:
         label = row.engine + ("+compile" if row.compiled else "")
-        console.print(f"  {label}/{row.device} n={row.lattice} B={row.batch}: "
+        console.print(f"  {label} {row.scheme}/{row.device} n={row.lattice} B={row.batch}: "
                       f"{row.spin_steps_per_s / 1e6:.2f} M spin-steps/s", highlight=False)
-        table.add_row(label, row.device, row.dtype, str(row.lattice), str(row.batch), str(row.steps),
-                      f"{row.seconds:.3f} s", f"{row.spin_steps_per_s / 1e6:.2f}",
-                      f"{row.speedup_vs_reference:.0f}" if row.speedup_vs_reference else "",
-                      _fmt_seconds(row.projected_paper_s))
+        table.add_row(label, row.scheme, row.device, str(row.lattice), str(row.batch),
+                      f"{row.spin_steps_per_s / 1e6:.2f}", _ratio(row.speedup_vs_reference),
+                      _ratio(row.speedup_vs_baseline), _ratio(row.speedup_vs_explicit), _fmt_seconds(row.projected_paper_s))
 
     start = time.perf_counter()
-    rows, notes = run_bench(names, lattice_list, batch_list, device, dtype, steps, reference_steps, modes, on_row=show)
-    table.title = f"pyecho bench on {info.get('gpu') or info['platform']}, torch threads {info.get('torch_threads')}"
+    rows, notes = run_bench(names, lattice_list, batch_list, scheme_list, device, dtype, steps, reference_steps, modes,
+                            baseline, on_row=show)
+    table.title = (f"pyecho bench on {info.get('gpu') or info['platform']}, torch threads {info.get('torch_threads')}, "
+                   f"{dtype}")
     console.print(table)
+    profiles = []
+    if profile:
+        ptable = Table("n", "B", "scheme", "FFT ns", "site update ns", "call overhead us",
+                       title="compiled torch step, per site-step (FFT amortised over field_every)")
+        for lattice in lattice_list:
+            for batch in batch_list:
+                for scheme in scheme_list:
+                    prof = profile_torch_step(lattice, batch, scheme, dtype)
+                    profiles.append(prof)
+                    sites = batch * lattice * lattice
+                    ptable.add_row(str(lattice), str(batch), prof.scheme, f"{prof.fft_s / sites * 1e9:.2f}",
+                                   f"{prof.site_update_s / sites * 1e9:.2f}", f"{prof.overhead_s * 1e6:.0f}")
+        console.print(ptable)
     for note in notes:
         console.print(f"[yellow]note:[/] {note}")
     if json_out is not None:
         payload = {"machine": info, "rows": rows_as_dicts(rows), "notes": notes,
+                   "profiles": [{**vars(p), "step_s": p.step_s} for p in profiles],
                    "wall_s": time.perf_counter() - start}
         with atomic_path(json_out) as tmp:
             tmp.write_text(json.dumps(payload, indent=2))

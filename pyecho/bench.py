@@ -1,7 +1,13 @@
-"""Engine throughput in spin-steps per second, and speed-ups over the NumPy reference.
+"""Engine throughput in spin-steps per second, speed-ups, and where the torch step's time goes.
 
 A spin-step is one site advanced by one time step; a 100 x 100 echo of 1875 steps is 1.875e7
 of them, and the paper's dataset (15 000 such echoes) 2.81e11.
+
+Every row is measured in the same process as the rows it is compared with:
+``speedup_vs_reference`` (the NumPy reference, same lattice), ``speedup_vs_baseline`` (a
+straightforward batched torch loop: FFT field and Rodrigues rotation every step, no blocks, no
+compile; same lattice and batch) and ``speedup_vs_explicit`` (the same engine and compile mode
+with the explicit scheme).
 """
 from __future__ import annotations
 
@@ -9,52 +15,118 @@ import math
 import os
 import platform
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
-from contextlib import contextmanager
+import numpy as np
 
 from pyecho.engines.base import availability, get_engine, resolve_device
 from pyecho.physics.detuning import sample_detuning_mhz
-from pyecho.physics.params import EchoParams, ParameterError
-from pyecho.physics.problem import build_batch
+from pyecho.physics.params import SCHEMES, EchoParams, ParameterError
+from pyecho.physics.problem import EchoBatch, build_batch
 
 #: spin-steps of the paper preset: 3 x 5000 echoes, 100 x 100 sites, 3 x 625 steps
 PAPER_SPIN_STEPS = 15_000 * 100 * 100 * 1875
 #: the reference's dense N x N coupling needs N^2 doubles; above this lattice it is skipped
 REFERENCE_MAX_LATTICE = 64
+#: the engine name of the straightforward torch loop every torch row is compared with
+BASELINE = "torch-loop"
 
 
-@dataclass
+@dataclass(frozen=True)
+class Scheme:
+    """An integrator setting: ``name`` in SCHEMES and its ``field_every``."""
+
+    name: str
+    field_every: int = 1
+
+    @property
+    def label(self) -> str:
+        return self.name if self.name == "explicit" else f"{self.name}:{self.field_every}"
+
+    @classmethod
+    def parse(cls, text: str) -> "Scheme":
+        """"explicit" or "extrapolated:K" (K >= 1; "extrapolated" alone is K = 4)."""
+        name, _, k = text.strip().partition(":")
+        try:
+            if name not in SCHEMES or (name == "explicit" and k):
+                raise ValueError(name)
+            return cls(name, EchoParams(lattice=4, scheme=name, field_every=int(k) if k else None).field_every)
+        except ValueError:
+            raise ParameterError(f"schemes: got {text!r}; allowed: explicit, extrapolated:K (K >= 1)") from None
+
+
+EXPLICIT = Scheme("explicit")
+
+
+@dataclass(frozen=True)
 class BenchRow:
+    """One measurement: ``batch`` echoes of ``steps`` steps on an n x n ``lattice``."""
+
     engine: str
+    scheme: str
     device: str
     dtype: str
     lattice: int
     batch: int
     steps: int
+    compiled: bool
     seconds: float
     spin_steps_per_s: float
     speedup_vs_reference: float | None
+    speedup_vs_baseline: float | None
+    speedup_vs_explicit: float | None
     projected_paper_s: float | None
-    compiled: bool = False
 
 
-def _batch(lattice: int, batch: int, steps: int):
+def bench_batch(lattice: int, batch: int, steps: int, scheme: Scheme = EXPLICIT) -> EchoBatch:
+    """``batch`` Hahn echoes of 3 (steps // 3) steps: the three paper kernels in turn, alpha_z > 0."""
     n_tau = max(1, steps // 3)
     kernels = [("gaussian", 8.0), ("power", 2.0), ("rkky", 13.0)]
     params = [
         EchoParams(
             kernel=kernels[i % 3][0], kernel_param=min(kernels[i % 3][1], lattice / 2), alpha_xy=0.05,
-            alpha_z=0.03, lattice=lattice, tau_us=0.16 * n_tau, dt_us=0.16,
+            alpha_z=0.03, lattice=lattice, tau_us=0.16 * n_tau, dt_us=0.16, scheme=scheme.name,
+            field_every=scheme.field_every,
         )
         for i in range(batch)
     ]
     return build_batch(params, [sample_detuning_mhz(i, lattice) for i in range(batch)])
 
 
+def torch_loop(batch: EchoBatch, device: str = "cpu", dtype: str = "float32") -> np.ndarray:
+    """The straightforward batched torch loop (the explicit Hahn echo, no T2): every step an FFT
+    mean field and a Rodrigues rotation, eager. The baseline the engine's speed-ups refer to."""
+    import torch
+
+    real = torch.float32 if dtype == "float32" else torch.float64
+    n = batch.lattice
+    with torch.inference_mode():
+        khat = torch.fft.rfft2(torch.as_tensor(batch.kernel_grid, device=device)).real.to(real)
+        alpha = torch.as_tensor(np.stack([batch.alpha_xy, batch.alpha_xy, batch.alpha_z]), dtype=real,
+                                device=device).view(3, -1, 1, 1)
+        omega = torch.as_tensor(batch.omega, dtype=real, device=device)
+        theta = torch.as_tensor(batch.pulse_angle[:, 0], dtype=real, device=device).view(-1, 1, 1)
+        m = torch.zeros((3, batch.size, n, n), dtype=real, device=device)
+        m[1], m[2] = -0.5 * torch.sin(theta), 0.5 * torch.cos(theta)
+        out = torch.empty((batch.n_steps, batch.size), dtype=torch.complex128, device=device)
+        for k in range(batch.n_steps):
+            if k == batch.pulse_steps[1]:  # 2 theta about y
+                c, s = torch.cos(2 * theta), torch.sin(2 * theta)
+                m = torch.stack((c * m[0] + s * m[2], m[1], c * m[2] - s * m[0]))
+            f = torch.fft.irfft2(torch.fft.rfft2(m) * khat, s=(n, n)) * alpha
+            b = torch.stack((f[0], f[1], omega + f[2]))
+            norm = torch.linalg.vector_norm(b, dim=0).clamp(min=1e-30)
+            axis, angle = b / norm, norm * batch.dt_us
+            cos, sin = torch.cos(angle), torch.sin(angle)
+            m = cos * m + sin * torch.linalg.cross(m, axis, dim=0) + (1 - cos) * (axis * m).sum(0) * axis
+            out[k] = torch.complex(m[0].mean((1, 2)).double(), m[1].mean((1, 2)).double())
+        return out.T.cpu().numpy()
+
+
 @contextmanager
-def _torch_compile_policy(policy: str):
+def torch_compile_policy(policy: str):
     """Run the torch engine with PYECHO_TORCH_COMPILE set to ``policy``."""
     saved = os.environ.get("PYECHO_TORCH_COMPILE")
     os.environ["PYECHO_TORCH_COMPILE"] = policy
@@ -67,38 +139,38 @@ def _torch_compile_policy(policy: str):
             os.environ["PYECHO_TORCH_COMPILE"] = saved
 
 
-def measure(engine_name: str, device: str, dtype: str, lattice: int, batch: int, steps: int, repeats: int = 2) -> float:
-    """Best wall time (s) of ``repeats`` runs of ``batch`` echoes of 3*(steps//3) steps, after a
-    warm-up run of the same shapes (FFT plans, torch.compile, allocator)."""
-    engine = get_engine(engine_name, device)
-    problem = _batch(lattice, batch, steps)
-    engine.run(_batch(lattice, batch, 3), device=device, dtype=dtype)
+def best_time(run: Callable[[], object], repeats: int = 2) -> float:
+    """Best wall time (s) of ``repeats`` calls of ``run`` after one warm-up call (FFT plans,
+    torch.compile, allocator)."""
+    run()
     best = math.inf
     for _ in range(repeats):
         start = time.perf_counter()
-        engine.run(problem, device=device, dtype=dtype)
+        run()
         best = min(best, time.perf_counter() - start)
     return best
 
 
 def run_bench(
     engines: Sequence[str] = ("numpy", "torch", "julia"),
-    lattices: Sequence[int] = (8, 16, 32, 64, 100),
-    batch_sizes: Sequence[int] = (1, 8, 32),
+    lattices: Sequence[int] = (16, 32, 64, 100),
+    batch_sizes: Sequence[int] = (8, 32),
+    schemes: Sequence[Scheme] = (EXPLICIT, Scheme("extrapolated", 4)),
     device: str = "auto",
     dtype: str = "float32",
     steps: int = 150,
     reference_steps: int = 15,
     torch_compile: Sequence[str] = ("never", "always"),
+    baseline: bool = True,
     on_row: Callable[[BenchRow], None] | None = None,
 ) -> tuple[list[BenchRow], list[str]]:
     """Measure every available engine; returns the rows and notes on what was skipped.
 
     torch runs once per entry of ``torch_compile`` ("never": eager, "always": torch.compile,
-    which large `pyecho sim` runs use; each compiled shape costs a one-off 10-30 s).
-
-    The reference runs once per lattice (batch 1, ``reference_steps`` steps: its cost per
-    spin-step does not depend on either) and only up to REFERENCE_MAX_LATTICE.
+    which large `pyecho sim` runs use) and per scheme; ``baseline`` adds the straightforward
+    torch loop (:func:`torch_loop`) at every lattice and batch size. The reference runs the
+    explicit scheme once per lattice (batch 1, ``reference_steps`` steps: its cost per spin-step
+    depends on neither) and only up to REFERENCE_MAX_LATTICE.
     """
     for name, value in (("steps", steps), ("reference_steps", reference_steps)):
         if value < 3:
@@ -109,19 +181,37 @@ def run_bench(
         raise ParameterError(f"batch_sizes: got {list(batch_sizes)}; every batch size must be >= 1")
     if not torch_compile or set(torch_compile) - {"never", "always"}:
         raise ParameterError(f"torch_compile: got {tuple(torch_compile)}; use 'never' and/or 'always'")
+    if not schemes:
+        raise ParameterError("schemes: got none; give at least one")
     device = resolve_device(device)
     rows: list[BenchRow] = []
     notes: list[str] = []
-    reference_rate: dict[int, float] = {}
+    rate_of: dict[tuple, float] = {}
 
-    def add(row: BenchRow) -> None:
+    def add(engine: str, scheme: Scheme, lattice: int, batch: int, n_steps: int, compiled: bool, run_dtype: str,
+            engine_device: str, seconds: float) -> None:
+        rate = batch * lattice * lattice * n_steps / seconds
+        rate_of[(engine, scheme.label, compiled, lattice, batch)] = rate
+        ref = rate_of.get(("numpy", EXPLICIT.label, False, lattice, 1))
+        base = rate_of.get((BASELINE, EXPLICIT.label, False, lattice, batch))
+        explicit = rate_of.get((engine, EXPLICIT.label, compiled, lattice, batch))
+        row = BenchRow(
+            engine=engine, scheme=scheme.label, device=engine_device, dtype=run_dtype, lattice=lattice, batch=batch,
+            steps=n_steps, compiled=compiled, seconds=seconds, spin_steps_per_s=rate,
+            speedup_vs_reference=rate / ref if ref and engine != "numpy" else None,
+            speedup_vs_baseline=rate / base if base and engine != BASELINE else None,
+            speedup_vs_explicit=rate / explicit if explicit and scheme != EXPLICIT else None,
+            projected_paper_s=PAPER_SPIN_STEPS / rate if lattice == 100 else None,
+        )
         rows.append(row)
         if on_row is not None:
             on_row(row)
 
-    for engine_name in engines:
+    order = ["numpy", *([BASELINE] if baseline and "torch" in engines else []), *(e for e in engines if e != "numpy")]
+    for engine_name in dict.fromkeys(e for e in order if e == BASELINE or e in engines):
+        is_baseline = engine_name == BASELINE
         engine_device = "cpu" if engine_name == "numpy" else device
-        reason = availability(engine_name, engine_device)
+        reason = availability("torch" if is_baseline else engine_name, engine_device)
         if reason is not None:
             notes.append(f"{engine_name}/{engine_device} skipped: {reason}")
             continue
@@ -130,28 +220,81 @@ def run_bench(
                 if lattice > REFERENCE_MAX_LATTICE:
                     notes.append(f"numpy reference skipped at lattice {lattice} (> {REFERENCE_MAX_LATTICE}: N^2 memory)")
                     continue
-                sizes, n_steps = (1,), reference_steps
-            else:
-                sizes, n_steps = batch_sizes, steps
-            modes = tuple(torch_compile) if engine_name == "torch" else (None,)
-            for batch in sizes:
+                problem = bench_batch(lattice, 1, reference_steps)
+                seconds = best_time(lambda: get_engine("numpy").run(problem), repeats=1)
+                add("numpy", EXPLICIT, lattice, 1, problem.n_steps, False, "float64", "cpu", seconds)
+                continue
+            for batch in batch_sizes:
+                if is_baseline:
+                    problem = bench_batch(lattice, batch, steps)
+                    seconds = best_time(lambda: torch_loop(problem, engine_device, dtype))
+                    add(BASELINE, EXPLICIT, lattice, batch, problem.n_steps, False, dtype, engine_device, seconds)
+                    continue
+                engine = get_engine(engine_name, engine_device)
+                modes = tuple(torch_compile) if engine_name == "torch" else ("never",)
                 for mode in modes:
-                    done_steps = 3 * max(1, n_steps // 3)
-                    run_dtype = "float64" if engine_name == "numpy" else dtype
-                    with _torch_compile_policy(mode or "never"):
-                        seconds = measure(engine_name, engine_device, run_dtype, lattice, batch, n_steps)
-                    rate = batch * lattice * lattice * done_steps / seconds
-                    if engine_name == "numpy":
-                        reference_rate[lattice] = rate
-                    ref = reference_rate.get(lattice)
-                    add(BenchRow(
-                        engine=engine_name, device=engine_device, dtype=run_dtype, lattice=lattice, batch=batch,
-                        steps=done_steps, seconds=seconds, spin_steps_per_s=rate,
-                        speedup_vs_reference=rate / ref if ref else None,
-                        projected_paper_s=PAPER_SPIN_STEPS / rate if lattice == 100 else None,
-                        compiled=mode == "always",
-                    ))
+                    for scheme in dict.fromkeys((EXPLICIT, *schemes)) if EXPLICIT in schemes else schemes:
+                        problem = bench_batch(lattice, batch, steps, scheme)
+                        with torch_compile_policy(mode):
+                            seconds = best_time(lambda: engine.run(problem, device=engine_device, dtype=dtype))
+                        add(engine_name, scheme, lattice, batch, problem.n_steps, mode == "always", dtype,
+                            engine_device, seconds)
     return rows, notes
+
+
+@dataclass(frozen=True)
+class StepProfile:
+    """Where one compiled torch block's time goes (seconds per step, batch x lattice^2 sites).
+
+    ``fft_s``: the mean field (two real FFTs and the kernel product) per evaluation, divided by
+    field_every; ``site_update_s``: the block's fused per-site work per step (rotation,
+    relaxation, magnetisation sums; the block time minus its FFT); ``overhead_s``: the same block
+    on a 2 x 2 lattice, i.e. the per-call Python and dispatch cost, per step.
+    """
+
+    lattice: int
+    batch: int
+    scheme: str
+    fft_s: float
+    site_update_s: float
+    overhead_s: float
+
+    @property
+    def step_s(self) -> float:
+        return self.fft_s + self.site_update_s
+
+
+def profile_torch_step(lattice: int = 100, batch: int = 32, scheme: Scheme = Scheme("extrapolated", 4),
+                       dtype: str = "float32", repeats: int = 20) -> StepProfile:
+    """Time the parts of the compiled torch block on the CPU (see :class:`StepProfile`)."""
+    import torch
+
+    from pyecho.engines import torch_engine
+
+    real = torch.float32 if dtype == "float32" else torch.float64
+
+    def inputs(n: int):
+        problem = bench_batch(n, batch, 3, scheme)
+        m = torch.zeros((3, batch, n, n), dtype=real)
+        m[1], m[2] = -0.5, 1e-3
+        khat = torch.fft.rfft2(torch.as_tensor(problem.kernel_grid)).real.to(real).contiguous()
+        alpha = torch.full((3, batch, 1, 1), 0.05, dtype=real)
+        omega = torch.as_tensor(problem.omega, dtype=real)
+        prev = torch.zeros_like(m) if scheme.name == "extrapolated" else None
+        weight = torch.full((), 1.0 / scheme.field_every, dtype=real)
+        return m, prev, weight, khat, alpha, omega
+
+    with torch.inference_mode(), torch_compile_policy("always"):
+        compiled = torch_engine._block_function(math.inf)
+        timings = {}
+        for n in (lattice, 2):
+            m, prev, weight, khat, alpha, omega = inputs(n)
+            call = lambda: compiled(m, prev, weight, khat, alpha, omega, None, 0.16, scheme.field_every)  # noqa: E731
+            timings[n] = best_time(lambda: [call() for _ in range(repeats)]) / repeats
+        m, _, _, khat, alpha, _ = inputs(lattice)
+        fft = best_time(lambda: [torch_engine.mean_field(m, khat, alpha) for _ in range(repeats)]) / repeats
+    k = scheme.field_every
+    return StepProfile(lattice, batch, scheme.label, fft / k, (timings[lattice] - fft) / k, timings[2] / k)
 
 
 def machine_info() -> dict:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -83,7 +84,8 @@ def block(m, field_prev, slope_weight, khat, alpha, omega, relax, dt: float, n_s
     tensor: 1/field_every, or 0 where there is no history), or F when ``field_prev`` is None
     (the explicit scheme). ``relax`` is None or the (B, 1, 1) tensors (transverse,
     longitudinal, shift) of the per-step relaxation map.
-    Returns (m', F, means) with means (n_steps, 2, B): the mean (m_x, m_y) after every step.
+    Returns (m', F, means) with means (n_steps, 2, B): the mean (m_x, m_y) after every step; F
+    is None for the explicit scheme (no later block needs it, so it is never written out).
     """
     field = mean_field(m, khat, alpha)
     extrapolate = field_prev is not None
@@ -97,7 +99,7 @@ def block(m, field_prev, slope_weight, khat, alpha, omega, relax, dt: float, n_s
             transverse, longitudinal, shift = relax
             mv = (mv[0] * transverse, mv[1] * transverse, mv[2] * longitudinal + shift)
         means.append(torch.stack((mv[0].mean(dim=(1, 2)), mv[1].mean(dim=(1, 2)))))
-    return torch.stack(mv), field, torch.stack(means)
+    return torch.stack(mv), field if extrapolate else None, torch.stack(means)
 
 
 def apply_pulse(m, cos_phi, sin_phi, cos_phase, sin_phase):
@@ -126,6 +128,14 @@ def _compile_policy() -> str:
 _compiled_block = None
 
 
+def compile_cache_dir() -> Path:
+    """Where torch.compile keeps its compiled kernels between processes: $PYECHO_CACHE_DIR, else
+    $XDG_CACHE_HOME/pyecho or ~/.cache/pyecho, subfolder ``torchinductor`` (torch's own default
+    lives in the temporary directory, which a reboot empties)."""
+    root = os.environ.get("PYECHO_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pyecho"
+    return Path(root) / "torchinductor"
+
+
 def _block_function(spin_steps: float):
     """The compiled block for large chunks (falling back to eager if compiling fails), else eager."""
     global _compiled_block
@@ -137,6 +147,9 @@ def _block_function(spin_steps: float):
         # and whether alpha_z is used specialise it, and a process that runs all of them (bench,
         # tests) needs more than dynamo's default of 8 graphs per function
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+        # a persistent cache: a fresh process reuses the kernels compiled by an earlier one; a
+        # cache directory the user chose (TORCHINDUCTOR_CACHE_DIR) wins
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(compile_cache_dir()))
         _compiled_block = torch.compile(block, dynamic=True)
     return _compiled_block
 

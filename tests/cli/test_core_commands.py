@@ -59,17 +59,23 @@ def test_bench_measures_and_writes_json(tmp_path):
     out = tmp_path / "bench.json"
     result = runner.invoke(app, ["bench", "--engines", "numpy,torch", "--lattices", "4,8", "--batch-sizes", "2",
                                  "--steps", "6", "--reference-steps", "3", "--device", "cpu", "--torch-compile", "never",
-                                 "--json", str(out)])
+                                 "--schemes", "explicit,extrapolated:2", "--json", str(out)])
     assert result.exit_code == 0, result.output
     rows = json.loads(out.read_text())["rows"]
     torch_rows = [r for r in rows if r["engine"] == "torch"]
-    assert {r["lattice"] for r in torch_rows} == {4, 8}
-    assert all(r["spin_steps_per_s"] > 0 and r["speedup_vs_reference"] > 0 for r in torch_rows)
+    assert {(r["lattice"], r["scheme"]) for r in torch_rows} == {(n, s) for n in (4, 8) for s in ("explicit", "extrapolated:2")}
+    assert all(r["spin_steps_per_s"] > 0 and r["speedup_vs_reference"] > 0 and r["speedup_vs_baseline"] > 0
+               for r in torch_rows)
+    assert all(r["speedup_vs_explicit"] > 0 for r in torch_rows if r["scheme"] != "explicit")
+    assert {r["engine"] for r in rows} == {"numpy", "torch", "torch-loop"}
 
 
-def test_bench_rejects_bad_lists():
-    result = runner.invoke(app, ["bench", "--lattices", "8,x"])
-    assert result.exit_code == 2 and "--lattices" in result.output
+@pytest.mark.parametrize("args, option", [(["--lattices", "8,x"], "--lattices"),
+                                          (["--schemes", "explicit,rk4"], "--schemes"),
+                                          (["--schemes", "extrapolated:0"], "--schemes")])
+def test_bench_rejects_bad_lists(args, option):
+    result = runner.invoke(app, ["bench", *args])
+    assert result.exit_code == 2 and option in result.output and len(result.output.strip().splitlines()) == 1, result.output
 
 
 def test_output_under_a_file_is_one_line_and_writes_nothing(tmp_path):
