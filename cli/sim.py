@@ -132,7 +132,7 @@ def sim(
     console = Console()
     k, n = plan.shard
     console.print(
-        f"[bold]{cfg.n_total}[/] echoes ({', '.join(cfg.kernels)} x {cfg.n_per_kernel}) on "
+        f"[bold]{cfg.n_total}[/] samples ({', '.join(cfg.kernels)} x {cfg.n_per_kernel}) on "
         f"{cfg.lattice}x{cfg.lattice}, T = {cfg.n_samples} samples, {cfg.n_angles} angle(s), {cfg.scheme} "
         f"scheme; shard {k}/{n}: {plan.samples_todo} samples to simulate, {plan.samples_done} already done; "
         f"{plan.backend}/{plan.device}/{plan.dtype}, batch {plan.batch_size} -> {plan.out}"

@@ -1,4 +1,4 @@
-"""Run a DatasetConfig into a directory of Parquet parts: resumable, shardable, atomic.
+"""Run a DatasetConfig or SweepConfig into a directory of Parquet parts: resumable, shardable, atomic.
 
 The sample indices 0..n_total-1 are cut into parts of ``config.part_size`` consecutive
 indices; part j holds ``part-{first:06d}-{last:06d}.parquet``. Shard K/N owns the parts with
@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 from typing import Callable
 
-from pyecho.data.sampling import ConfigError, DatasetConfig, draw_samples
+from pyecho.data.sampling import ConfigError, DatasetConfig
 from pyecho.data.store import DatasetError, PART_GLOB, build_frame, inspect_part, run_metadata, write_part
+from pyecho.data.sweep import SweepConfig
 from pyecho.engines.base import check_dtype, get_engine, resolve_device
 from pyecho.simulate import simulate_batch
 
@@ -33,7 +34,7 @@ def part_name(first: int, last: int) -> str:
     return f"part-{first:06d}-{last:06d}.parquet"
 
 
-def part_ranges(config: DatasetConfig) -> list[tuple[int, int]]:
+def part_ranges(config: DatasetConfig | SweepConfig) -> list[tuple[int, int]]:
     """(first, last) sample ids of every part, in order."""
     size, total = config.part_size, config.n_total
     return [(first, min(first + size, total) - 1) for first in range(0, total, size)]
@@ -67,7 +68,7 @@ def auto_batch_size(lattice: int, device: str, part_size: int) -> int:
 class RunPlan:
     """A validated run: which parts to write, which exist already, which to delete first."""
 
-    config: DatasetConfig
+    config: DatasetConfig | SweepConfig
     out: Path
     backend: str
     device: str
@@ -104,7 +105,7 @@ class RunResult:
 
 
 def plan_run(
-    config: DatasetConfig,
+    config: DatasetConfig | SweepConfig,
     out: str | Path,
     backend: str = "torch",
     device: str = "auto",
@@ -146,7 +147,7 @@ def plan_run(
     remove = [p for p in existing if overwrite and (n == 1 or p.name in my_names)]
     kept = {p.name: inspect_part(p) for p in existing if p not in remove}
     for part in kept.values():
-        if part.config != config:
+        if part.config != config:  # a config of another kind is never equal
             keys = ", ".join(config.differing_keys(part.config))
             raise DatasetError(
                 f"out: {out} holds parts of a different dataset config ({part.path.name} differs in: {keys}); "
@@ -175,10 +176,13 @@ def run_plan(plan: RunPlan, on_progress: Callable[[int], None] | None = None) ->
         path.unlink(missing_ok=True)
     cfg = plan.config
     written = []
+    spin_steps = 0
     for first, last in plan.todo:
-        sample_params, sample_seeds = draw_samples(cfg, range(first, last + 1))
+        sample_params, sample_seeds = cfg.draw(range(first, last + 1))
         # rows in (sample, angle) order: each sample at every angle, same parameters and detunings
-        params = [p.replace(theta=theta) for p in sample_params for theta in cfg.thetas]
+        # (a single angle is the drawn one: a sweep may vary theta itself)
+        params = ([p.replace(theta=theta) for p in sample_params for theta in cfg.thetas] if cfg.n_angles > 1
+                  else sample_params)
         seeds = np.repeat(sample_seeds, cfg.n_angles)
         ids = np.repeat(np.arange(first, last + 1), cfg.n_angles)
         angles = np.tile(np.arange(cfg.n_angles), last - first + 1)
@@ -190,7 +194,7 @@ def run_plan(plan: RunPlan, on_progress: Callable[[int], None] | None = None) ->
         meta = run_metadata(cfg, plan.backend, plan.device, plan.dtype, created)
         frame = build_frame(ids, params, seeds, series, angles)
         written.append(write_part(plan.out / part_name(first, last), frame, meta))
+        spin_steps += sum(p.lattice**2 * p.n_samples for p in params)
     wall = time.perf_counter() - start
-    spin_steps = plan.echoes_todo * cfg.lattice**2 * cfg.n_samples
     return RunResult(plan.samples_todo, plan.samples_done, wall, spin_steps / wall if wall > 0 else 0.0,
                      tuple(written))

@@ -248,6 +248,10 @@ class DatasetConfig:
             **{name: getattr(self, name) for name in EXPERIMENT_FIELDS},
         )
 
+    def draw(self, indices: Iterable[int]) -> tuple[list[EchoParams], np.ndarray]:
+        """:func:`draw_samples` as a method (the interface pyecho.data.factory runs)."""
+        return draw_samples(self, indices)
+
     def kernel_of(self, index: int) -> str:
         """Kernel of sample ``index`` (the block it falls in)."""
         return self.kernels[index // self.n_per_kernel]
@@ -275,7 +279,9 @@ class DatasetConfig:
         return DatasetConfig.from_dict({**self.to_dict(), **changes})
 
     def differing_keys(self, other: "DatasetConfig") -> list[str]:
-        """Field names whose values differ between two configs."""
+        """Field names whose values differ between two configs ("kind" for a sweep's config)."""
+        if type(other) is not type(self):
+            return ["kind"]
         mine, theirs = self.to_dict(), other.to_dict()
         return [k for k in mine if mine[k] != theirs[k]]
 

@@ -1,7 +1,8 @@
 """Echo datasets on disk: Parquet part files with labels, series and run metadata.
 
 A dataset is one Parquet file or a directory of ``part-{first:06d}-{last:06d}.parquet`` files
-(sample ids first..last inclusive), all written from one :class:`DatasetConfig`. Every row is
+(sample ids first..last inclusive), all written from one :class:`DatasetConfig` (or one
+:class:`~pyecho.data.sweep.SweepConfig`: a grid of experiments, ``pyecho sweep``). Every row is
 one simulated echo and carries every EchoParams field, so a row alone says how to reproduce it
 (``simulate(params_from_row, seed=row["seed"])``). A multi-angle dataset has one row per
 (sample, angle): rows with the same ``sample_id`` share parameters and detunings and differ in
@@ -35,7 +36,8 @@ M_re, M_im      Array(Float32, T)      M(t_k), k = 1..T, t_k = k dt_us
 ==============  =====================  ===============================================
 
 File-level key/value metadata (Arrow schema metadata, so polars, pyarrow and pandas all see
-it) holds JSON values under ``pyecho.<key>``: version, schema_version, engine, device, dtype,
+it) holds JSON values under ``pyecho.<key>``: version, schema_version, kind (dataset or sweep),
+engine, device, dtype,
 the experiment's fields (lattice, tau_us, dt_us, thetas, linewidth_khz, t2_us, scheme,
 field_every, sequence, gamma rates, geometry), seed, config (the full DatasetConfig) and
 created (UTC ISO time).
@@ -53,6 +55,7 @@ import pyarrow.parquet as pq
 
 from pyecho.atomic import atomic_path
 from pyecho.data.sampling import EXPERIMENT_FIELDS, ConfigError, DatasetConfig
+from pyecho.data.sweep import SweepConfig
 from pyecho.physics.params import EchoParams
 
 SCHEMA_VERSION = 2
@@ -135,23 +138,40 @@ def build_frame(
     return pl.DataFrame(columns, schema=dataset_schema(n))
 
 
+def column_of(field: str) -> str:
+    """The dataset column of an EchoParams field (alpha_xy is stored as alpha_x and alpha_y)."""
+    return "alpha_x" if field == "alpha_xy" else field
+
+
 def params_from_row(row: dict) -> EchoParams:
     """The EchoParams of one dataset row (a dict of its columns, e.g. from ``frame.row(i, named=True)``)."""
     return EchoParams(kernel=row["kernel"], kernel_param=row["kernel_param"], alpha_xy=row["alpha_x"],
                       alpha_z=row["alpha_z"], **{name: row[name] for name in PARAM_SCHEMA})
 
 
-def run_metadata(config: DatasetConfig, engine: str, device: str, dtype: str, created: str) -> dict:
+#: the kinds of configuration a dataset can be written from (metadata key "kind")
+CONFIG_KINDS = {"dataset": DatasetConfig, "sweep": SweepConfig}
+
+
+def config_kind(config: DatasetConfig | SweepConfig) -> str:
+    return next(kind for kind, cls in CONFIG_KINDS.items() if isinstance(config, cls))
+
+
+def run_metadata(config: DatasetConfig | SweepConfig, engine: str, device: str, dtype: str, created: str) -> dict:
     """The metadata dict that :func:`write_part` stores and :func:`read_metadata` returns."""
     import pyecho  # deferred: pyecho/__init__ imports the engines, not this module
 
+    experiment = config.base if isinstance(config, SweepConfig) else config.echo_params()
     return {
         "version": pyecho.__version__,
         "schema_version": SCHEMA_VERSION,
+        "kind": config_kind(config),
         "engine": engine,
         "device": device,
         "dtype": dtype,
-        **{k: getattr(config, k) for k in (*EXPERIMENT_FIELDS, "thetas", "seed")},
+        **{k: experiment.to_dict()[k] for k in EXPERIMENT_FIELDS},
+        "thetas": list(config.thetas),
+        "seed": config.seed,
         "config": config.to_dict(),
         "created": created,
     }
@@ -176,7 +196,7 @@ class PartInfo:
 
     path: Path
     metadata: dict
-    config: DatasetConfig
+    config: DatasetConfig | SweepConfig
     num_rows: int
 
 
@@ -195,8 +215,11 @@ def inspect_part(path: str | Path) -> PartInfo:
         raise DatasetError(
             f"{path}: schema version {meta['schema_version']}, this pyecho reads version {SCHEMA_VERSION}"
         )
+    kind = meta.get("kind", "dataset")
+    if kind not in CONFIG_KINDS:
+        raise DatasetError(f"{path}: unknown dataset kind {kind!r}; this pyecho reads {', '.join(CONFIG_KINDS)}")
     try:
-        config = DatasetConfig.from_dict(meta["config"])
+        config = CONFIG_KINDS[kind].from_dict(meta["config"])
     except ConfigError as exc:
         raise DatasetError(f"{path}: stored config is invalid here ({exc})") from None
     expected = dataset_schema(config.n_samples)
@@ -276,14 +299,14 @@ class EchoDataset:
         angle's).
     metadata : dict
         As returned by :func:`read_metadata`.
-    config : DatasetConfig
+    config : DatasetConfig or SweepConfig
         The configuration every part was written from.
     """
 
     series: np.ndarray
     labels: pl.DataFrame
     metadata: dict
-    config: DatasetConfig
+    config: DatasetConfig | SweepConfig
 
     def __len__(self) -> int:
         return self.series.shape[0]
