@@ -12,6 +12,7 @@ from rich.table import Table
 
 from pyecho.atomic import atomic_path
 from pyecho.bench import BenchRow, Scheme, machine_info, profile_torch_step, rows_as_dicts, run_bench
+from pyecho.errors import ParameterError
 from pyecho_cli.app import app
 from pyecho_cli.errors import user_errors
 
@@ -20,9 +21,9 @@ def _ints(option: str, text: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise ValueError(f"{option}: got {text!r}; must be comma-separated integers, e.g. 8,16,32") from None
+        raise ParameterError(f"{option}: got {text!r}; must be comma-separated integers, e.g. 8,16,32") from None
     if not values:
-        raise ValueError(f"{option}: got {text!r}; give at least one value")
+        raise ParameterError(f"{option}: got {text!r}; give at least one value")
     return values
 
 
@@ -60,16 +61,16 @@ def bench(
     names = [e.strip() for e in engines.split(",") if e.strip()]
     unknown = [e for e in names if e not in BACKENDS]
     if unknown or not names:
-        raise ValueError(f"--engines: got {engines!r}; allowed: {', '.join(BACKENDS)}")
+        raise ParameterError(f"--engines: got {engines!r}; allowed: {', '.join(BACKENDS)}")
     lattice_list = _ints("--lattices", lattices)
     batch_list = _ints("--batch-sizes", batch_sizes)
     try:
         scheme_list = [Scheme.parse(s) for s in schemes.split(",") if s.strip()]
     except ValueError as exc:
-        raise ValueError(f"--{exc}") from None
+        raise ParameterError(f"--{exc}") from None
     modes = {"both": ("never", "always"), "never": ("never",), "always": ("always",)}.get(torch_compile)
     if modes is None:
-        raise ValueError(f"--torch-compile: got {torch_compile!r}; allowed: both, never, always")
+        raise ParameterError(f"--torch-compile: got {torch_compile!r}; allowed: both, never, always")
     console = Console(width=max(Console().width, 120))  # a readable table in logs too
     info = machine_info()
     table = Table("engine", "scheme", "dev", "n", "B", "M spin-steps/s", "x ref", "x loop", "x expl", "paper preset",

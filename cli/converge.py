@@ -14,6 +14,7 @@ from pyecho import EchoParams
 from pyecho.atomic import atomic_path
 from pyecho.bench import Scheme
 from pyecho.convergence import ConvergencePoint, convergence_study, plot_convergence
+from pyecho.errors import ParameterError
 from pyecho_cli.app import app
 from pyecho_cli.errors import user_errors
 
@@ -22,9 +23,9 @@ def _floats(option: str, text: str) -> list[float]:
     try:
         values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise ValueError(f"{option}: got {text!r}; must be comma-separated numbers") from None
+        raise ParameterError(f"{option}: got {text!r}; must be comma-separated numbers") from None
     if not values or any(not v > 0 for v in values):
-        raise ValueError(f"{option}: got {text!r}; give positive numbers")
+        raise ParameterError(f"{option}: got {text!r}; give positive numbers")
     return values
 
 
@@ -35,9 +36,9 @@ def _kernels(text: str) -> list[tuple[str, float]]:
         try:
             pairs.append((name, float(value) if value else 0.0))
         except ValueError:
-            raise ValueError(f"--kernels: got {item!r}; use NAME:PARAM, e.g. gaussian:8,power:2") from None
+            raise ParameterError(f"--kernels: got {item!r}; use NAME:PARAM, e.g. gaussian:8,power:2") from None
     if not pairs:
-        raise ValueError(f"--kernels: got {text!r}; give at least one NAME:PARAM")
+        raise ParameterError(f"--kernels: got {text!r}; give at least one NAME:PARAM")
     return pairs
 
 
@@ -64,7 +65,7 @@ def converge(
     try:
         scheme_list = [Scheme.parse(s) for s in schemes.split(",") if s.strip()]
     except ValueError as exc:
-        raise ValueError(f"--{exc}") from None
+        raise ParameterError(f"--{exc}") from None
     kernel_list = _kernels(kernels)
     for name, value in kernel_list:  # validate before the long run
         base.replace(kernel=name, kernel_param=value)

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from pyecho import simulate
 from pyecho.data.echo_file import plot_echo, write_echo_csv
+from pyecho.errors import ParameterError
 from pyecho_cli.app import app
 from pyecho_cli.errors import user_errors
 from pyecho_cli.options import (
@@ -54,7 +55,7 @@ def echo(
         sequence=sequence, scheme=scheme, field_every=field_every, geometry=geometry, center_khz=center_khz,
     )
     if out.suffix.lower() != ".csv":
-        raise ValueError(f"--out: got {str(out)!r}; must end in .csv")
+        raise ParameterError(f"--out: got {str(out)!r}; must end in .csv")
     png = png or out.with_suffix(".png")
     start = time.perf_counter()
     m = simulate(params, seed=seed, backend=backend, device=device, dtype=dtype)

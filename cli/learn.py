@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pyecho.errors import ParameterError
 from pyecho_cli.app import app
 from pyecho_cli.errors import fail, user_errors
 
@@ -49,7 +50,7 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     try:
         return check_seeds(int(s) for s in text.split(","))
     except ValueError:
-        raise ValueError(f"--seeds must be distinct non-negative integers separated by commas, such as 0,1,2, "
+        raise ParameterError(f"--seeds must be distinct non-negative integers separated by commas, such as 0,1,2, "
                          f"not {text!r}") from None
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from pyecho import EchoParams
+from pyecho.errors import InputFileError
 from pyecho.physics.kernels import KERNELS
 from pyecho.physics.sequence import PulseSequence, parse_sequence
 
@@ -42,7 +43,7 @@ def sequence_option(value: str) -> str | PulseSequence:
     if value.strip().lower().endswith(".toml"):
         path = Path(value)
         if not path.is_file():
-            raise FileNotFoundError(f"--sequence: {path} does not exist")
+            raise InputFileError(f"--sequence: {path} does not exist")
         return PulseSequence.from_toml(path)
     return parse_sequence(value)
 

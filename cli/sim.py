@@ -17,8 +17,9 @@ from rich.text import Text
 
 from pyecho.data.factory import parse_shard, plan_run, run_plan
 from pyecho.data.sampling import PRESETS, ConfigError, DatasetConfig
-from pyecho_cli.app import app
+from pyecho.errors import InputFileError
 from pyecho.physics.sequence import sequence_text
+from pyecho_cli.app import app
 from pyecho_cli.errors import fail, user_errors
 from pyecho_cli.options import sequence_option
 
@@ -55,7 +56,7 @@ def _read_config_file(path: Path) -> dict:
         with path.open("rb") as fh:
             values = tomllib.load(fh)
     except FileNotFoundError:
-        raise FileNotFoundError(f"--config: {path} does not exist") from None
+        raise InputFileError(f"--config: {path} does not exist") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError("config", f"{path} is not valid TOML ({exc})") from None
     known = {"preset", *RUN_DEFAULTS, *DatasetConfig.__dataclass_fields__}

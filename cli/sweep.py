@@ -11,6 +11,7 @@ from pyecho.data.factory import parse_shard, plan_run, run_plan
 from pyecho.data.store import load_dataset
 from pyecho.data.figures import plot_sweep
 from pyecho.data.sweep import SweepConfig
+from pyecho.errors import ParameterError
 from pyecho_cli.app import app
 from pyecho_cli.errors import user_errors
 from pyecho_cli.options import (
@@ -91,7 +92,7 @@ def sweep_plot(
     for item in at or []:
         name, sep, value = item.partition("=")
         if not sep:
-            raise ValueError(f"--at: got {item!r}; use FIELD=VALUE")
+            raise ParameterError(f"--at: got {item!r}; use FIELD=VALUE")
         held[name.strip()] = value
     n = plot_sweep(load_dataset(data), axis, out, hue=hue, at=held, tops=tops)
     Console().print(f"wrote [bold]{out}[/] ({n} echoes)")

@@ -39,7 +39,7 @@ import nmrglue as ng
 import numpy as np
 from scipy.interpolate import CubicSpline
 
-from pyecho.physics.params import ParameterError
+from pyecho.errors import InputFileError, ParameterError
 
 BRUKER = "bruker"
 VARIAN = "varian"
@@ -69,7 +69,7 @@ VARIAN_FILE_HEADER_BYTES = 32
 _US_PER_S = 1e6
 
 
-class SpectrometerFileError(ValueError):
+class SpectrometerFileError(InputFileError):
     """A spectrometer file cannot be read or cannot match the model; the message names the file and why."""
 
 

@@ -54,6 +54,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from pyecho.atomic import atomic_path
+from pyecho.errors import InputFileError, ParameterError
 from pyecho.data.sampling import EXPERIMENT_FIELDS, ConfigError, DatasetConfig
 from pyecho.data.sweep import SweepConfig
 from pyecho.physics.params import EchoParams
@@ -103,7 +104,7 @@ LABEL_SCHEMA: dict[str, pl.DataType] = {
 SERIES_COLUMNS = ("M_re", "M_im")
 
 
-class DatasetError(ValueError):
+class DatasetError(InputFileError):
     """A dataset file or directory cannot be used; the message names the file and why."""
 
 
@@ -235,10 +236,10 @@ def part_files(path: str | Path) -> list[Path]:
     if path.is_file():
         return [path]
     if not path.is_dir():
-        raise FileNotFoundError(f"{path}: no such dataset file or directory")
+        raise DatasetError(f"{path}: no such dataset file or directory")
     files = sorted(path.glob(PART_GLOB))
     if not files:
-        raise FileNotFoundError(f"{path}: directory holds no {PART_GLOB} files")
+        raise DatasetError(f"{path}: directory holds no {PART_GLOB} files")
     return files
 
 
@@ -345,7 +346,7 @@ def load_dataset(path: str | Path, columns: Sequence[str] | None = None) -> Echo
     columns = list(LABEL_SCHEMA) if columns is None else ["sample_id", *(c for c in columns if c != "sample_id")]
     unknown = [c for c in columns if c not in LABEL_SCHEMA]
     if unknown:
-        raise ValueError(f"columns: unknown {unknown}; label columns are {', '.join(LABEL_SCHEMA)}")
+        raise ParameterError(f"columns: unknown {unknown}; label columns are {', '.join(LABEL_SCHEMA)}")
     parts = inspect_dataset(path)
     config = parts[0].config
     n_angles = config.n_angles

@@ -6,15 +6,12 @@ from typing import Iterator, Protocol
 
 import numpy as np
 
+from pyecho.errors import BackendUnavailable
 from pyecho.physics.problem import EchoBatch
 
 DTYPES = ("float32", "float64")
 #: engines split a batch into chunks whose working arrays stay within this many bytes
 CHUNK_BYTES = 512 * 2**20
-
-
-class BackendUnavailable(RuntimeError):
-    """The requested backend or device cannot run here; the message says why and what can."""
 
 
 class Engine(Protocol):

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from pyecho.engines.base import check_dtype, chunks
+from pyecho.errors import ParameterError
 from pyecho.physics.problem import EchoBatch
 
 try:
@@ -121,7 +122,7 @@ def apply_pulse(m, cos_phi, sin_phi, cos_phase, sin_phase):
 def _compile_policy() -> str:
     policy = os.environ.get("PYECHO_TORCH_COMPILE", COMPILE)
     if policy not in ("auto", "always", "never"):
-        raise ValueError(f"PYECHO_TORCH_COMPILE: got {policy!r}; allowed: auto, always, never")
+        raise ParameterError(f"PYECHO_TORCH_COMPILE: got {policy!r}; allowed: auto, always, never")
     return policy
 
 

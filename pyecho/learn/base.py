@@ -16,6 +16,9 @@ import polars as pl
 from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, r2_score
 from sklearn.model_selection import train_test_split
 
+from pyecho.data.store import DatasetError
+from pyecho.errors import ParameterError
+
 #: ``field(metadata=NO_JSON)`` keeps a field (arrays, fitted models) out of metrics.json
 NO_JSON = {"json": False}
 
@@ -200,7 +203,7 @@ class Labels:
     def from_frame(cls, frame: pl.DataFrame) -> "Labels":
         missing = sorted(set(LABEL_COLUMNS) - set(frame.columns))
         if missing:
-            raise ValueError(f"dataset labels lack columns {missing}; expected {list(LABEL_COLUMNS)}")
+            raise DatasetError(f"dataset labels lack columns {missing}; expected {list(LABEL_COLUMNS)}")
         return cls(kernel=frame["kernel"].to_numpy().astype(str),
                    is_power=frame["is_power"].to_numpy().astype(bool),
                    W=frame["W"].to_numpy().astype(float), L=frame["L"].to_numpy().astype(float),
@@ -274,15 +277,15 @@ class LearnData:
             series = np.asarray(series)
             thetas = np.asarray(ds.thetas, dtype=float)
         if series.ndim != 3 or thetas.shape != (series.shape[1],):
-            raise ValueError(f"dataset series has shape {series.shape} and thetas {thetas.shape}; "
+            raise DatasetError(f"dataset series has shape {series.shape} and thetas {thetas.shape}; "
                              "expected (B, A, T) and (A,)")
         labels = Labels.from_frame(ds.labels)
         n = series.shape[0]
         if n < cls.MIN_SAMPLES:
-            raise ValueError(f"the dataset has {n} echoes; learning needs at least {cls.MIN_SAMPLES}")
+            raise DatasetError(f"the dataset has {n} echoes; learning needs at least {cls.MIN_SAMPLES}")
         for k in KERNELS:
             if not np.any(labels.kernel == k):
-                raise ValueError(f"the dataset has no {k!r} echoes; learning needs all of {list(KERNELS)}")
+                raise DatasetError(f"the dataset has no {k!r} echoes; learning needs all of {list(KERNELS)}")
         scalars = {k: v for k, v in meta.items() if isinstance(v, (int, float, str, bool)) or v is None}
         return cls(series=series, thetas=thetas, t_us=np.asarray(ds.t_us, dtype=float),
                    echo_index=int(ds.echo_index), labels=labels, metadata=scalars)
@@ -314,7 +317,7 @@ class Split:
 def make_split(labels: Labels, test_size: float, seed: int) -> Split:
     """Stratified (by kernel) split of ``range(B)``: train and test indices, sorted."""
     if not 0 < test_size < 1:
-        raise ValueError(f"test_size must be in (0, 1), got {test_size}")
+        raise ParameterError(f"test_size: got {test_size}; must be in (0, 1)")
     idx = np.arange(len(labels.kernel))
     tr, te = train_test_split(idx, test_size=test_size, random_state=seed, stratify=labels.kernel)
     return Split(train=np.sort(tr), test=np.sort(te), seed=int(seed), test_size=float(test_size))

@@ -18,6 +18,7 @@ import skops.io as sio
 
 import pyecho
 from pyecho.atomic import atomic_path
+from pyecho.errors import InputFileError
 from pyecho.learn.base import (FEATURE_SETS, RANGE_NP, RANGE_P, TARGET_UNITS, TARGETS, ByFeatureSet, FeatureSet,
                                Subset, Task)
 from pyecho.learn.features import FeatureLayout
@@ -45,7 +46,7 @@ def load_model(path: str | Path):
     untrusted = sio.get_untrusted_types(file=path)
     bad = [t for t in untrusted if not t.startswith(_TRUSTED_ROOTS)]
     if bad:
-        raise ValueError(f"{path.name} contains types that are not trusted: {', '.join(bad)}")
+        raise InputFileError(f"{path.name} contains types that are not trusted: {', '.join(bad)}")
     return sio.load(path, trusted=untrusted)
 
 
@@ -113,7 +114,7 @@ class EchoModels:
         if (d / "models" / MANIFEST).exists():
             d = d / "models"
         if not (d / MANIFEST).exists():
-            raise FileNotFoundError(f"{model_dir} holds no {MANIFEST}; point at a `pyecho learn` output directory")
+            raise InputFileError(f"{model_dir} holds no {MANIFEST}; point at a `pyecho learn` output directory")
         self.dir = d
         self.manifest = json.loads((d / MANIFEST).read_text())
         self.layout = FeatureLayout.from_dict(self.manifest["layout"])
@@ -151,7 +152,7 @@ class EchoModels:
 
 def _check_finite(name: str, arr: np.ndarray) -> None:
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or infinite values")
+        raise InputFileError(f"{name} contains NaN or infinite values")
 
 
 def read_echo(path: str | Path, grid: np.ndarray, row: int = 0) -> np.ndarray:
@@ -164,38 +165,38 @@ def read_echo(path: str | Path, grid: np.ndarray, row: int = 0) -> np.ndarray:
     * NPY: a 1-D complex or real array, or a (T, 2) array of (re, im), on the model's own grid;
     * a `pyecho sim` Parquet file (row ``row``), resampled from its own time grid.
 
-    Raises ValueError (one line) for NaNs, a time axis that does not cover the grid, a wrong
+    Raises InputFileError (one line) for NaNs, a time axis that does not cover the grid, a wrong
     shape or missing columns.
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"no such file: {path}")
+        raise InputFileError(f"no such file: {path}")
     grid = np.asarray(grid, dtype=float)
     suffix = path.suffix.lower()
     if suffix == ".npy":
         try:
             a = np.load(path, allow_pickle=False)
         except Exception as exc:  # noqa: BLE001 -- any unreadable file is one user error
-            raise ValueError(f"{path.name} is not a readable .npy array ({exc})") from None
+            raise InputFileError(f"{path.name} is not a readable .npy array ({exc})") from None
         if a.ndim == 2 and a.shape[1] == 2 and not np.iscomplexobj(a):
             a = a[:, 0] + 1j * a[:, 1]
         if a.ndim != 1:
-            raise ValueError(f"{path.name} has shape {a.shape}; expected (T,) or (T, 2) with T = {len(grid)}")
+            raise InputFileError(f"{path.name} has shape {a.shape}; expected (T,) or (T, 2) with T = {len(grid)}")
         if a.shape[0] != len(grid):
-            raise ValueError(f"{path.name} has {a.shape[0]} samples; the model's grid has {len(grid)} "
+            raise InputFileError(f"{path.name} has {a.shape[0]} samples; the model's grid has {len(grid)} "
                              "(save a CSV with t_us to resample)")
         if not np.issubdtype(a.dtype, np.number):
-            raise ValueError(f"{path.name} is not numeric")
+            raise InputFileError(f"{path.name} is not numeric")
         _check_finite(path.name, a)
         return np.abs(a)
     if suffix == ".csv":
         try:
             df = pl.read_csv(path, infer_schema_length=None)
         except Exception as exc:  # noqa: BLE001
-            raise ValueError(f"{path.name} is not a readable CSV ({exc})") from None
+            raise InputFileError(f"{path.name} is not a readable CSV ({exc})") from None
         cols = set(df.columns)
         if "t_us" not in cols or not ({"abs_M"} <= cols or {"re_M", "im_M"} <= cols):
-            raise ValueError(f"{path.name} needs columns t_us and abs_M (or re_M and im_M); found {', '.join(df.columns)}")
+            raise InputFileError(f"{path.name} needs columns t_us and abs_M (or re_M and im_M); found {', '.join(df.columns)}")
         try:
             t = df["t_us"].cast(pl.Float64).to_numpy()
             if {"re_M", "im_M"} <= cols:
@@ -203,30 +204,30 @@ def read_echo(path: str | Path, grid: np.ndarray, row: int = 0) -> np.ndarray:
             else:
                 y = np.abs(df["abs_M"].cast(pl.Float64).to_numpy())
         except Exception:  # noqa: BLE001
-            raise ValueError(f"{path.name}: t_us and M columns must be numeric") from None
+            raise InputFileError(f"{path.name}: t_us and M columns must be numeric") from None
         return _resample(path.name, t, y, grid)
     if suffix == ".parquet" or path.is_dir():
         from pyecho.data.store import load_dataset
 
         ds = load_dataset(path)
         if not 0 <= row < ds.M.shape[0]:
-            raise ValueError(f"row {row} out of range: {path.name} holds {ds.M.shape[0]} echoes")
+            raise InputFileError(f"row {row} out of range: {path.name} holds {ds.M.shape[0]} echoes")
         return _resample(path.name, np.asarray(ds.t_us, float), np.abs(ds.M[row]), grid)
-    raise ValueError(f"{path.name}: unsupported file type (use .csv, .npy or a pyecho .parquet)")
+    raise InputFileError(f"{path.name}: unsupported file type (use .csv, .npy or a pyecho .parquet)")
 
 
 def _resample(name: str, t: np.ndarray, y: np.ndarray, grid: np.ndarray) -> np.ndarray:
     _check_finite(f"{name} (t_us)", t)
     _check_finite(name, y)
     if t.ndim != 1 or len(t) < 2:
-        raise ValueError(f"{name} holds fewer than two samples")
+        raise InputFileError(f"{name} holds fewer than two samples")
     order = np.argsort(t, kind="stable")
     t, y = t[order], y[order]
     if np.any(np.diff(t) <= 0):
-        raise ValueError(f"{name}: t_us has repeated values")
+        raise InputFileError(f"{name}: t_us has repeated values")
     tol = 0.5 * float(np.min(np.diff(grid))) if len(grid) > 1 else 0.0
     if t[0] > grid[0] + tol or t[-1] < grid[-1] - tol:
-        raise ValueError(
+        raise InputFileError(
             f"{name}: time axis {t[0]:.2f}-{t[-1]:.2f} us does not cover the model's "
             f"{grid[0]:.2f}-{grid[-1]:.2f} us (normalisation uses the full series)"
         )

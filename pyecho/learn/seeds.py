@@ -11,6 +11,7 @@ import operator
 from dataclasses import dataclass
 from typing import Sequence
 
+from pyecho.errors import ParameterError
 from pyecho.learn.base import (TARGETS, Budget, Evaluation, FeatureSet, Labels, ModelScore, Note, Split, Subset, Task,
                                make_split, no_note, pool_seeds)
 from pyecho.learn.classify import RF_MODEL, ClassifierResult, fit_evaluate, inputs_name, make_rf_pipeline
@@ -29,7 +30,7 @@ def check_seeds(seeds: Sequence[int]) -> tuple[int, ...]:
     except TypeError:
         out = ()
     if not out or len(out) != len(given) or min(out) < 0 or len(set(out)) != len(out):
-        raise ValueError(f"seeds must be distinct non-negative integers (at least one), got {given!r}")
+        raise ParameterError(f"seeds must be distinct non-negative integers (at least one), got {given!r}")
     return out
 
 

@@ -20,13 +20,15 @@ from functools import lru_cache
 
 import numpy as np
 
+from pyecho.errors import ParameterError
+
 GEOMETRIES = ("square", "rectangular", "triangular")
 #: periodic images searched per supercell vector: {-1, 0, 1} covers the minimum image of the
 #: reduced bases above (angles of 60 or 90 degrees) for displacements wrapped into the cell
 _IMAGES = (-1, 0, 1)
 
 
-class GeometryError(ValueError):
+class GeometryError(ParameterError):
     """A lattice geometry spec is invalid; the message says what is allowed."""
 
 

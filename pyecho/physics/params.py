@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from pyecho.errors import ParameterError
 from pyecho.physics.kernels import KERNELS, MIN_RELATIVE_KAPPA, is_long_range, kernel_stats, relative_kappa
 from pyecho.physics.lattice import GeometryError, parse_geometry
 from pyecho.physics.relaxation import BlochRelaxation, bloch_relaxation
@@ -34,10 +35,6 @@ MAX_LATTICE = 4096
 
 #: the Lindblad rate fields (1/us)
 GAMMA_FIELDS = ("gamma1_per_us", "gamma2_per_us", "gamma3_per_us")
-
-
-class ParameterError(ValueError):
-    """A parameter is outside what the model allows; the message names field, value and rule."""
 
 
 def _fail(field: str, value, allowed: str) -> None:

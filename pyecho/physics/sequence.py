@@ -25,6 +25,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from pyecho.errors import ParameterError
+
 #: preset names; "hahn" is the experiment of the paper
 SEQUENCE_PRESETS = ("hahn", "cpmg", "cp")
 #: the refocusing-pulse phase of each train preset (rad): y for CPMG, x for CP
@@ -35,7 +37,7 @@ MAX_TRAIN_PULSES = 1000
 _GRID_TOLERANCE = 1e-6
 
 
-class SequenceError(ValueError):
+class SequenceError(ParameterError):
     """A pulse sequence cannot be built; the message says which part and what is allowed."""
 
 

@@ -95,3 +95,30 @@ def test_learn_on_a_truncated_file_leaves_no_output_directory(tmp_path):
     assert result.exit_code == 2
     assert "bad.parquet" in result.output and len(result.output.strip().splitlines()) == 1, result.output
     assert not (tmp_path / "report").exists()
+
+
+def test_a_bug_is_reported_as_an_internal_error_with_a_log(tmp_path, monkeypatch):
+    """Only pyecho's own errors become the one-line 'error:'; anything else is a bug, said so."""
+    import pyecho_cli.echo as echo_module
+
+    def broken(*args, **kwargs):
+        raise TypeError("unexpected keyword 'x'")
+
+    monkeypatch.setattr(echo_module, "simulate", broken)
+    monkeypatch.setenv("PYECHO_CACHE_DIR", str(tmp_path / "cache"))
+    result = runner.invoke(app, ["echo", *SMALL, "--out", str(tmp_path / "e.csv")])
+    assert result.exit_code == 1
+    assert "internal error" in result.output and "TypeError: unexpected keyword 'x'" in result.output
+    assert "error:" not in result.output
+    logs = list((tmp_path / "cache" / "logs").glob("internal-error-*.log"))
+    assert len(logs) == 1 and "Traceback" in logs[0].read_text() and str(logs[0]) in result.output.replace("\n", "")
+    assert not (tmp_path / "e.csv").exists()
+
+
+def test_a_value_error_inside_the_library_is_not_dressed_up_as_bad_input(tmp_path, monkeypatch):
+    import pyecho_cli.echo as echo_module
+
+    monkeypatch.setattr(echo_module, "simulate", lambda *a, **k: (_ for _ in ()).throw(ValueError("shape mismatch")))
+    monkeypatch.setenv("PYECHO_CACHE_DIR", str(tmp_path / "cache"))
+    result = runner.invoke(app, ["echo", *SMALL, "--out", str(tmp_path / "e.csv")])
+    assert result.exit_code == 1 and "internal error" in result.output and "ValueError: shape mismatch" in result.output

@@ -191,7 +191,7 @@ def test_load_columns_and_scan(reference):
         load_dataset(reference, columns=["M_re"])
     lazy = scan_dataset(reference)
     assert lazy.select(pl.len()).collect().item() == 9
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(DatasetError, match="no such dataset"):
         scan_dataset(reference / "missing")
 
 
