@@ -1,0 +1,442 @@
+"""A multitask 1-D convolutional network for echoes (ResNet-like, torch).
+
+Input: complex records (B, T) or (B, A, T) -> :class:`~pyecho.learn.inputs.InputView`
+channels (phase/gain-referenced Re, Im, |M| per angle, block-averaged in time) -> the training
+rows' mean record subtracted, then each channel divided by its RMS deviation from that mean
+(one scale per channel: a per-time-point std would blow up the points where all echoes agree,
+and measured worse on a 3 000-echo dataset).
+
+Network: a stride-2 stem convolution, then one residual block per entry of ``widths`` (two
+convolutions of ``kernel_size``, batch norm, ReLU, stride 2, 1x1 projection shortcut), then
+average pooling to ``pool_bins`` time bins -- the time grid is fixed, so *where* a feature sits
+(before the echo, on it, after it) is kept -- a hidden layer and two heads:
+
+* kernel: 3 logits, softmax over :data:`~pyecho.learn.inputs.KERNEL_CLASSES`. P vs NP is
+  *derived* from it (p_power = the probability of the long-range kernels), not a logit of its
+  own: P vs NP is a coarsening of the kernel label, and one head keeps the two answers
+  consistent;
+* regression: W, L, alpha_xy, alpha_z, each standardised with the training rows' mean and std.
+
+Loss = w_kernel · cross-entropy + Σ_t w_t · MSE_t (standardised targets), weights in
+:class:`LossWeights`: by default 1 for the kernel and 0.25 per regression target, so the
+classification and the four regressions weigh the same (cross-entropy at chance is ln 3 ≈ 1.1,
+each standardised MSE starts near 1).
+
+Training: Adam, learning rate halved after 2 epochs without improvement, early stopping on the
+validation loss of a stratified split carved from the rows given to :meth:`EchoCNN.fit` (never
+anything else) with the best epoch's weights restored; optional noise augmentation redraws the
+non-validation rows with fresh complex noise every epoch (:func:`~pyecho.learn.inputs.augment_training`).
+Seeded; deterministic on the CPU for a given thread count; ``device="auto"`` uses CUDA when
+present.
+
+Saved as a directory: ``cnn.pt`` (the state dict, tensors only, loaded with
+``weights_only=True``; the input statistics are buffers in it) and ``cnn.json`` (architecture,
+input view, target scalers, class and target order, pyecho version). No pickle.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+from torch import nn
+
+from pyecho.atomic import atomic_path
+from pyecho.learn.base import TARGETS
+from pyecho.learn.inputs import (
+    KERNEL_CLASSES,
+    EchoPredictions,
+    EchoTargets,
+    InputView,
+    ModelFileError,
+    as_batch,
+    augment_training,
+    check_model_header,
+    check_snr_options,
+    model_header,
+)
+
+#: ``format`` of the JSON header of a saved network
+CNN_FORMAT = "pyecho.cnn"
+WEIGHTS_FILE = "cnn.pt"
+CONFIG_FILE = "cnn.json"
+DEVICES = ("auto", "cpu", "cuda")
+#: rows per forward pass in predict and validation
+_EVAL_BATCH = 1024
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the multitask loss: ``kernel`` on the cross-entropy, the others on the MSE of
+    each standardised regression target (all >= 0, at least one > 0)."""
+
+    kernel: float = 1.0
+    W: float = 0.25
+    L: float = 0.25
+    alpha_xy: float = 0.25
+    alpha_z: float = 0.25
+
+    def __post_init__(self) -> None:
+        values = asdict(self)
+        bad = {k: v for k, v in values.items() if not (np.isfinite(v) and v >= 0)}
+        if bad or not any(v > 0 for v in values.values()):
+            raise ValueError(f"loss_weights: got {values}; allowed: finite values >= 0, at least one > 0")
+
+    def regression(self) -> torch.Tensor:
+        return torch.tensor([getattr(self, t) for t in TARGETS], dtype=torch.float32)
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One training epoch: mean losses per row (weighted multitask loss) and the validation
+    kernel accuracy; seconds of wall time."""
+
+    epoch: int
+    train_loss: float
+    val_loss: float
+    val_kernel_accuracy: float
+    learning_rate: float
+    seconds: float
+
+
+class _ResidualBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, kernel_size: int):
+        super().__init__()
+        pad = kernel_size // 2
+        self.body = nn.Sequential(
+            nn.Conv1d(c_in, c_out, kernel_size, stride=2, padding=pad, bias=False), nn.BatchNorm1d(c_out), nn.ReLU(),
+            nn.Conv1d(c_out, c_out, kernel_size, padding=pad, bias=False), nn.BatchNorm1d(c_out),
+        )
+        self.shortcut = nn.Sequential(nn.Conv1d(c_in, c_out, 1, stride=2, bias=False), nn.BatchNorm1d(c_out))
+
+    def forward(self, x):
+        return torch.relu(self.body(x) + self.shortcut(x))
+
+
+class _Network(nn.Module):
+    """Input standardisation (buffers) -> stem -> residual blocks -> pooled bins -> heads."""
+
+    def __init__(self, in_channels: int, n_timepoints: int, widths: tuple[int, ...], kernel_size: int,
+                 pool_bins: int, hidden: int, dropout: float):
+        super().__init__()
+        self.register_buffer("x_mean", torch.zeros(in_channels, n_timepoints))
+        self.register_buffer("x_scale", torch.ones(in_channels, 1))
+        layers = [nn.Conv1d(in_channels, widths[0], kernel_size, stride=2, padding=kernel_size // 2, bias=False),
+                  nn.BatchNorm1d(widths[0]), nn.ReLU()]
+        prev = widths[0]
+        for w in widths:
+            layers.append(_ResidualBlock(prev, w, kernel_size))
+            prev = w
+        layers += [nn.AdaptiveAvgPool1d(pool_bins), nn.Flatten(),
+                   nn.Linear(prev * pool_bins, hidden), nn.ReLU(), nn.Dropout(dropout)]
+        self.trunk = nn.Sequential(*layers)
+        self.kernel_head = nn.Linear(hidden, len(KERNEL_CLASSES))
+        self.regression_head = nn.Linear(hidden, len(TARGETS))
+
+    def forward(self, x):
+        h = self.trunk((x - self.x_mean) / self.x_scale)
+        return self.kernel_head(h), self.regression_head(h)
+
+
+def _positive_int(name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name}: got {value!r}; allowed: an integer >= {minimum}")
+    return int(value)
+
+
+def _fraction(name: str, value, lo: float, hi: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value < hi:
+        raise ValueError(f"{name}: got {value!r}; allowed: a number in [{lo}, {hi})")
+    return float(value)
+
+
+class EchoCNN:
+    """Multitask 1-D ResNet: kernel class probabilities and W, L, alpha_xy, alpha_z from echoes.
+
+    Parameters (keyword-only)
+    ----------
+    view : InputView -- channels and decimation of the input (default: Re, Im, |M|, decimate 2)
+    widths : channels of the stem and of each residual block (each block halves the time axis)
+    kernel_size : odd convolution length in (decimated) samples
+    pool_bins : time bins kept after the last block
+    hidden : width of the shared hidden layer
+    dropout : dropout before the heads, in [0, 1)
+    loss_weights : :class:`LossWeights`
+    learning_rate : Adam's initial step size
+    batch_size : rows per step
+    max_epochs : hard cap on epochs (the run-time budget)
+    patience : epochs without a better validation loss before stopping
+    validation_fraction : share of the fit rows held out (stratified by kernel) for early stopping
+    noise_snr_choices / noise_snr_range : optional per-epoch noise augmentation of the training
+        rows (not the validation rows), SNRs as in :func:`~pyecho.learn.inputs.augment_training`;
+        at most one of them
+    device : "auto" (CUDA when available, else CPU), "cpu" or "cuda"
+    n_threads : torch CPU threads during fit/predict (None: leave torch's setting); on a machine
+        shared with other jobs, more threads than free cores made each epoch ~10x slower
+    random_state : seed of the validation split, initialisation, batch order and noise
+
+    Attributes after fit
+    --------------------
+    history_ : tuple of :class:`EpochRecord`
+    best_epoch_ : epoch whose weights were kept
+    stopped_early_ : True if patience ended training before max_epochs
+    """
+
+    def __init__(self, *, view: InputView = InputView(), widths: tuple[int, ...] = (32, 48, 64),
+                 kernel_size: int = 7, pool_bins: int = 8, hidden: int = 64, dropout: float = 0.1,
+                 loss_weights: LossWeights = LossWeights(), learning_rate: float = 1e-3, batch_size: int = 64,
+                 max_epochs: int = 40, patience: int = 6, validation_fraction: float = 0.1,
+                 noise_snr_choices: tuple[float, ...] | None = None,
+                 noise_snr_range: tuple[float, float] | None = None,
+                 device: str = "auto", n_threads: int | None = None, random_state: int = 0):
+        if not isinstance(view, InputView):
+            raise ValueError(f"view: got {type(view).__name__}; allowed: an InputView")
+        if not isinstance(loss_weights, LossWeights):
+            raise ValueError(f"loss_weights: got {type(loss_weights).__name__}; allowed: a LossWeights")
+        widths = tuple(widths)
+        if not widths:
+            raise ValueError("widths: got (); allowed: one or more integers >= 1")
+        for w in widths:
+            _positive_int("widths", w)
+        kernel_size = _positive_int("kernel_size", kernel_size)
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size: got {kernel_size}; allowed: an odd integer >= 1")
+        snr_choices, snr_range = check_snr_options(noise_snr_choices, noise_snr_range, required=False,
+                                                   prefix="noise_")
+        if device not in DEVICES:
+            raise ValueError(f"device: got {device!r}; allowed: {', '.join(DEVICES)}")
+        if device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device: got 'cuda', but torch sees no CUDA device here; use 'auto' or 'cpu'")
+        if not (isinstance(learning_rate, (int, float)) and 0 < learning_rate < np.inf):
+            raise ValueError(f"learning_rate: got {learning_rate!r}; allowed: a number > 0")
+        self.view = view
+        self.widths = widths
+        self.kernel_size = kernel_size
+        self.pool_bins = _positive_int("pool_bins", pool_bins)
+        self.hidden = _positive_int("hidden", hidden)
+        self.dropout = _fraction("dropout", dropout, 0.0, 1.0)
+        self.loss_weights = loss_weights
+        self.learning_rate = float(learning_rate)
+        self.batch_size = _positive_int("batch_size", batch_size, 2)
+        self.max_epochs = _positive_int("max_epochs", max_epochs)
+        self.patience = _positive_int("patience", patience)
+        self.validation_fraction = _fraction("validation_fraction", validation_fraction, 0.01, 0.9)
+        self.noise_snr_choices, self.noise_snr_range = snr_choices, snr_range
+        self.device = device
+        self.n_threads = None if n_threads is None else _positive_int("n_threads", n_threads)
+        self.random_state = _positive_int("random_state", random_state, 0)
+
+    # -- helpers --------------------------------------------------------------------------
+    def _torch_device(self) -> torch.device:
+        return torch.device("cuda" if self.device == "cuda" or (self.device == "auto" and torch.cuda.is_available())
+                            else "cpu")
+
+    def _with_threads(self, fn, *args):
+        old = torch.get_num_threads()
+        if self.n_threads:
+            torch.set_num_threads(self.n_threads)
+        try:
+            return fn(*args)
+        finally:
+            torch.set_num_threads(old)
+
+    def _records(self, M) -> np.ndarray:
+        X = as_batch(M)
+        if hasattr(self, "network_") and X.shape[1:] != self.record_shape_:
+            raise ValueError(f"M: records of shape (A, T) = {X.shape[1:]}; this model was trained on "
+                             f"{self.record_shape_} (angles, samples)")
+        return X
+
+    def _outputs(self, X: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Network outputs (kernel logits, standardised regression) for channels X, on the CPU."""
+        dev = next(self.network_.parameters()).device
+        self.network_.eval()
+        logits, reg = [], []
+        with torch.no_grad():
+            for i in range(0, X.shape[0], _EVAL_BATCH):
+                lo, re = self.network_(torch.from_numpy(X[i:i + _EVAL_BATCH]).to(dev))
+                logits.append(lo.cpu())
+                reg.append(re.cpu())
+        return torch.cat(logits), torch.cat(reg)
+
+    # -- fit ------------------------------------------------------------------------------
+    def fit(self, M, targets: EchoTargets) -> "EchoCNN":
+        """Train on records M (B, T) or (B, A, T), complex, and their targets (B rows).
+
+        A stratified ``validation_fraction`` of these rows is held out for early stopping.
+        """
+        if not isinstance(targets, EchoTargets):
+            raise ValueError(f"targets: got {type(targets).__name__}; allowed: an EchoTargets")
+        R = as_batch(M)
+        if len(targets) != R.shape[0]:
+            raise ValueError(f"targets: {len(targets)} rows for {R.shape[0]} records")
+        return self._with_threads(self._fit, R, targets)
+
+    def _fit(self, R: np.ndarray, targets: EchoTargets) -> "EchoCNN":
+        rng = np.random.default_rng(self.random_state)
+        torch.manual_seed(self.random_state)
+        gen = torch.Generator().manual_seed(self.random_state)
+        try:
+            fit_rows, val_rows = train_test_split(np.arange(R.shape[0]), test_size=self.validation_fraction,
+                                                  random_state=self.random_state, stratify=targets.kernel)
+        except ValueError as exc:
+            raise ValueError(f"validation_fraction: cannot carve a stratified validation split ({exc})") from None
+        fit_rows, val_rows = np.sort(fit_rows), np.sort(val_rows)
+        X_fit = self.view.transform(R[fit_rows])
+        X_val = self.view.transform(R[val_rows])
+        Y = targets.regression()
+        self.y_mean_, self.y_std_ = Y[fit_rows].mean(axis=0), Y[fit_rows].std(axis=0)
+        self.y_std_ = np.where(self.y_std_ > 0, self.y_std_, 1.0)
+        Ys = ((Y - self.y_mean_) / self.y_std_).astype(np.float32)
+        k = targets.kernel_index
+        self.record_shape_ = R.shape[1:]
+        dev = self._torch_device()
+        self.network_ = _Network(X_fit.shape[1], X_fit.shape[2], self.widths, self.kernel_size, self.pool_bins,
+                                 self.hidden, self.dropout)
+        mean = X_fit.mean(axis=0)
+        scale = np.sqrt(((X_fit - mean) ** 2).mean(axis=(0, 2)))[:, None]
+        self.network_.x_mean.copy_(torch.from_numpy(mean))
+        self.network_.x_scale.copy_(torch.from_numpy(np.where(scale > 0, scale, 1.0).astype(np.float32)))
+        self.network_.to(dev)
+        w_reg = self.loss_weights.regression().to(dev)
+
+        def loss_fn(logits, reg, kb, yb):
+            ce = nn.functional.cross_entropy(logits, kb, reduction="none")
+            mse = ((reg - yb) ** 2 * w_reg).sum(dim=1)
+            return self.loss_weights.kernel * ce + mse  # per row
+
+        opt = torch.optim.Adam(self.network_.parameters(), lr=self.learning_rate)
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)
+        k_fit, y_fit = torch.from_numpy(k[fit_rows]), torch.from_numpy(Ys[fit_rows])
+        k_val, y_val = torch.from_numpy(k[val_rows]), torch.from_numpy(Ys[val_rows])
+        best, best_state, bad, history = np.inf, None, 0, []
+        self.stopped_early_ = False
+        for epoch in range(1, self.max_epochs + 1):
+            t0 = time.perf_counter()
+            if self.noise_snr_choices is not None or self.noise_snr_range is not None:
+                noisy = augment_training(R, train_index=fit_rows, rng=rng, snr_choices=self.noise_snr_choices,
+                                         snr_range=self.noise_snr_range)
+                X_epoch = self.view.transform(noisy.M)
+            else:
+                X_epoch = X_fit
+            X_epoch = torch.from_numpy(X_epoch)
+            self.network_.train()
+            order = torch.randperm(X_epoch.shape[0], generator=gen)
+            if order.numel() % self.batch_size == 1:  # batch norm cannot train on one row
+                order = order[:-1]
+            total = 0.0
+            for i in range(0, order.numel(), self.batch_size):
+                idx = order[i:i + self.batch_size]
+                logits, reg = self.network_(X_epoch[idx].to(dev))
+                loss = loss_fn(logits, reg, k_fit[idx].to(dev), y_fit[idx].to(dev)).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += loss.item() * idx.numel()
+            logits, reg = self._outputs(X_val)
+            val_loss = float(loss_fn(logits.to(dev), reg.to(dev), k_val.to(dev), y_val.to(dev)).mean())
+            acc = float((logits.argmax(dim=1) == k_val).float().mean())
+            history.append(EpochRecord(epoch, total / order.numel(), val_loss, acc, opt.param_groups[0]["lr"],
+                                       time.perf_counter() - t0))
+            sched.step(val_loss)
+            if val_loss < best:
+                best, bad, self.best_epoch_ = val_loss, 0, epoch
+                best_state = {n: v.detach().clone() for n, v in self.network_.state_dict().items()}
+            else:
+                bad += 1
+                if bad >= self.patience:
+                    self.stopped_early_ = epoch < self.max_epochs
+                    break
+        self.network_.load_state_dict(best_state)
+        self.network_.eval()
+        self.history_ = tuple(history)
+        return self
+
+    # -- predict --------------------------------------------------------------------------
+    def predict(self, M) -> EchoPredictions:
+        """Kernel probabilities and W, L, alpha_xy, alpha_z (original units) for records M."""
+        if not hasattr(self, "network_"):
+            raise ValueError("EchoCNN: not fitted; call fit() or EchoCNN.load() first")
+        X = self.view.transform(self._records(M))
+        logits, reg = self._with_threads(self._outputs, X)
+        proba = torch.softmax(logits.double(), dim=1).numpy()
+        Y = reg.double().numpy() * self.y_std_ + self.y_mean_
+        return EchoPredictions(kernel_proba=proba, **{t: Y[:, i] for i, t in enumerate(TARGETS)})
+
+    # -- save / load ----------------------------------------------------------------------
+    def _config(self) -> dict:
+        return {
+            **model_header(CNN_FORMAT),
+            "architecture": {"in_channels": int(self.network_.x_mean.shape[0]),
+                             "n_timepoints": int(self.network_.x_mean.shape[1]),
+                             "widths": list(self.widths), "kernel_size": self.kernel_size,
+                             "pool_bins": self.pool_bins, "hidden": self.hidden, "dropout": self.dropout},
+            "record_shape": list(self.record_shape_),
+            "view": self.view.to_dict(),
+            "input_normalisation": "(x - x_mean) / x_scale: training rows' mean record (channel, time) and each "
+                                   "channel's RMS deviation from it; buffers x_mean, x_scale in the state dict",
+            "target_scaler": {"mean": self.y_mean_.tolist(), "std": self.y_std_.tolist()},
+            "training": {"random_state": self.random_state, "best_epoch": self.best_epoch_,
+                         "epochs_run": len(self.history_), "stopped_early": self.stopped_early_,
+                         "loss_weights": asdict(self.loss_weights)},
+        }
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``cnn.pt`` and ``cnn.json`` into ``directory`` (created); each file atomically."""
+        if not hasattr(self, "network_"):
+            raise ValueError("EchoCNN: not fitted; nothing to save")
+        d = Path(directory)
+        state = {n: v.detach().cpu().contiguous() for n, v in self.network_.state_dict().items()}
+        with atomic_path(d / WEIGHTS_FILE) as tmp_pt, atomic_path(d / CONFIG_FILE) as tmp_json:
+            torch.save(state, tmp_pt)
+            tmp_json.write_text(json.dumps(self._config(), indent=2))
+        return d
+
+    @classmethod
+    def load(cls, directory: str | Path, *, device: str = "auto", n_threads: int | None = None) -> "EchoCNN":
+        """A fitted network from a directory written by :meth:`save`.
+
+        Raises ModelFileError (one line naming the file) for a missing file, another pyecho
+        version or format, or weights that do not match the stored architecture.
+        """
+        d = Path(directory)
+        cfg_path, pt_path = d / CONFIG_FILE, d / WEIGHTS_FILE
+        for p in (cfg_path, pt_path):
+            if not p.is_file():
+                raise ModelFileError(f"{p}: missing; point at a directory written by EchoCNN.save")
+        try:
+            cfg = json.loads(cfg_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelFileError(f"{cfg_path}: not readable JSON ({exc})") from None
+        check_model_header(cfg_path, cfg, CNN_FORMAT)
+        try:
+            arch = cfg["architecture"]
+            model = cls(view=InputView.from_dict(cfg["view"]), widths=tuple(arch["widths"]),
+                        kernel_size=arch["kernel_size"], pool_bins=arch["pool_bins"], hidden=arch["hidden"],
+                        dropout=arch["dropout"], device=device, n_threads=n_threads,
+                        random_state=cfg["training"]["random_state"])
+            network = _Network(arch["in_channels"], arch["n_timepoints"], model.widths, model.kernel_size,
+                               model.pool_bins, model.hidden, model.dropout)
+            y_mean = np.asarray(cfg["target_scaler"]["mean"], dtype=float)
+            y_std = np.asarray(cfg["target_scaler"]["std"], dtype=float)
+            record_shape = tuple(int(v) for v in cfg["record_shape"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(f"{cfg_path}: incomplete or invalid config ({exc!r})") from None
+        try:
+            state = torch.load(pt_path, map_location="cpu", weights_only=True)
+            network.load_state_dict(state, strict=True)
+        except Exception as exc:  # noqa: BLE001 -- any unusable weights file is one user error
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelFileError(f"{pt_path}: does not match {CONFIG_FILE} ({first})") from None
+        if y_mean.shape != (len(TARGETS),) or y_std.shape != (len(TARGETS),):
+            raise ModelFileError(f"{cfg_path}: target_scaler needs {len(TARGETS)} means and stds")
+        model.network_ = network.to(model._torch_device()).eval()
+        model.y_mean_, model.y_std_, model.record_shape_ = y_mean, y_std, record_shape
+        model.best_epoch_ = cfg["training"].get("best_epoch")
+        model.stopped_early_ = cfg["training"].get("stopped_early")
+        model.history_ = ()
+        return model
