@@ -146,15 +146,22 @@ class Budget:
     vae_max_epochs: int = 60
     vae_batch: int = 128
     kmeans_max_samples: int = 5000
-    hgb_max_iter: int = 150
-    hgb_cv_folds: int = 0          # CV of the beyond-the-paper P-vs-NP model (test scores only by default)
     test_size: float = 0.2
+    # beyond the paper (pyecho.learn.candidates)
+    candidates: tuple[str, ...] = ("linear", "minirocket", "cnn")
+    candidate_decimate: int = 2    # block-average the series in time before the candidates
+    rocket_kernels: int = 10_000
+    cnn_max_epochs: int = 40
+    cnn_patience: int = 6
+    validation_size: float = 0.125  # of the training rows: chooses the headline model per task
+    calibration_size: float = 0.125  # of the training rows: conformal intervals, temperature, domain guard
 
 
 FULL = Budget()
 QUICK = Budget(rf_trees=40, aux_trees=20, cv_folds=3, prune_cv_folds=2, svm_max_train=500,
                vae_full_hidden=(64, 16), vae_window_hidden=(32, 16), vae_max_epochs=8, vae_batch=64,
-               kmeans_max_samples=1000, hgb_max_iter=50)
+               kmeans_max_samples=1000, rocket_kernels=2_000, cnn_max_epochs=8, cnn_patience=3,
+               validation_size=0.15, calibration_size=0.2)
 
 
 # --------------------------------------------------------------------------- data

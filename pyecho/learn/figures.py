@@ -49,9 +49,14 @@ class FigurePaths:
     kernel3: str
     vae_training: str
     leak: str
+    candidates: str
+    calibration: str
+    angles: str | None
 
     def names(self) -> list[str]:
-        return [getattr(self, f.name) for f in fields(self)]
+        """The files written (a figure that does not apply to the run, such as the angle study of a
+        single-angle dataset, is None)."""
+        return [name for f in fields(self) if (name := getattr(self, f.name)) is not None]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -314,12 +319,79 @@ def fig_reg_importance(r: LearnResults, out: Path, target: Target, number: int) 
 
 
 def fig_kernel3(r: LearnResults, out: Path) -> str:
-    """3-class confusion matrices: the paper's forests and the beyond-the-paper model."""
+    """3-class confusion matrices: the paper's forests and the headline model beyond the paper."""
     fig, ax = plt.subplots(1, 3, figsize=(15, 4.3))
-    panels = [(f"RF {fs.value}", r.kernel3[fs]) for fs in FEATURE_SETS] + [("HGB (beyond)", r.beyond.kernel3)]
-    for j, (name, res) in enumerate(panels):
-        _cm(ax[j], res.confusion, res.classes, f"3-class, {name}: macro F1 {res.scores.f1_macro:.3f}")
+    for j, fs in enumerate(FEATURE_SETS):
+        res = r.kernel3[fs]
+        _cm(ax[j], res.confusion, res.classes, f"3-class, RF {fs.value}: macro F1 {res.scores.f1_macro:.3f}")
+    c = r.candidates
+    run = c.run(c.headline.kernel)
+    truth = r.data.labels.kernel[c.rows.test]
+    pred = run.test_pred[0].kernel
+    cm = np.array([[np.sum((truth == a) & (pred == b)) for b in KERNELS] for a in KERNELS])
+    _cm(ax[2], cm, KERNELS, f"3-class, {run.name} (beyond): macro F1 {run.test_at(np.inf).kernel3.f1_macro:.3f}")
     return _save(fig, out / "fig_kernel3_confusion.png")
+
+
+def fig_candidates(r: LearnResults, out: Path) -> str:
+    """Every candidate beyond the paper on the test rows against SNR, with the paper's forest (noise-free)."""
+    c = r.candidates
+    panels = [("P vs NP: weighted F1", lambda s: s.pvnp.f1_weighted, r.pvnp.pointwise.scores.f1_weighted),
+              ("3-class: macro F1", lambda s: s.kernel3.f1_macro, r.kernel3.pointwise.scores.f1_macro),
+              *((f"R² {t.value}", lambda s, t=t: getattr(s, t.value).r2, r.regression.get(t, Subset.ALL,
+                 FeatureSet.POINTWISE).scores.r2) for t in TARGETS)]
+    fig, ax = plt.subplots(1, len(panels), figsize=(3.1 * len(panels), 3.3), sharex=True)
+    snrs = [s.snr for s in c.runs[0].test]
+    x = np.arange(len(snrs))
+    for a, (title, get, rf) in zip(ax, panels):
+        for run in c.runs:
+            a.plot(x, [get(s.scores) for s in run.test], "o-", ms=4, label=run.name)
+        a.axhline(rf, color="k", ls=":", lw=1, label="paper's RF (no noise)")
+        a.set_xticks(x, ["∞" if not np.isfinite(s) else f"{s:g}" for s in snrs])
+        a.set(title=title, xlabel="test SNR")
+        a.title.set_fontsize(9)
+    ax[0].legend(fontsize=7)
+    return _save(fig, out / "fig_candidates_snr.png")
+
+
+def fig_calibration(r: LearnResults, out: Path) -> str:
+    """Reliability diagrams of the headline classifiers (raw and temperature-scaled), and the
+    conformal intervals' test coverage against the target level."""
+    from pyecho.learn.conformal import plot_reliability
+
+    cal = r.candidates.calibrated
+    tasks = list(dict.fromkeys(d.task for d in cal.reliability))
+    fig, ax = plt.subplots(1, len(tasks) + 1, figsize=(4.2 * (len(tasks) + 1), 3.8))
+    for a, task in zip(ax, tasks):
+        plot_reliability([d for d in cal.reliability if d.task == task], ax=a)
+        a.set_title(f"reliability, {task}", fontsize=9)
+    a = ax[-1]
+    names = [c.target for c in cal.coverage]
+    a.bar(range(len(names)), [c.coverage for c in cal.coverage], color="tab:blue")
+    a.axhspan(cal.level - 0.02, cal.level + 0.02, color="tab:green", alpha=0.2, label=f"{cal.level:.0%} ± 2 %")
+    a.set_xticks(range(len(names)), names)
+    a.set(ylim=(0.5, 1.0), ylabel="test coverage", title=f"{cal.level:.0%} conformal intervals")
+    a.title.set_fontsize(9)
+    a.legend(fontsize=7)
+    return _save(fig, out / "fig_calibration.png")
+
+
+def fig_angles(r: LearnResults, out: Path) -> str | None:
+    """The angle study: test R² of W and alpha_z from each angle alone and with the first angle."""
+    st = r.angles
+    if st is None:
+        return None
+    snrs = sorted({s.snr for s in st.scores}, reverse=True)
+    fig, ax = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+    for a, target in zip(ax, ("W", "alpha_z")):
+        for snr in snrs:
+            rows = [s for s in st.scores if s.target == target and s.snr == snr]
+            a.plot([s.label for s in rows], [s.r2_test for s in rows], "o-", ms=4,
+                   label=f"SNR {'∞' if not np.isfinite(snr) else f'{snr:g}'}")
+        a.set(title=f"{target}: ridge on referenced Re, Im", ylabel="test R²", ylim=(0, 1.02))
+        a.tick_params(axis="x", rotation=60, labelsize=7)
+        a.legend(fontsize=7)
+    return _save(fig, out / "fig_angles.png")
 
 
 def fig_vae_training(r: LearnResults, out: Path) -> str:
@@ -369,4 +441,5 @@ def make_figures(r: LearnResults, out: Path) -> FigurePaths:
         wscreen_polynomial=fig_wscreen(r, out, FeatureSet.POLYNOMIAL, 9),
         importance_W=fig_reg_importance(r, out, Target.W, 10), importance_L=fig_reg_importance(r, out, Target.L, 11),
         importance_alpha_xy=fig_reg_importance(r, out, Target.ALPHA_XY, 12),
-        kernel3=fig_kernel3(r, out), vae_training=fig_vae_training(r, out), leak=fig_leak(r, out))
+        kernel3=fig_kernel3(r, out), vae_training=fig_vae_training(r, out), leak=fig_leak(r, out),
+        candidates=fig_candidates(r, out), calibration=fig_calibration(r, out), angles=fig_angles(r, out))

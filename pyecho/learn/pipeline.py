@@ -19,7 +19,11 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 import pyecho
 from pyecho.atomic import atomic_path
 from pyecho.learn.base import FULL, QUICK, Budget, LearnData, Task, make_split
-from pyecho.learn.beyond import run_beyond
+from pyecho.learn.angles import run_angle_study
+from pyecho.learn.bundle import HEADLINE_DIR, EchoPredictor
+from pyecho.learn.candidates import run_candidate_seeds, run_candidates
+from pyecho.learn.conformal import DEFAULT_LEVEL
+from pyecho.learn.domain import EchoGrid
 from pyecho.learn.classify import run_classifier, run_pruning, run_zoo
 from pyecho.learn.features import build_features, default_window
 from pyecho.learn.leak import run_leak
@@ -36,6 +40,7 @@ __all__ = ["Budget", "FULL", "QUICK", "LearnRun", "run_learn"]
 #: the progress bar's stages, in order
 STAGES = ("features", "PCA + k-means", "VAE (full series)", "VAE (window)", "P vs NP", "pruning curves",
           "Table I zoo", "3-class kernel", "regression", "W screening", "seeds", "paper's leak", "beyond the paper",
+          "angles",
           "report")
 
 
@@ -102,6 +107,7 @@ def run_learn(
     budget: Budget | None = None,
     *,
     seeds: Sequence[int] | None = None,
+    level: float = DEFAULT_LEVEL,
 ) -> LearnRun:
     """Run the whole learning pipeline and write ``out_dir/{report.md, metrics.json, figures/, models/}``.
 
@@ -129,11 +135,11 @@ def run_learn(
     # OpenMP/BLAS pools (HistGradientBoosting, numpy) follow n_jobs as well
     with threadpool_limits(limits=int(n_jobs)):
         return _run_learn(data, Path(out_dir), quick, int(seed), int(n_jobs), window, console,
-                          budget or (QUICK if quick else FULL), seeds)
+                          budget or (QUICK if quick else FULL), seeds, level)
 
 
 def _run_learn(data, out: Path, quick: bool, seed: int, n_jobs: int, window: int | None, console: Console | None,
-               budget: Budget, seeds: tuple[int, ...]) -> LearnRun:
+               budget: Budget, seeds: tuple[int, ...], level: float) -> LearnRun:
     from pyecho.learn.figures import make_figures  # matplotlib only when needed
     from pyecho.learn.metrics import build_metrics
     from pyecho.learn.report import write_report
@@ -173,17 +179,24 @@ def _run_learn(data, out: Path, quick: bool, seed: int, n_jobs: int, window: int
         st.start("paper's leak")
         leak = run_leak(feats, lab, split, budget, n_jobs)
         st.start("beyond the paper")
-        beyond = run_beyond(feats, lab, split, budget, st.note)
+        candidates = run_candidates(ld, split, budget, n_jobs, level=level, note=st.note)
+        candidate_seeds = run_candidate_seeds(candidates, ld, seeds, budget, n_jobs, level=level, note=st.note)
+        st.start("angles")
+        angles = run_angle_study(ld, split, note=st.note)
 
         st.start("report")
         models = save_models(out / "models", feats.layout, pvnp, kernel3, regression, (vae_full, vae_window), seed)
+        EchoPredictor.from_result(candidates, EchoGrid.from_metadata({**ld.metadata, "thetas": list(ld.thetas)},
+                                                                      ld.n_times)).save(out / "models" / HEADLINE_DIR)
         info = RunInfo(pyecho_version=pyecho.__version__, n_samples=ld.n_samples, n_times=ld.n_times,
                        thetas=tuple(float(t) for t in ld.thetas), seed=seed, n_jobs=n_jobs, budget=budget,
                        metadata=dict(ld.metadata), stage_seconds=tuple(st.times),
                        wall_seconds_before_report=round(time.perf_counter() - t_start, 1))
         results = LearnResults(info=info, split=split, features=feats, unsupervised=unsup, vae_full=vae_full,
                                vae_window=vae_window, pvnp=pvnp, pruning=pruning, zoo=zoo, kernel3=kernel3,
-                               regression=regression, wscreen=wscreen, seeds=seed_study, leak=leak, beyond=beyond,
+                               regression=regression, wscreen=wscreen, seeds=seed_study, leak=leak, candidates=candidates,
+                               candidate_seeds=candidate_seeds,
+                               angles=angles,
                                models=models, data=ld)
         metrics = build_metrics(results)
         write_report(out, results, make_figures(results, out / "figures"))

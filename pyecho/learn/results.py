@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from pyecho.learn.base import NO_JSON, Budget, ByFeatureSet, LearnData, ModelScore, Split
-from pyecho.learn.beyond import BeyondResult
+from pyecho.learn.angles import AngleStudy
+from pyecho.learn.candidates import CandidateSeeds, CandidatesResult
 from pyecho.learn.classify import ClassifierResult, PruningCurve, ZooResult
 from pyecho.learn.features import Features
 from pyecho.learn.leak import LeakResult
@@ -61,7 +62,9 @@ class LearnResults:
     wscreen: ByFeatureSet[WScreenResult]
     seeds: SeedStudy
     leak: LeakResult
-    beyond: BeyondResult
+    candidates: CandidatesResult
+    candidate_seeds: CandidateSeeds
+    angles: AngleStudy | None
     models: tuple[SavedModel, ...]
     data: LearnData = field(metadata=NO_JSON)
 

@@ -43,7 +43,7 @@ def make_synthetic_dataset(n: int = 90, seed: int = 0, n_tau: int = N_TAU, noise
         "kappa": np.ones(n),
         "is_power": kernels == "power",
     })
-    return SimpleNamespace(M=M, labels=labels, metadata={"tau_us": tau, "dt_us": DT, "lattice": 8},
+    return SimpleNamespace(M=M, labels=labels, metadata={"tau_us": tau, "dt_us": DT, "lattice": 8, "theta": np.pi / 2},
                            t_us=t, n_tau=n_tau, echo_index=2 * n_tau - 1)
 
 
@@ -56,11 +56,16 @@ def synthetic():
 SEEDS = (0, 1)
 
 
+#: echoes of the shared run: enough calibration rows (QUICK: 20 % of the training part) for 90 %
+#: conformal sets, which need about 10 on each half
+LEARNED_SIZE = 240
+
+
 @pytest.fixture(scope="session")
-def learned(tmp_path_factory, synthetic):
+def learned(tmp_path_factory):
     """One quick end-to-end `learn` run shared by the pipeline and predict tests: (out_dir, LearnRun)."""
     from pyecho.learn.pipeline import run_learn
 
     out = tmp_path_factory.mktemp("learn")
-    run = run_learn(synthetic, out, quick=True, seed=0, n_jobs=1, window=WINDOW, seeds=SEEDS)
+    run = run_learn(make_synthetic_dataset(LEARNED_SIZE), out, quick=True, seed=0, n_jobs=1, window=WINDOW, seeds=SEEDS)
     return out, run
