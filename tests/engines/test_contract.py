@@ -173,3 +173,14 @@ def test_detuning_shape_is_checked():
         simulate(small_params(), detuning_mhz=np.zeros((5, 5)))
     with pytest.raises(ValueError, match="NaN"):
         simulate(small_params(), detuning_mhz=np.full((6, 6), np.nan))
+
+
+@pytest.mark.parametrize("backend, device", [("numpy", "cpu"), *ENGINE_DEVICES])
+def test_gamma3_alone_reproduces_t2(backend, device):
+    """t2_us is the special case gamma3_per_us = 2 / t2_us of the Lindblad dephasing channel."""
+    params = small_params(kernel="power", kernel_param=1.5, scheme="extrapolated")
+    with_t2 = simulate(params.replace(t2_us=2.5), seed=3, backend=backend, device=device, dtype="float64")
+    with_gamma3 = simulate(params.replace(gamma3_per_us=2 / 2.5), seed=3, backend=backend, device=device,
+                           dtype="float64")
+    np.testing.assert_allclose(with_gamma3, with_t2, atol=1e-13, rtol=0)
+    assert np.max(np.abs(with_t2 - simulate(params, seed=3, backend=backend, device=device, dtype="float64"))) > 1e-3
