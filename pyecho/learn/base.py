@@ -155,13 +155,14 @@ class Budget:
     cnn_patience: int = 6
     validation_size: float = 0.125  # of the training rows: chooses the headline model per task
     calibration_size: float = 0.125  # of the training rows: conformal intervals, temperature, domain guard
+    curve_sizes: tuple[int, ...] = (1000, 2000, 4000, 8000, 12000)  # --learning-curve: training rows per point
 
 
 FULL = Budget()
 QUICK = Budget(rf_trees=40, aux_trees=20, cv_folds=3, prune_cv_folds=2, svm_max_train=500,
                vae_full_hidden=(64, 16), vae_window_hidden=(32, 16), vae_max_epochs=8, vae_batch=64,
                kmeans_max_samples=1000, rocket_kernels=2_000, cnn_max_epochs=8, cnn_patience=3,
-               validation_size=0.15, calibration_size=0.2)
+               validation_size=0.15, calibration_size=0.2, curve_sizes=(40, 80, 120))
 
 
 # --------------------------------------------------------------------------- data

@@ -243,6 +243,22 @@ class CandidateSeeds:
                 "coverage": [self.coverage(t.value) for t in TARGETS]}
 
 
+def fit_candidate(name: Candidate, series: np.ndarray, targets: EchoTargets, fit_rows: np.ndarray, noisy,
+                  budget: Budget, seed: int, n_jobs: int):
+    """A fitted candidate: the CNN on the fit rows (it draws fresh noise every epoch itself), the
+    others on the fit rows and their noisy copies ``noisy`` (:func:`augment_training` of them)."""
+    model = make_candidate(name, budget, seed, n_jobs)
+    if name == Candidate.CNN:
+        return model.fit(series[fit_rows], targets.take(fit_rows))
+    return model.fit(np.concatenate([series[fit_rows], noisy.M]),
+                     targets.take(np.concatenate([fit_rows, noisy.source_index])))
+
+
+def targets_of(data: LearnData) -> EchoTargets:
+    lab = data.labels
+    return EchoTargets(kernel=lab.kernel, W=lab.W, L=lab.L, alpha_xy=lab.alpha_xy, alpha_z=lab.alpha_z)
+
+
 def describe_inputs(data: LearnData) -> str:
     degrees = ", ".join(f"{np.degrees(t):.0f}°" for t in data.thetas)
     return f"complex M, phase/gain referenced, Re + Im + |M| at {degrees}"
@@ -251,13 +267,10 @@ def describe_inputs(data: LearnData) -> str:
 def run_candidates(data: LearnData, split: Split, budget: Budget, n_jobs: int, *, level: float = 0.9,
                    note: Note = no_note) -> CandidatesResult:
     """Stage: fit every candidate, choose per task on validation, calibrate, fit the domain guard."""
-    targets = EchoTargets(kernel=data.labels.kernel, W=data.labels.W, L=data.labels.L,
-                          alpha_xy=data.labels.alpha_xy, alpha_z=data.labels.alpha_z)
+    targets = targets_of(data)
     rows = model_rows(split, data.labels.kernel, budget)
-    rng = np.random.default_rng(split.seed)
-    noisy = augment_training(data.series, train_index=rows.fit, rng=rng, snr_range=TRAIN_SNR_RANGE)
-    fit_M = np.concatenate([data.series[rows.fit], noisy.M])
-    fit_targets = targets.take(np.concatenate([rows.fit, noisy.source_index]))
+    noisy = augment_training(data.series, train_index=rows.fit, rng=np.random.default_rng(split.seed),
+                             snr_range=TRAIN_SNR_RANGE)
     test_sets = [add_complex_noise(data.series[rows.test], snr, np.random.default_rng(split.seed + 1))
                  for snr in TEST_SNRS]
     inputs = describe_inputs(data)
@@ -265,13 +278,8 @@ def run_candidates(data: LearnData, split: Split, budget: Budget, n_jobs: int, *
     runs = []
     for name in budget.candidates:
         note(f"{name}: fitting on {len(rows.fit)} rows")
-        model = make_candidate(Candidate(name), budget, split.seed, n_jobs)
         start = time.perf_counter()
-        # the CNN draws fresh noise every epoch itself; the others fit on clean + noisy copies
-        if name == Candidate.CNN:
-            model.fit(data.series[rows.fit], targets.take(rows.fit))
-        else:
-            model.fit(fit_M, fit_targets)
+        model = fit_candidate(Candidate(name), data.series, targets, rows.fit, noisy, budget, split.seed, n_jobs)
         seconds = time.perf_counter() - start
         note(f"{name}: scoring")
         test_pred = tuple(model.predict(M) for M in test_sets)

@@ -52,6 +52,7 @@ class FigurePaths:
     candidates: str
     calibration: str
     angles: str | None
+    curves: str | None
 
     def names(self) -> list[str]:
         """The files written (a figure that does not apply to the run, such as the angle study of a
@@ -431,6 +432,23 @@ def fig_leak(r: LearnResults, out: Path) -> str:
     return _save(fig, out / "fig_leak.png")
 
 
+def fig_curves(r: LearnResults, out: Path) -> str | None:
+    """Learning curves: F1 of the power-law class and R² of L against the training rows."""
+    lc = r.curves
+    if lc is None or not lc.points:
+        return None
+    fig, ax = plt.subplots(1, 2, figsize=(11, 3.8))
+    for model in lc.models:
+        pts = [p for p in lc.points if p.model == model]
+        n = [p.n_train for p in pts]
+        ax[0].plot(n, [p.pvnp.f1_power for p in pts], "o-", ms=4, label=model)
+        ax[1].plot(n, [p.L.r2 for p in pts], "o-", ms=4, label=model)
+    ax[0].set(xscale="log", xlabel="training rows", ylabel="test F1 of the power-law class", title="P vs NP")
+    ax[1].set(xscale="log", xlabel="training rows", ylabel="test R²", title="L, all kernels")
+    ax[0].legend(fontsize=7)
+    return _save(fig, out / "fig_learning_curves.png")
+
+
 def make_figures(r: LearnResults, out: Path) -> FigurePaths:
     """Write every figure into ``out`` (created) and return their file names."""
     out.mkdir(parents=True, exist_ok=True)
@@ -442,4 +460,5 @@ def make_figures(r: LearnResults, out: Path) -> FigurePaths:
         importance_W=fig_reg_importance(r, out, Target.W, 10), importance_L=fig_reg_importance(r, out, Target.L, 11),
         importance_alpha_xy=fig_reg_importance(r, out, Target.ALPHA_XY, 12),
         kernel3=fig_kernel3(r, out), vae_training=fig_vae_training(r, out), leak=fig_leak(r, out),
-        candidates=fig_candidates(r, out), calibration=fig_calibration(r, out), angles=fig_angles(r, out))
+        candidates=fig_candidates(r, out), calibration=fig_calibration(r, out), angles=fig_angles(r, out),
+        curves=fig_curves(r, out))

@@ -23,6 +23,7 @@ from pyecho.learn.angles import run_angle_study
 from pyecho.learn.bundle import HEADLINE_DIR, EchoPredictor
 from pyecho.learn.candidates import run_candidate_seeds, run_candidates
 from pyecho.learn.conformal import DEFAULT_LEVEL
+from pyecho.learn.curves import run_learning_curves
 from pyecho.learn.domain import EchoGrid
 from pyecho.learn.classify import run_classifier, run_pruning, run_zoo
 from pyecho.learn.features import build_features, default_window
@@ -40,7 +41,7 @@ __all__ = ["Budget", "FULL", "QUICK", "LearnRun", "run_learn"]
 #: the progress bar's stages, in order
 STAGES = ("features", "PCA + k-means", "VAE (full series)", "VAE (window)", "P vs NP", "pruning curves",
           "Table I zoo", "3-class kernel", "regression", "W screening", "seeds", "paper's leak", "beyond the paper",
-          "angles",
+          "angles", "learning curves",
           "report")
 
 
@@ -108,6 +109,7 @@ def run_learn(
     *,
     seeds: Sequence[int] | None = None,
     level: float = DEFAULT_LEVEL,
+    learning_curve: bool = False,
 ) -> LearnRun:
     """Run the whole learning pipeline and write ``out_dir/{report.md, metrics.json, figures/, models/}``.
 
@@ -121,6 +123,8 @@ def run_learn(
     window : area-of-interest width in samples (default 400, or smaller when the series is short
         and ``quick``)
     budget : model sizes (default ``QUICK`` if ``quick`` else ``FULL``)
+    level : level of the conformal intervals and sets (default 0.9)
+    learning_curve : also refit every model on growing training subsets (``budget.curve_sizes``)
     seeds : seeds of the headline study (the paper's random forests for P vs NP, 3-class and the
         four regressions, each seed with its own split), reported as mean ± std; default
         ``(seed,)``, which reuses the main run's models and costs nothing
@@ -135,11 +139,11 @@ def run_learn(
     # OpenMP/BLAS pools (HistGradientBoosting, numpy) follow n_jobs as well
     with threadpool_limits(limits=int(n_jobs)):
         return _run_learn(data, Path(out_dir), quick, int(seed), int(n_jobs), window, console,
-                          budget or (QUICK if quick else FULL), seeds, level)
+                          budget or (QUICK if quick else FULL), seeds, level, learning_curve)
 
 
 def _run_learn(data, out: Path, quick: bool, seed: int, n_jobs: int, window: int | None, console: Console | None,
-               budget: Budget, seeds: tuple[int, ...], level: float) -> LearnRun:
+               budget: Budget, seeds: tuple[int, ...], level: float, learning_curve: bool) -> LearnRun:
     from pyecho.learn.figures import make_figures  # matplotlib only when needed
     from pyecho.learn.metrics import build_metrics
     from pyecho.learn.report import write_report
@@ -183,6 +187,8 @@ def _run_learn(data, out: Path, quick: bool, seed: int, n_jobs: int, window: int
         candidate_seeds = run_candidate_seeds(candidates, ld, seeds, budget, n_jobs, level=level, note=st.note)
         st.start("angles")
         angles = run_angle_study(ld, split, note=st.note)
+        st.start("learning curves")
+        curves = run_learning_curves(ld, feats, candidates, budget, n_jobs, note=st.note) if learning_curve else None
 
         st.start("report")
         models = save_models(out / "models", feats.layout, pvnp, kernel3, regression, (vae_full, vae_window), seed)
@@ -196,7 +202,7 @@ def _run_learn(data, out: Path, quick: bool, seed: int, n_jobs: int, window: int
                                vae_window=vae_window, pvnp=pvnp, pruning=pruning, zoo=zoo, kernel3=kernel3,
                                regression=regression, wscreen=wscreen, seeds=seed_study, leak=leak, candidates=candidates,
                                candidate_seeds=candidate_seeds,
-                               angles=angles,
+                               angles=angles, curves=curves,
                                models=models, data=ld)
         metrics = build_metrics(results)
         write_report(out, results, make_figures(results, out / "figures"))

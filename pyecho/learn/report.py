@@ -369,6 +369,21 @@ def _angles(w: _Doc, r: LearnResults, figs: FigurePaths) -> None:
     w(f"\n![angles](figures/{figs.angles})\n")
 
 
+def _curves(w: _Doc, r: LearnResults, figs: FigurePaths) -> None:
+    lc = r.curves
+    if lc is None:
+        return
+    w("## Learning curves\n")
+    w("Every model refitted on growing, kernel-stratified subsets of the fit rows and scored on the same "
+      f"{lc.n_test} noise-free test rows. A curve still rising at the right says more data would help; a flat one "
+      "that the model, or the information in the echo, is the limit.\n")
+    w(_header("model", "training rows", METRIC_TITLES[Metric.F1_POWER], METRIC_TITLES[Metric.F1_WEIGHTED], "R² L"))
+    for p in lc.points:
+        w.row(p.model, p.n_train, _f(p.pvnp.f1_power), _f(p.pvnp.f1_weighted), _f(p.L.r2))
+    if figs.curves:
+        w(f"\n![learning curves](figures/{figs.curves})\n")
+
+
 def write_report(out: Path, r: LearnResults, figs: FigurePaths) -> None:
     """Write ``out/report.md`` (the figures are already in ``out/figures``)."""
     info, lay, sp = r.info, r.features.layout, r.split
@@ -418,6 +433,7 @@ def write_report(out: Path, r: LearnResults, figs: FigurePaths) -> None:
     _candidates(w, r, figs)
     _calibration(w, r, figs)
     _angles(w, r, figs)
+    _curves(w, r, figs)
 
     w("## Saved models\n")
     w("`models/manifest.json` holds the pyecho version and the feature layout (time grid, window, normalisation, "

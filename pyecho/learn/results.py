@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
-from pyecho.learn.base import NO_JSON, Budget, ByFeatureSet, LearnData, ModelScore, Split
 from pyecho.learn.angles import AngleStudy
+from pyecho.learn.base import NO_JSON, Budget, ByFeatureSet, LearnData, ModelScore, Split
 from pyecho.learn.candidates import CandidateSeeds, CandidatesResult
 from pyecho.learn.classify import ClassifierResult, PruningCurve, ZooResult
+from pyecho.learn.curves import LearningCurves
 from pyecho.learn.features import Features
 from pyecho.learn.leak import LeakResult
 from pyecho.learn.predict import SavedModel
@@ -65,6 +66,7 @@ class LearnResults:
     candidates: CandidatesResult
     candidate_seeds: CandidateSeeds
     angles: AngleStudy | None
+    curves: LearningCurves | None
     models: tuple[SavedModel, ...]
     data: LearnData = field(metadata=NO_JSON)
 

@@ -67,5 +67,6 @@ def learned(tmp_path_factory):
     from pyecho.learn.pipeline import run_learn
 
     out = tmp_path_factory.mktemp("learn")
-    run = run_learn(make_synthetic_dataset(LEARNED_SIZE), out, quick=True, seed=0, n_jobs=1, window=WINDOW, seeds=SEEDS)
+    run = run_learn(make_synthetic_dataset(LEARNED_SIZE), out, quick=True, seed=0, n_jobs=1, window=WINDOW, seeds=SEEDS,
+                    learning_curve=True)
     return out, run

@@ -14,6 +14,8 @@ from pyecho_cli.app import app
 
 from .conftest import LEARNED_SIZE, SEEDS, make_synthetic_dataset
 
+QUICK_CANDIDATES = ("linear", "minirocket", "cnn")
+
 
 def test_learn_end_to_end_writes_report_metrics_models(learned):
     out, run = learned
@@ -193,3 +195,27 @@ def _without_timings(obj):
     if isinstance(obj, list):
         return [_without_timings(v) for v in obj]
     return obj
+
+
+def test_beyond_the_paper_stages(learned):
+    """Candidates chosen on validation rows, calibrated intervals, the learning curves."""
+    out, run = learned
+    r = run.results
+    c = r.candidates
+    rows = c.rows
+    for a, b in ((rows.fit, rows.validation), (rows.fit, rows.calibration), (rows.validation, rows.calibration),
+                 (rows.fit, rows.test), (rows.calibration, rows.test)):
+        assert not set(a.tolist()) & set(b.tolist())
+    assert {run.name for run in c.runs} == set(QUICK_CANDIDATES)
+    for task in ("kernel3", "W", "L", "alpha_xy", "alpha_z"):
+        chosen = c.headline.for_task(task)
+        assert max(c.runs, key=lambda x: x.validation.selection_score(task)).name == chosen
+    assert [s.snr for s in c.runs[0].test] == [np.inf, 200.0, 50.0]
+    assert len(r.candidate_seeds.results) == len(SEEDS)
+    assert {cov.target for cov in c.calibrated.coverage} == {"W", "L", "alpha_xy", "alpha_z"}
+    sizes = sorted({p.n_train for p in r.curves.points})
+    assert sizes == [40, 80, 120] and len(r.curves.models) == 1 + len(QUICK_CANDIDATES)
+    assert (out / "models" / "headline" / "predictor.json").exists()
+    text = (out / "report.md").read_text()
+    for section in ("The table", "Beyond the paper", "Calibrated uncertainty", "Learning curves"):
+        assert f"## {section}" in text

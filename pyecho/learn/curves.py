@@ -1,0 +1,74 @@
+"""Learning curves: does more data or a better model limit P vs NP and L?
+
+Every model is refitted on growing, class-stratified subsets of the same fit rows of the
+candidate stage (1 000, 2 000, 4 000, 8 000, 12 000 rows, up to as many as there are) and
+scored on the same noise-free test rows (sizes: ``Budget.curve_sizes``): the paper's random forest (pointwise |M| window,
+SMOTE) and every candidate of the budget. A curve still rising at the largest size says more
+data would help; a flat one that the model (or the information in the echo) is the limit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from pyecho.learn.base import (POWER_CLASS, TASK_CLASSES, Budget, ClassScores, FeatureSet, LearnData, Note, RegScores,
+                               Task, no_note)
+from pyecho.learn.candidates import (CANDIDATE_TITLES, Candidate, CandidatesResult, TRAIN_SNR_RANGE, TaskScores,
+                                     fit_candidate, targets_of)
+from pyecho.learn.classify import make_rf_pipeline
+from pyecho.learn.features import Features
+from pyecho.learn.inputs import augment_training
+from pyecho.learn.regress import make_rf_regressor
+
+PAPER_RF = "paper's RF (pointwise |M| window)"
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """One model fitted on ``n_train`` rows: P-vs-NP scores and R² of L on the test rows."""
+
+    model: str
+    n_train: int
+    pvnp: ClassScores
+    L: RegScores
+
+
+@dataclass(frozen=True)
+class LearningCurves:
+    points: tuple[CurvePoint, ...]
+    n_test: int
+
+    @property
+    def models(self) -> list[str]:
+        return list(dict.fromkeys(p.model for p in self.points))
+
+
+def run_learning_curves(data: LearnData, features: Features, candidates: CandidatesResult, budget: Budget,
+                        n_jobs: int, *, note: Note = no_note) -> LearningCurves:
+    """Stage (behind ``--learning-curve``): every model at every training size of
+    ``budget.curve_sizes`` that the fit rows allow."""
+    rows, seed = candidates.rows, candidates.seed
+    targets = targets_of(data)
+    y_pvnp = data.labels.classes(Task.PVNP)
+    X_rf = features.tables[FeatureSet.POINTWISE]
+    points = []
+    for size in (s for s in budget.curve_sizes if s <= len(rows.fit)):
+        sub = rows.fit if size == len(rows.fit) else np.sort(train_test_split(
+            rows.fit, train_size=size, random_state=seed, stratify=data.labels.kernel[rows.fit])[0])
+        note(f"{size} rows: paper's RF")
+        rf = make_rf_pipeline(budget.rf_trees, seed, n_jobs).fit(X_rf[sub], y_pvnp[sub])
+        rf_L = make_rf_regressor(budget.rf_trees, seed, n_jobs).fit(X_rf[sub], data.labels.L[sub])
+        points.append(CurvePoint(PAPER_RF, size, ClassScores.of(y_pvnp[rows.test], rf.predict(X_rf[rows.test]),
+                                                                 TASK_CLASSES[Task.PVNP], POWER_CLASS[Task.PVNP]),
+                                 RegScores.of(data.labels.L[rows.test], rf_L.predict(X_rf[rows.test]))))
+        noisy = augment_training(data.series, train_index=sub, rng=np.random.default_rng(seed),
+                                 snr_range=TRAIN_SNR_RANGE)
+        for name in budget.candidates:
+            note(f"{size} rows: {name}")
+            model = fit_candidate(Candidate(name), data.series, targets, sub, noisy, budget, seed, n_jobs)
+            scores = TaskScores.of(model.predict(data.series[rows.test]), targets.take(rows.test),
+                                   candidates.headline.pvnp_threshold)
+            points.append(CurvePoint(CANDIDATE_TITLES[Candidate(name)], size, scores.pvnp, scores.L))
+    return LearningCurves(tuple(points), len(rows.test))
