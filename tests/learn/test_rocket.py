@@ -86,3 +86,19 @@ def test_wrong_record_shape_and_bad_options_are_refused(fitted):
         RocketModel(validation_fraction=0.95)
     with pytest.raises(ValueError, match="not fitted"):
         RocketModel().predict(M[:2])
+
+
+def test_ridge_path_from_one_eigendecomposition_equals_sklearn_ridge():
+    from sklearn.linear_model import Ridge
+
+    from pyecho.learn.rocket import _ridge_validation_mse
+
+    rng = np.random.default_rng(0)
+    F = rng.standard_normal((300, 40)).astype(np.float32)
+    Y = F[:, :3] @ rng.standard_normal((3, 2)) + 0.1 * rng.standard_normal((300, 2)) + 5.0
+    fit, val = np.arange(200), np.arange(200, 300)
+    alphas = (0.1, 10.0, 1000.0)
+    got = _ridge_validation_mse(F[fit], Y[fit], F[val], Y[val], alphas)
+    for i, a in enumerate(alphas):
+        want = ((Ridge(alpha=a).fit(F[fit], Y[fit]).predict(F[val]) - Y[val]) ** 2).mean(axis=0)
+        np.testing.assert_allclose(got[i], want, rtol=1e-5)  # float32 features
