@@ -41,5 +41,6 @@ def demo(
     write_echo_csv(echo_csv, truth.time_grid_us(), m)
     console.print(f"true values: kernel power (P), W = {truth.W:.3g} rad/us, L = {truth.L:.3g}, "
                   f"alpha_xy = {truth.alpha_xy:g}, alpha_z = {truth.alpha_z:g}")
-    predict(model_dir=out / "report", echo_file=echo_csv, as_json=False, row=0, features="pointwise")
+    predict(model_dir=out / "report", inputs=[echo_csv], out=None, tau_us=None, start_us=None, as_json=False,
+            model="headline", row=None)
     console.print(f"\n[green]done[/]: open [bold]{out / 'report' / 'report.md'}[/]")

@@ -1,4 +1,4 @@
-"""`pyecho learn` (train and report) and `pyecho predict` (apply the saved models to one echo)."""
+"""`pyecho learn` (train and report) and `pyecho predict` (apply the saved models to echoes)."""
 from __future__ import annotations
 
 import json
@@ -26,21 +26,28 @@ def learn(
     seeds: str = typer.Option(None, "--seeds", help="Comma-separated seeds, e.g. 0,1,2: the headline random "
                               "forests are refitted on each seed's own split and reported as mean ± std "
                               "(default: --seed only)."),
+    level: float = typer.Option(0.9, "--level", help="Level of the calibrated prediction intervals and sets."),
+    learning_curve: bool = typer.Option(False, "--learning-curve", help="Also refit every model on 1k, 2k, 4k, 8k, "
+                                        "12k training rows (F1 and R² L against data size; adds about a run's time)."),
 ) -> None:
     """Learn kernel family, W, L and the alphas from a simulated dataset; write a report."""
     from pyecho.learn.base import TARGETS, Task
     from pyecho.learn.pipeline import run_learn
 
     seed_list = None if seeds is None else parse_seeds(seeds)
+    if not 0.5 <= level < 1:
+        raise ParameterError(f"--level: got {level}; must be at least 0.5 and below 1 (e.g. 0.9)")
     console = Console(stderr=True)
     t0 = time.perf_counter()
-    run = run_learn(data, out, quick=quick, seed=seed, n_jobs=n_jobs, window=window, console=console, seeds=seed_list)
+    run = run_learn(data, out, quick=quick, seed=seed, n_jobs=n_jobs, window=window, console=console, seeds=seed_list,
+                    level=level, learning_curve=learning_curve)
     rf = {s.task: s.scores for s in run.results.seeds.model_scores()}  # the paper's forests, mean over seeds
-    r2 = ", ".join(f"{t.value} {rf[t].r2:.3f}" for t in TARGETS)
-    console.print(
-        f"[green]done[/] in {time.perf_counter() - t0:.0f} s: P vs NP F1 of the power-law class "
-        f"{rf[Task.PVNP].f1_power:.3f}, weighted F1 {rf[Task.PVNP].f1_weighted:.3f}; R² {r2} -> {out / 'report.md'}"
-    )
+    best = run.results.candidate_seeds
+    for name, get in (("paper's RF", lambda t: rf[t]), ("best", lambda t: best.headline(t).scores)):
+        r2 = ", ".join(f"{t.value} {get(t).r2:.3f}" for t in TARGETS)
+        console.print(f"{name}: P vs NP F1 of the power-law class {get(Task.PVNP).f1_power:.3f}, weighted F1 "
+                      f"{get(Task.PVNP).f1_weighted:.3f}; 3-class macro F1 {get(Task.KERNEL3).f1_macro:.3f}; R² {r2}")
+    console.print(f"[green]done[/] in {time.perf_counter() - t0:.0f} s -> {out / 'report.md'}")
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
@@ -54,29 +61,101 @@ def parse_seeds(text: str) -> tuple[int, ...]:
                          f"not {text!r}") from None
 
 
+#: `pyecho predict --model`: the headline predictor, or the paper's |M| random forests
+HEADLINE, PAPER = "headline", "paper"
+
+
 @app.command()
 @user_errors
 def predict(
     model_dir: Path = typer.Argument(..., help="Output directory of `pyecho learn` (or its models/ folder)."),
-    echo_file: Path = typer.Argument(..., help="CSV (t_us + abs_M or re_M/im_M), NPY, or pyecho Parquet."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-    row: int = typer.Option(0, "--row", min=0, help="Row of a Parquet dataset."),
-    features: str = typer.Option("pointwise", "--features", help="pointwise or polynomial models."),
+    inputs: list[Path] = typer.Argument(..., help="The echoes: a `pyecho sim` dataset (.parquet or directory), a CSV "
+                                        "(t_us, re_M, im_M), an NPY of complex records (T,), (B, T) or (B, A, T) on "
+                                        "the model's grid, a Bruker or Varian experiment directory or an NMRPipe "
+                                        "file; for a multi-angle model, one file per angle in the model's order."),
+    out: Path = typer.Option(None, "--out", help="Write the table (one row per echo) to this .csv or .parquet file."),
+    tau_us: float = typer.Option(None, "--tau-us", help="Pulse spacing tau (us) of a CSV or spectrometer file "
+                                 "(default: the file's, else the model's)."),
+    start_us: float = typer.Option(None, "--start-us", help="Time (us) of a spectrometer record's first point "
+                                   "after the excitation (default 0)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
+    model: str = typer.Option(HEADLINE, "--model", help="headline (complex echoes, calibrated intervals, "
+                              "out-of-domain flags) or paper (the paper's |M| random forests: one echo, point "
+                              "values)."),
+    row: int = typer.Option(None, "--row", min=0, help="Predict only echo N of the input (a dataset row, an NPY's "
+                            "first index); --model paper: default 0."),
 ) -> None:
-    """Predict the kernel class, P vs NP, W, L, alpha_xy and alpha_z of one echo."""
-    from pyecho.learn.base import FEATURE_SETS, RANGE_P, TARGET_UNITS
+    """Predict the kernel class, P vs NP, W, L, alpha_xy and alpha_z of echoes, with intervals."""
+    if model not in (HEADLINE, PAPER):
+        fail(f"--model must be {HEADLINE} or {PAPER}, not {model!r}")
+    if model == PAPER:
+        _predict_paper(model_dir, inputs, out, tau_us, start_us, as_json, row)
+        return
+    import polars as pl
+
+    from pyecho.learn.predict import check_prediction_path, predict_echoes, write_predictions
+
+    if out is not None:
+        check_prediction_path(out)  # before any work: a bad suffix writes nothing
+    t0 = time.perf_counter()
+    res = predict_echoes(model_dir, inputs, tau_us=tau_us, start_us=start_us, row=row)
+    seconds = time.perf_counter() - t0
+    frame = res.frame
+    err = Console(stderr=True)
+    if out is not None:
+        write_predictions(frame, out)
+        n_out = frame.height - int(frame["in_domain"].sum())
+        err.print(f"{frame.height} echo(es) in {seconds:.1f} s ({n_out} out of domain) -> {out}")
+    if as_json:
+        typer.echo(json.dumps(frame.to_dicts(), indent=1))
+    elif out is None and frame.height == 1:
+        _print_one(frame.row(0, named=True), res.level, ", ".join(map(str, res.paths)))
+    elif out is None:
+        with pl.Config(tbl_cols=-1, tbl_width_chars=1000, fmt_str_lengths=80):
+            typer.echo(str(frame))
+        err.print(f"{frame.height} echoes in {seconds:.1f} s; all rows: --out preds.csv or --json")
+
+
+def _range_title(label: str) -> str:
+    from pyecho.learn.base import RANGE_P
+
+    return "P (power law, long range)" if label == RANGE_P else "NP (short range)"
+
+
+def _print_one(res: dict, level: float, title: str) -> None:
+    """The rich table of one echo's prediction (a row of the prediction frame)."""
+    from pyecho.learn.base import TARGET_UNITS
+    from pyecho.learn.inputs import KERNEL_CLASSES
+
+    table = Table("quantity", f"prediction [{level:.0%} interval]", title=f"pyecho predict: {title}")
+    probs = ", ".join(f"p_{k} = {res[f'p_{k}']:.2f}" for k in KERNEL_CLASSES)
+    table.add_row("kernel", f"{res['kernel']} ({probs})")
+    table.add_row("range", f"{_range_title(res['range'])} (p_power_law = {res['p_power_law']:.2f})")
+    for target, unit in TARGET_UNITS.items():
+        t = target.value
+        table.add_row(t, f"{res[t]:.4g} [{res[f'{t}_lo']:.4g}, {res[f'{t}_hi']:.4g}] {unit}")
+    table.add_row("in domain", "yes" if res["in_domain"] else f"[bold red]no[/]: {res['ood_reasons']}")
+    Console().print(table)
+
+
+def _predict_paper(model_dir: Path, inputs: list[Path], out, tau_us, start_us, as_json: bool, row) -> None:
+    """--model paper: the paper's |M| random forests on one echo, point values."""
+    from pyecho.learn.base import TARGET_UNITS
     from pyecho.learn.predict import predict_file
 
-    if features not in FEATURE_SETS:
-        fail(f"--features must be one of {', '.join(FEATURE_SETS)}, not {features!r}")
-    res = predict_file(model_dir, echo_file, row=row, features=features)
+    for option, value in (("--out", out), ("--tau-us", tau_us), ("--start-us", start_us)):
+        if value is not None:
+            fail(f"{option} is for the headline model; --model paper predicts one echo from a CSV, NPY or dataset")
+    if len(inputs) != 1:
+        fail(f"--model paper reads one echo from one file; {len(inputs)} inputs given")
+    res = predict_file(model_dir, inputs[0], row=row or 0)
     if as_json:
         typer.echo(json.dumps(res, indent=2))
         return
-    table = Table("quantity", "prediction", title=f"pyecho predict: {echo_file.name} ({features} features)")
+    table = Table("quantity", "prediction", title=f"pyecho predict --model paper: {inputs[0].name} "
+                                                  f"({res['features']} features)")
     table.add_row("kernel", f"{res['kernel']} (p = {res['kernel_probability']:.2f})")
-    table.add_row("range", f"{'P (power law, long range)' if res['range'] == RANGE_P else 'NP (short range)'} "
-                           f"(p_power = {res['p_power']:.2f})")
+    table.add_row("range", f"{_range_title(res['range'])} (p_power = {res['p_power']:.2f})")
     for target, unit in TARGET_UNITS.items():
         table.add_row(target.value, f"{res[target.value]:.4g} {unit}")
     Console().print(table)

@@ -133,11 +133,11 @@ def test_predict_csv_npy_agree(learned, synthetic, tmp_path):
     for k in ("W", "L"):
         assert a[k] == pytest.approx(b[k], rel=1e-5) and b[k] == pytest.approx(c[k], rel=1e-5)
     assert a["range"] == "P"
-    res = CliRunner().invoke(app, ["predict", str(out), str(tmp_path / "e.csv"), "--json"])
+    res = CliRunner().invoke(app, ["predict", str(out), str(tmp_path / "e.csv"), "--json", "--model", "paper"])
     assert res.exit_code == 0, res.output
     js = json.loads(res.stdout)
     assert set(js) >= {"kernel", "kernel_probability", "p_power", "W", "L", "alpha_xy", "alpha_z"}
-    res = CliRunner().invoke(app, ["predict", str(out), str(tmp_path / "e.csv")])
+    res = CliRunner().invoke(app, ["predict", str(out), str(tmp_path / "e.csv"), "--model", "paper"])
     assert res.exit_code == 0 and "alpha_xy" in res.stdout
 
 
@@ -159,7 +159,7 @@ def _bad_files(tmp_path, synthetic):
 def test_predict_rejects_bad_files_with_one_line(learned, synthetic, tmp_path):
     out, _ = learned
     for name, phrase in _bad_files(tmp_path, synthetic).items():
-        res = CliRunner().invoke(app, ["predict", str(out), str(tmp_path / name)])
+        res = CliRunner().invoke(app, ["predict", str(out), str(tmp_path / name), "--model", "paper"])
         assert res.exit_code == 2, (name, res.output)
         # one message (rich may soft-wrap it at the test console's 80 columns), no traceback
         text = " ".join(res.output.split())
