@@ -1,4 +1,4 @@
-"""`pyecho sim`: simulate a dataset (SPEC §4) into a directory of Parquet parts.
+"""`pyecho sim`: simulate a dataset (the paper's protocol, docs/model.md) into a directory of Parquet parts.
 
 Settings come, lowest precedence first, from the preset, the --config TOML file (keys are the
 option names with underscores, ranges as [lo, hi]) and the command-line options.

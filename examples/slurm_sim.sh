@@ -1,5 +1,5 @@
 #!/bin/bash
-# Simulate the paper's dataset (SPEC §4: 3 x 5000 echoes on 100 x 100) as a Slurm job array.
+# Simulate the paper's dataset (the paper preset: 3 x 5000 echoes on 100 x 100) as a Slurm job array.
 #
 # Every array task writes one shard: the parts j with j % N == K-1 of the dataset, where
 # K = 1 + (task id - first task id) and N = number of tasks. All tasks write into the same

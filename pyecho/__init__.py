@@ -1,6 +1,6 @@
 """pyecho: simulate NMR Hahn echoes of mean-field coupled nuclear spins, and learn from them.
 
-Public API (SPEC §5)::
+Public API::
 
     from pyecho import EchoParams, simulate, simulate_batch, kernel_stats
 """

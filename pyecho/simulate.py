@@ -1,4 +1,4 @@
-"""The public simulation API (SPEC §5): simulate, simulate_batch."""
+"""The public simulation API: simulate, simulate_batch."""
 from __future__ import annotations
 
 from typing import Callable, Sequence

@@ -13,9 +13,10 @@ from markdown_it import MarkdownIt
 from tests.conftest import GOLDEN, REPO
 
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-#: outside references a clone cannot follow; split so that this file does not match itself
+#: outside references a clone cannot follow (the contract's folder, its section numbers); split
+#: so that this file does not match itself
 FORBIDDEN = tuple(a + b for a, b in (("../", "shared"), ("/work/", "shared"), ("shared/", "SPEC.md"),
-                                     ("shared/", "golden")))
+                                     ("shared/", "golden"), ("SPEC ", "§")))
 #: folders that are not the project's own text: VCS data, caches, build and run output (any
 #: virtual environment, whatever its name, is recognised by its pyvenv.cfg)
 SKIPPED_DIRS = {".git", ".pytest_cache", "__pycache__", "build", "dist", "runs"}

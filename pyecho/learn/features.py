@@ -1,4 +1,4 @@
-"""Preprocessing and featurisation of echoes (SPEC §6, paper Sec. II-B and Fig. 7).
+"""Preprocessing and featurisation of echoes (the paper's Sec. II-B and Fig. 7; docs/learn.md).
 
 Everything here is a pure function: arrays in, arrays or polars tables out.
 
@@ -22,9 +22,9 @@ import polars as pl
 
 from pyecho.learn.base import NO_JSON, ByFeatureSet, FeatureSet, LearnData
 
-#: the paper's multiscale sections (SPEC §6)
+#: the paper's multiscale sections (the paper's Sec. II-B)
 DEFAULT_SECTIONS: tuple[int, ...] = (4, 5, 10)
-#: width of the area of interest in samples (SPEC §6)
+#: width of the area of interest in samples (the paper's Sec. II-B)
 DEFAULT_WINDOW = 400
 #: cubic fits
 POLY_DEGREE = 3

@@ -1,4 +1,4 @@
-"""Radial interaction kernels K(r), their normalisation kappa and length scale L (SPEC §3).
+"""Radial interaction kernels K(r), their normalisation kappa and length scale L (docs/model.md).
 
 Every kernel has K(0) := 0 (no self-coupling). ``kernel_param`` is xi (gaussian), p (power)
 or gamma (rkky); it is ignored for ``uniform``.

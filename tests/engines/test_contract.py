@@ -1,4 +1,4 @@
-"""The engine contract (SPEC §1-2, §5), checked for every engine against the NumPy reference.
+"""The engine contract (docs/model.md), checked for every engine against the NumPy reference.
 
 One module serves all engines: julia and cuda cases run wherever their runtime exists and skip
 with the reason elsewhere.

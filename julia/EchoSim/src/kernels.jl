@@ -1,4 +1,4 @@
-# Radial interaction kernels K(r), their normalisation κ and length scale L (SPEC §3).
+# Radial interaction kernels K(r), their normalisation κ and length scale L (docs/model.md, "Kernels and the derived labels").
 
 """Kernel names understood by [`kernel_grid`](@ref) and [`kernel_stats`](@ref)."""
 const KERNELS = (:gaussian, :power, :rkky, :uniform)

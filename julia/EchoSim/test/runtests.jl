@@ -106,7 +106,7 @@ rotate_z(v, a) = (cos(a) * v[1] - sin(a) * v[2], sin(a) * v[1] + cos(a) * v[2], 
 maxdiff(a, b) = maximum(abs, a .- b)
 
 @testset "EchoSim" begin
-    @testset "kernels (SPEC §3 figures, 100 × 100)" begin
+    @testset "kernels (docs/model.md figures, 100 × 100)" begin
         for (kernel, param, kappa, L) in ((:gaussian, 8.0, 200.1, 7.12), (:power, 2.0, 27.86, 12.52),
                                           (:rkky, 13.0, -197.7, 8.12))
             κ, ℓ = kernel_stats(kernel, param, 100)
