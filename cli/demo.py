@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -19,9 +20,10 @@ from pyecho_cli.sim import sim
 @app.command()
 @user_errors
 def demo(
-    out: Path = typer.Option(Path("runs/demo"), "--out", help="Directory for data/, report/ and example_echo.csv."),
-    seed: int = typer.Option(0, help="Dataset and learning seed."),
-    n_jobs: int = typer.Option(2, "--n-jobs", min=1, help="Parallel workers for learning."),
+    out: Annotated[Path, typer.Option("--out", help="Directory for data/, report/ and example_echo.csv.")] = Path(
+        "runs/demo"),
+    seed: Annotated[int, typer.Option(help="Dataset and learning seed.")] = 0,
+    n_jobs: Annotated[int, typer.Option("--n-jobs", min=1, help="Parallel workers for learning.")] = 2,
 ) -> None:
     """Simulate the `quick` dataset, learn from it, write the report, and predict one fresh echo.
 
@@ -32,7 +34,7 @@ def demo(
     console.rule("[bold]1/3 simulate[/] the quick dataset (pyecho sim --preset quick)")
     sim(out=out / "data", preset="quick", seed=seed)
     console.rule("[bold]2/3 learn[/] (pyecho learn)")
-    learn(data=out / "data", out=out / "report", quick=False, seed=seed, n_jobs=n_jobs, window=None, seeds=None)
+    learn(data=out / "data", out=out / "report", seed=seed, n_jobs=n_jobs)
     console.rule("[bold]3/3 predict[/] a fresh echo the models have not seen (pyecho predict)")
     truth = EchoParams(kernel="power", kernel_param=1.6, alpha_xy=0.06, alpha_z=0.05, lattice=quick.lattice,
                        tau_us=quick.tau_us, dt_us=quick.dt_us, theta=math.pi / 2)
@@ -41,6 +43,5 @@ def demo(
     write_echo_csv(echo_csv, truth.time_grid_us(), m)
     console.print(f"true values: kernel power (P), W = {truth.W:.3g} rad/us, L = {truth.L:.3g}, "
                   f"alpha_xy = {truth.alpha_xy:g}, alpha_z = {truth.alpha_z:g}")
-    predict(model_dir=out / "report", inputs=[echo_csv], out=None, tau_us=None, start_us=None, as_json=False,
-            model="headline", row=None)
+    predict(model_dir=out / "report", inputs=[echo_csv])
     console.print(f"\n[green]done[/]: open [bold]{out / 'report' / 'report.md'}[/]")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -40,7 +41,7 @@ def status() -> None:
 @julia_app.command()
 @user_errors
 def install(
-    cuda: bool = typer.Option(False, "--cuda", help="Also add CUDA.jl for device 'cuda' (a large download)."),
+    cuda: Annotated[bool, typer.Option("--cuda", help="Also add CUDA.jl for device 'cuda' (a large download).")] = False,
 ) -> None:
     """Install Julia (if none is found) and the Julia packages of the julia backend.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -17,18 +18,20 @@ from pyecho_cli.errors import fail, user_errors
 @app.command()
 @user_errors
 def learn(
-    data: Path = typer.Argument(..., help="Parquet file or directory written by `pyecho sim`."),
-    out: Path = typer.Option(..., "--out", help="Report directory (report.md, metrics.json, figures/, models/)."),
-    quick: bool = typer.Option(False, "--quick", help="Small models for tiny datasets and tests."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the split, SMOTE, every model and the VAE."),
-    n_jobs: int = typer.Option(1, "--n-jobs", min=1, help="Parallel workers (forests, kNN, torch threads)."),
-    window: int = typer.Option(None, "--window", min=8, help="Area-of-interest width in samples (default 400)."),
-    seeds: str = typer.Option(None, "--seeds", help="Comma-separated seeds, e.g. 0,1,2: the headline random "
-                              "forests are refitted on each seed's own split and reported as mean ± std "
-                              "(default: --seed only)."),
-    level: float = typer.Option(0.9, "--level", help="Level of the calibrated prediction intervals and sets."),
-    learning_curve: bool = typer.Option(False, "--learning-curve", help="Also refit every model on 1k, 2k, 4k, 8k, "
-                                        "12k training rows (F1 and R² L against data size; adds about a run's time)."),
+    data: Annotated[Path, typer.Argument(help="Parquet file or directory written by `pyecho sim`.")],
+    out: Annotated[Path, typer.Option("--out", help="Report directory (report.md, metrics.json, figures/, models/).")],
+    quick: Annotated[bool, typer.Option("--quick", help="Small models for tiny datasets and tests.")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the split, SMOTE, every model and the VAE.")] = 0,
+    n_jobs: Annotated[int, typer.Option("--n-jobs", min=1, help="Parallel workers (forests, kNN, torch threads).")] = 1,
+    window: Annotated[Optional[int], typer.Option("--window", min=8,
+                                                  help="Area-of-interest width in samples (default 400).")] = None,
+    seeds: Annotated[Optional[str], typer.Option(
+        "--seeds", help="Comma-separated seeds, e.g. 0,1,2: the paper's headline forests and every model beyond the "
+        "paper are refitted on each seed's own split and reported as mean ± std (default: --seed only).")] = None,
+    level: Annotated[float, typer.Option("--level", help="Level of the calibrated prediction intervals and sets.")] = 0.9,
+    learning_curve: Annotated[bool, typer.Option(
+        "--learning-curve", help="Also refit every model on 1k, 2k, 4k, 8k, 12k training rows (F1 and R² L against "
+        "data size; adds about a run's time).")] = False,
 ) -> None:
     """Learn kernel family, W, L and the alphas from a simulated dataset; write a report."""
     from pyecho.learn.base import TARGETS, Task
@@ -68,22 +71,25 @@ HEADLINE, PAPER = "headline", "paper"
 @app.command()
 @user_errors
 def predict(
-    model_dir: Path = typer.Argument(..., help="Output directory of `pyecho learn` (or its models/ folder)."),
-    inputs: list[Path] = typer.Argument(..., help="The echoes: a `pyecho sim` dataset (.parquet or directory), a CSV "
-                                        "(t_us, re_M, im_M), an NPY of complex records (T,), (B, T) or (B, A, T) on "
-                                        "the model's grid, a Bruker or Varian experiment directory or an NMRPipe "
-                                        "file; for a multi-angle model, one file per angle in the model's order."),
-    out: Path = typer.Option(None, "--out", help="Write the table (one row per echo) to this .csv or .parquet file."),
-    tau_us: float = typer.Option(None, "--tau-us", help="Pulse spacing tau (us) of a CSV or spectrometer file "
-                                 "(default: the file's, else the model's)."),
-    start_us: float = typer.Option(None, "--start-us", help="Time (us) of a spectrometer record's first point "
-                                   "after the excitation (default 0)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
-    model: str = typer.Option(HEADLINE, "--model", help="headline (complex echoes, calibrated intervals, "
-                              "out-of-domain flags) or paper (the paper's |M| random forests: one echo, point "
-                              "values)."),
-    row: int = typer.Option(None, "--row", min=0, help="Predict only echo N of the input (a dataset row, an NPY's "
-                            "first index); --model paper: default 0."),
+    model_dir: Annotated[Path, typer.Argument(help="Output directory of `pyecho learn` (or its models/ folder).")],
+    inputs: Annotated[list[Path], typer.Argument(
+        help="The echoes: a `pyecho sim` dataset (.parquet or directory), a CSV (t_us, re_M, im_M), an NPY of complex "
+        "records (T,), (B, T) or (B, A, T) on the model's grid, a Bruker or Varian experiment directory or an "
+        "NMRPipe file; for a multi-angle model, one file per angle in the model's order.")],
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", help="Write the table (one row per echo) to this .csv or .parquet file.")] = None,
+    tau_us: Annotated[Optional[float], typer.Option(
+        "--tau-us", help="Pulse spacing tau (us) of a CSV or spectrometer file (default: the file's, else the "
+        "model's).")] = None,
+    start_us: Annotated[Optional[float], typer.Option(
+        "--start-us", help="Time (us) of a spectrometer record's first point after the excitation (default 0).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+    model: Annotated[str, typer.Option(
+        "--model", help="headline (complex echoes, calibrated intervals, out-of-domain flags) or paper (the paper's "
+        "|M| random forests: one echo, point values).")] = HEADLINE,
+    row: Annotated[Optional[int], typer.Option(
+        "--row", min=0, help="Predict only echo N of the input (a dataset row, an NPY's first index); --model paper: "
+        "default 0.")] = None,
 ) -> None:
     """Predict the kernel class, P vs NP, W, L, alpha_xy and alpha_z of echoes, with intervals."""
     if model not in (HEADLINE, PAPER):

@@ -122,3 +122,21 @@ def test_a_value_error_inside_the_library_is_not_dressed_up_as_bad_input(tmp_pat
     monkeypatch.setenv("PYECHO_CACHE_DIR", str(tmp_path / "cache"))
     result = runner.invoke(app, ["echo", *SMALL, "--out", str(tmp_path / "e.csv")])
     assert result.exit_code == 1 and "internal error" in result.output and "ValueError: shape mismatch" in result.output
+
+
+def test_every_command_can_be_called_from_python_with_its_defaults():
+    """`pyecho demo` calls sim, learn and predict as functions: a default written as
+    ``typer.Option(default, ...)`` would reach them as an OptionInfo object, not the value
+    (the demo once failed so). Annotated options keep plain defaults."""
+    import inspect
+
+    from typer.models import ArgumentInfo, OptionInfo
+
+    from pyecho_cli.app import app as the_app
+
+    commands = [c.callback for c in the_app.registered_commands]
+    commands += [c.callback for g in the_app.registered_groups for c in g.typer_instance.registered_commands]
+    assert len(commands) >= 10
+    for callback in commands:
+        for name, param in inspect.signature(callback).parameters.items():
+            assert not isinstance(param.default, (OptionInfo, ArgumentInfo)), f"{callback.__name__}: {name}"
