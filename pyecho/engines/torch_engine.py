@@ -184,29 +184,31 @@ def _run_chunk(batch: EchoBatch, device: str, dtype: str) -> np.ndarray:
     m[2] = 0.5
     series = torch.empty((batch.n_steps, 2, size), dtype=real, device=device)
     advance = _block_function(float(size) * n * n * batch.n_steps)
-    for first, end, pulses in batch.segments():
-        for p in pulses:
-            m = apply_pulse(m, *pulse_args[p])
-        field = None
-        for start in range(first, end, k_every):
-            n_block = min(k_every, end - start)
-            if extrapolated:
-                prev, weight = (field, with_history) if field is not None else (torch.zeros_like(m[:alpha.shape[0]]), no_history)
-            else:
-                prev, weight = None, no_history
-            args = (m, prev, weight, khat, alpha, omega, relax, batch.dt_us, n_block)
-            # a segment's last, shorter block runs eager: it is rare and would need a graph of its own
-            run = advance if n_block == k_every else block
-            try:
-                with warnings.catch_warnings():  # the FFTs stay eager by design
-                    warnings.filterwarnings("ignore", message="Torchinductor does not support code generation for complex")
+    # entered once per chunk, not per block: for the explicit scheme a block is one step
+    with warnings.catch_warnings():  # the FFTs stay eager by design
+        warnings.filterwarnings("ignore", message="Torchinductor does not support code generation for complex")
+        for first, end, pulses in batch.segments():
+            for p in pulses:
+                m = apply_pulse(m, *pulse_args[p])
+            field = None
+            for start in range(first, end, k_every):
+                n_block = min(k_every, end - start)
+                if extrapolated:
+                    prev, weight = ((field, with_history) if field is not None
+                                    else (torch.zeros_like(m[:alpha.shape[0]]), no_history))
+                else:
+                    prev, weight = None, no_history
+                args = (m, prev, weight, khat, alpha, omega, relax, batch.dt_us, n_block)
+                # a segment's last, shorter block runs eager: it is rare and would need a graph of its own
+                run = advance if n_block == k_every else block
+                try:
                     m, field, series[start:start + n_block] = run(*args)
-            except Exception as exc:  # torch.compile needs a working C++ compiler (or triton on CUDA)
-                if run is block:
-                    raise
-                warnings.warn(f"torch.compile failed ({type(exc).__name__}: {exc}); running eager", stacklevel=2)
-                advance = block
-                m, field, series[start:start + n_block] = block(*args)
+                except Exception as exc:  # torch.compile needs a working C++ compiler (or triton on CUDA)
+                    if run is block:
+                        raise
+                    warnings.warn(f"torch.compile failed ({type(exc).__name__}: {exc}); running eager", stacklevel=2)
+                    advance = block
+                    m, field, series[start:start + n_block] = block(*args)
     mxy = series.double().cpu().numpy()
     return mxy[:, 0].T + 1j * mxy[:, 1].T
 
