@@ -15,6 +15,7 @@ candidate with the best validation score (weighted F1, R²); the test scores nev
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -22,6 +23,7 @@ from enum import StrEnum
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from pyecho.data.store import DatasetError
 from pyecho.learn.base import (NO_JSON, POWER_CLASS, RANGE_NP, RANGE_P, TARGETS, TASK_CLASSES, Budget, ClassScores,
                                Evaluation, LearnData, ModelScore, Note, RegScores, Split, Task, make_split, mean_std,
                                no_note, pool_seeds)
@@ -264,11 +266,32 @@ def describe_inputs(data: LearnData) -> str:
     return f"complex M, phase/gain referenced, Re + Im + |M| at {degrees}"
 
 
+#: fewest calibration rows of each kernel: each half of them must hold 5 per kernel (the temperature
+#: fit's 5-fold split), and the other half enough rows for the conformal sets
+MIN_CALIBRATION_PER_KERNEL = 10
+
+
+def check_calibration_rows(kernel: np.ndarray, calibration: np.ndarray, level: float) -> None:
+    """DatasetError (one line: a dataset too small for calibrated uncertainty) unless the
+    calibration rows hold enough echoes of every kernel present."""
+    kinds, counts = np.unique(kernel[calibration], return_counts=True)
+    need = max(MIN_CALIBRATION_PER_KERNEL, math.ceil(2 / (1 - level) / max(len(kinds), 1)))
+    present = len(np.unique(kernel))
+    if len(kinds) < present or counts.min() < need:
+        fewest = 0 if len(kinds) < present else int(counts.min())
+        share = len(calibration) / len(kernel)
+        raise DatasetError(f"the dataset has {len(kernel)} echoes; its calibration rows ({share:.0%} of them) hold "
+                           f"{fewest} of one kernel, and calibrated intervals at level {level} need {need} of each: "
+                           f"simulate at least {math.ceil(need / share)} echoes per kernel (pyecho sim "
+                           "--n-per-kernel)")
+
+
 def run_candidates(data: LearnData, split: Split, budget: Budget, n_jobs: int, *, level: float = 0.9,
                    note: Note = no_note) -> CandidatesResult:
     """Stage: fit every candidate, choose per task on validation, calibrate, fit the domain guard."""
     targets = targets_of(data)
     rows = model_rows(split, data.labels.kernel, budget)
+    check_calibration_rows(np.asarray(data.labels.kernel), rows.calibration, level)
     noisy = augment_training(data.series, train_index=rows.fit, rng=np.random.default_rng(split.seed),
                              snr_range=TRAIN_SNR_RANGE)
     test_sets = [add_complex_noise(data.series[rows.test], snr, np.random.default_rng(split.seed + 1))

@@ -21,7 +21,7 @@ from pyecho.atomic import atomic_path
 from pyecho.learn.base import FULL, QUICK, Budget, LearnData, Task, make_split
 from pyecho.learn.angles import run_angle_study
 from pyecho.learn.bundle import HEADLINE_DIR, EchoPredictor
-from pyecho.learn.candidates import run_candidate_seeds, run_candidates
+from pyecho.learn.candidates import check_calibration_rows, model_rows, run_candidate_seeds, run_candidates
 from pyecho.learn.conformal import DEFAULT_LEVEL
 from pyecho.learn.curves import run_learning_curves
 from pyecho.learn.domain import EchoGrid
@@ -152,11 +152,13 @@ def _run_learn(data, out: Path, quick: bool, seed: int, n_jobs: int, window: int
     ld = LearnData.from_dataset(load_data(data) if isinstance(data, (str, Path)) else data)
     lab = ld.labels
     width = default_window(ld.n_times, quick) if window is None else int(window)
+    split = make_split(lab, budget.test_size, seed)
+    # before any work: a dataset too small for calibrated intervals is one line, and no directory
+    check_calibration_rows(lab.kernel, model_rows(split, lab.kernel, budget).calibration, level)
     out.mkdir(parents=True, exist_ok=True)  # only once the data has been read and checked
     with _Stages(STAGES, console) as st:
         st.start("features")
         feats = build_features(ld, width)
-        split = make_split(lab, budget.test_size, seed)
         st.start("PCA + k-means")
         unsup = run_unsupervised(feats.X_norm, seed, budget.kmeans_max_samples)
         st.start("VAE (full series)")

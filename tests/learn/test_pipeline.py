@@ -12,7 +12,7 @@ from pyecho.learn.figures import FigurePaths
 from pyecho.learn.predict import EchoModels, dump_model, load_model, predict_file
 from pyecho_cli.app import app
 
-from .conftest import LEARNED_SIZE, SEEDS, make_synthetic_dataset
+from .conftest import LEARNED_SIZE, SEEDS, WINDOW, make_synthetic_dataset
 
 QUICK_CANDIDATES = ("linear", "minirocket", "cnn")
 
@@ -219,3 +219,14 @@ def test_beyond_the_paper_stages(learned):
     text = (out / "report.md").read_text()
     for section in ("The table", "Beyond the paper", "Calibrated uncertainty", "Learning curves"):
         assert f"## {section}" in text
+
+
+def test_learn_refuses_a_dataset_too_small_for_calibration_before_any_work(tmp_path):
+    """90 echoes leave 4 calibration rows per kernel (QUICK): one user error, no output directory."""
+    from pyecho.data.store import DatasetError
+    from pyecho.learn.pipeline import run_learn
+
+    out = tmp_path / "o"
+    with pytest.raises(DatasetError, match=r"the dataset has 90 echoes; .* need 10 of each: simulate at least"):
+        run_learn(make_synthetic_dataset(90), out, quick=True, seed=0, n_jobs=1, window=WINDOW)
+    assert not out.exists()
