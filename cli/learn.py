@@ -30,8 +30,8 @@ def learn(
         "paper are refitted on each seed's own split and reported as mean ± std (default: --seed only).")] = None,
     level: Annotated[float, typer.Option("--level", help="Level of the calibrated prediction intervals and sets.")] = 0.9,
     learning_curve: Annotated[bool, typer.Option(
-        "--learning-curve", help="Also refit every model on 1k, 2k, 4k, 8k, 12k training rows (F1 and R² L against "
-        "data size; adds about a run's time).")] = False,
+        "--learning-curve", help="Also refit every model on 1k, 2k, 4k, 8k and 12k fit rows, those the dataset has "
+        "(F1 and R² L against data size; adds about a run's time).")] = False,
 ) -> None:
     """Learn kernel family, W, L and the alphas from a simulated dataset; write a report."""
     from pyecho.learn.base import TARGETS, Task
