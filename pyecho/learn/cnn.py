@@ -55,9 +55,9 @@ from pyecho.learn.inputs import (
     ModelFileError,
     as_batch,
     augment_training,
-    check_model_header,
     check_snr_options,
     model_header,
+    read_model_config,
 )
 
 #: ``format`` of the JSON header of a saved network
@@ -403,16 +403,8 @@ class EchoCNN:
         Raises ModelFileError (one line naming the file) for a missing file, another pyecho
         version or format, or weights that do not match the stored architecture.
         """
-        d = Path(directory)
-        cfg_path, pt_path = d / CONFIG_FILE, d / WEIGHTS_FILE
-        for p in (cfg_path, pt_path):
-            if not p.is_file():
-                raise ModelFileError(f"{p}: missing; point at a directory written by EchoCNN.save")
-        try:
-            cfg = json.loads(cfg_path.read_text())
-        except (OSError, ValueError) as exc:
-            raise ModelFileError(f"{cfg_path}: not readable JSON ({exc})") from None
-        check_model_header(cfg_path, cfg, CNN_FORMAT)
+        cfg_path, pt_path, cfg = read_model_config(directory, CONFIG_FILE, WEIGHTS_FILE, CNN_FORMAT,
+                                                   "EchoCNN.save")
         try:
             arch = cfg["architecture"]
             model = cls(view=InputView.from_dict(cfg["view"]), widths=tuple(arch["widths"]),

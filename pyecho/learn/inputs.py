@@ -23,7 +23,9 @@ What is here:
 """
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -413,3 +415,23 @@ def check_model_header(path, config: dict, kind: str) -> None:
         if got != want:
             raise ModelFileError(f"{path}: {key} is {got!r}, this pyecho needs {want!r}; "
                                  "retrain the model with this version")
+
+
+def read_model_config(directory, config_file: str, data_file: str, kind: str,
+                      writer: str) -> tuple[Path, Path, dict]:
+    """The paths of a saved model's config and data files and its checked config.
+
+    ModelFileError (one line naming the file) for a missing file, unreadable JSON, or a config
+    not written by this pyecho for ``kind``; ``writer`` names what writes such a directory.
+    """
+    d = Path(directory)
+    config_path, data_path = d / config_file, d / data_file
+    for path in (config_path, data_path):
+        if not path.is_file():
+            raise ModelFileError(f"{path}: missing; point at a directory written by {writer}")
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelFileError(f"{config_path}: not readable JSON ({exc})") from None
+    check_model_header(config_path, config, kind)
+    return config_path, data_path, config

@@ -47,8 +47,8 @@ from pyecho.learn.inputs import (
     InputView,
     ModelFileError,
     as_batch,
-    check_model_header,
     model_header,
+    read_model_config,
 )
 
 #: ``format`` of the JSON header of a saved model
@@ -241,16 +241,8 @@ class RocketModel:
         Raises ModelFileError (one line naming the file) for a missing file, another pyecho
         version or format, or a model file holding a type outside the allowlist.
         """
-        d = Path(directory)
-        cfg_path, model_path = d / CONFIG_FILE, d / MODEL_FILE
-        for p in (cfg_path, model_path):
-            if not p.is_file():
-                raise ModelFileError(f"{p}: missing; point at a directory written by RocketModel.save")
-        try:
-            cfg = json.loads(cfg_path.read_text())
-        except (OSError, ValueError) as exc:
-            raise ModelFileError(f"{cfg_path}: not readable JSON ({exc})") from None
-        check_model_header(cfg_path, cfg, ROCKET_FORMAT)
+        cfg_path, model_path, cfg = read_model_config(directory, CONFIG_FILE, MODEL_FILE, ROCKET_FORMAT,
+                                                      "RocketModel.save")
         try:
             model = cls(view=InputView.from_dict(cfg["view"]), transform=cfg["transform"],
                         n_kernels=cfg["n_kernels"], C_grid=tuple(cfg["C_grid"]),
