@@ -37,10 +37,10 @@ def offset_cost(clean: LearnData, shifted: LearnData) -> None:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from pyecho.learn.angles import RIDGE_ALPHAS, AngleStudy
+    from pyecho.learn.angles import PROBE_VIEW, RIDGE_ALPHAS
 
     split = make_split(clean.labels, TEST_SIZE, SEED)
-    view = AngleStudy.__dataclass_fields__["view"].default  # the probe's own input
+    view = PROBE_VIEW
 
     def features(d: LearnData) -> np.ndarray:
         return np.hstack([view.transform(d.series[:, a]).reshape(d.n_samples, -1) for a in range(d.series.shape[1])])

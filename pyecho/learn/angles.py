@@ -33,6 +33,8 @@ RIDGE_ALPHAS = tuple(np.logspace(-3, 4, 15))
 PROBE_DECIMATE = 4
 #: signal-to-noise ratios of the probes (inf: noise-free)
 ANGLE_SNRS = (np.inf, 200.0, 50.0)
+#: what the probe sees: referenced Re and Im of each angle, block-averaged
+PROBE_VIEW = InputView(channels="reim", decimate=PROBE_DECIMATE)
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ class AngleStudy:
     best_second_theta: float
     n_train: int
     n_test: int
-    view: InputView = field(metadata=NO_JSON, default=InputView(channels="reim", decimate=PROBE_DECIMATE))
+    view: InputView = field(metadata=NO_JSON, default=PROBE_VIEW)
 
     def score(self, thetas: tuple[float, ...], target: str, snr: float = np.inf) -> AngleScore:
         return next(s for s in self.scores if s.thetas == tuple(thetas) and s.target == target and s.snr == snr)
@@ -78,7 +80,7 @@ def run_angle_study(data: LearnData, split: Split, *, snrs: tuple[float, ...] = 
     n_angles = data.series.shape[1]
     if n_angles < 2:
         return None
-    view = InputView(channels="reim", decimate=PROBE_DECIMATE)
+    view = PROBE_VIEW
     thetas = tuple(float(t) for t in data.thetas)
     combos = [(a,) for a in range(n_angles)] + [(0, a) for a in range(1, n_angles)]
     scores = []
