@@ -1,7 +1,9 @@
 """`pyecho sim`: simulate a dataset (the paper's protocol, docs/model.md) into a directory of Parquet parts.
 
 Settings come, lowest precedence first, from the preset, the --config TOML file (keys are the
-option names with underscores, ranges as [lo, hi]) and the command-line options.
+option names with underscores, ranges as [lo, hi], ``protocol`` as text or a list of
+measurement texts) and the command-line options. The measurements are ``--protocol``, or, as
+its special cases, ``--thetas`` (one measurement per angle) with ``--sequence`` and ``--tau-us``.
 """
 from __future__ import annotations
 
@@ -16,16 +18,20 @@ from rich.table import Table
 from rich.text import Text
 
 from pyecho.data.factory import parse_shard, plan_run, run_plan
-from pyecho.data.sampling import PRESETS, ConfigError, DatasetConfig
+from pyecho.data.sampling import PRESET_NOTES, PRESETS, ConfigError, DatasetConfig
 from pyecho.errors import InputFileError
-from pyecho.physics.sequence import sequence_text
+from pyecho.physics.protocol import DEFAULT_TAU_US, Measurement, Protocol, ProtocolError
 from pyecho_cli.app import app
 from pyecho_cli.errors import fail, user_errors
 from pyecho_cli.options import sequence_option
 
 #: run options a config file may set besides the DatasetConfig fields, with their defaults
 RUN_DEFAULTS = {"backend": "torch", "device": "auto", "dtype": "float32", "batch_size": "auto"}
-RANGE_FIELDS = ("alpha_xy_range", "alpha_z_range", "w_range", "xi_range", "p_range", "gamma_range", "center_khz_range")
+RANGE_FIELDS = ("alpha_xy_range", "alpha_z_range", "w_range", "xi_range", "p_range", "gamma_range", "center_khz_range",
+                "t2_us_range", "gamma1_per_us_range")
+#: options that describe the measurements in the old way: special cases of --protocol
+MEASUREMENT_OPTIONS = ("thetas", "sequence", "tau_us")
+PRESET_HELP = "; ".join(f"{name} ({note})" for name, note in PRESET_NOTES.items())
 
 
 def RangeOpt(help_: str):  # noqa: N802 (used like a type annotation)
@@ -59,7 +65,7 @@ def _read_config_file(path: Path) -> dict:
         raise InputFileError(f"--config: {path} does not exist") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError("config", f"{path} is not valid TOML ({exc})") from None
-    known = {"preset", *RUN_DEFAULTS, *DatasetConfig.__dataclass_fields__}
+    known = {"preset", *RUN_DEFAULTS, *MEASUREMENT_OPTIONS, *DatasetConfig.__dataclass_fields__}
     for key in values:
         if key not in known:
             raise ConfigError("config", f"{path}: unknown key {key!r}; known: {', '.join(sorted(known))}")
@@ -78,31 +84,67 @@ def _settings(preset: str | None, config_file: Path | None, cli: dict) -> tuple[
     for key in RANGE_FIELDS:
         if key in merged:
             merged[key] = _as_range(key, merged[key])
-    if "sequence" in merged:
-        merged["sequence"] = sequence_text(sequence_option(merged["sequence"]))
-    return PRESETS[preset].replace(**merged), run
+    base = PRESETS[preset]
+    measurement = {k: merged.pop(k) for k in MEASUREMENT_OPTIONS if k in merged}
+    if "protocol" in merged or measurement:
+        merged["protocol"] = _protocol(merged.get("protocol"), measurement, base.protocol)
+    return base.replace(**merged), run
+
+
+def _protocol(text, given: dict, preset: Protocol) -> Protocol:
+    """--protocol, or the protocol --thetas / --sequence / --tau-us describe (their special case:
+    one measurement per angle); --tau-us is also the default tau of --protocol's measurements."""
+    tau_us = float(given.get("tau_us", DEFAULT_TAU_US))
+    if text is not None:
+        extra = [f"--{k.replace('_', '-')}" for k in ("thetas", "sequence") if k in given]
+        if extra:
+            raise ConfigError("protocol", f"{' and '.join(extra)} also set the measurements; give them "
+                                          "once, in --protocol (e.g. hahn@90,cpmg:8@90)")
+        try:
+            return Protocol.of(text, tau_us)
+        except ProtocolError as exc:
+            raise ConfigError("protocol", str(exc).removeprefix("protocol: ")) from None
+    thetas = given.get("thetas", preset.thetas)
+    if isinstance(thetas, str):
+        thetas = thetas.split(",")
+    try:
+        thetas = [float(t) for t in (thetas if isinstance(thetas, (list, tuple)) else [thetas])]
+    except (TypeError, ValueError):
+        raise ConfigError("thetas", f"got {given['thetas']!r}; must be angles in rad, e.g. 1.5708,0.7854") from None
+    sequence = sequence_option(given["sequence"]) if "sequence" in given else preset[0].sequence
+    tau_us = tau_us if "tau_us" in given else preset[0].tau_us
+    try:
+        return Protocol(tuple(Measurement(sequence, theta, tau_us) for theta in thetas))
+    except ProtocolError as exc:
+        option = "thetas" if "given twice" in str(exc) else "sequence" if "sequence" in str(exc) else "tau_us"
+        raise ConfigError(option, str(exc).split(": ", 1)[-1]) from None
 
 
 @app.command()
 @user_errors
 def sim(
     out: Annotated[Path, typer.Option(help="Dataset directory (created; parts already there are resumed)")],
-    preset: Annotated[Optional[str], typer.Option(help="Starting settings: paper (the paper's 15 000 echoes), angles (the same at 90 and 75 degrees) or quick (default: paper)")] = None,
+    preset: Annotated[Optional[str], typer.Option(help=f"Starting settings: {PRESET_HELP} (default: paper)")] = None,
     config: Annotated[Optional[Path], typer.Option(help="TOML file with option names (underscored) as keys")] = None,
     n_per_kernel: Annotated[Optional[int], typer.Option(help="Samples per kernel")] = None,
     kernels: Annotated[Optional[str], typer.Option(help="Comma-separated kernel blocks, e.g. gaussian,power,rkky")] = None,
     lattice: Annotated[Optional[int], typer.Option(help="Lattice side n (n x n sites)")] = None,
-    tau_us: Annotated[Optional[float], typer.Option(help="Pulse spacing tau (us)")] = None,
+    protocol: Annotated[Optional[str], typer.Option(
+        help="The measurements made on every sample, SEQUENCE@ANGLE_DEG[/TAU_US],... e.g. hahn@90,cpmg:8@90/50 "
+             "(SEQUENCE: hahn, cpmg:N, cp:N; tau default 100 us or --tau-us)")] = None,
+    tau_us: Annotated[Optional[float], typer.Option(help="Pulse spacing tau (us) of the measurements that do not give one")] = None,
     dt_us: Annotated[Optional[float], typer.Option(help="Time step (us)")] = None,
-    thetas: Annotated[Optional[str], typer.Option(help="Excitation angle(s) (rad), comma-separated; several "
-                                                 "angles simulate every sample at each (default 1.5708)")] = None,
-    t2_us: Annotated[Optional[float], typer.Option(help="Transverse relaxation T2 (us); default none")] = None,
+    thetas: Annotated[Optional[str], typer.Option(help="Excitation angle(s) (rad), comma-separated: one "
+                                                 "measurement per angle, a special case of --protocol (default 1.5708)")] = None,
+    t2_us: Annotated[Optional[float], typer.Option(help="Transverse relaxation T2 (us) of every sample; default none")] = None,
+    t2_us_range: Annotated[Optional[str], RangeOpt("T2 drawn per sample, log-uniform (us)")] = None,
     linewidth_khz: Annotated[Optional[float], typer.Option(help="Lorentzian detuning FWHM (kHz)")] = None,
     center_khz_range: Annotated[Optional[str], RangeOpt("Carrier offset range, drawn per sample (kHz; default 0,0)")] = None,
     scheme: Annotated[Optional[str], typer.Option(help="Integrator: extrapolated (default) or explicit")] = None,
     field_every: Annotated[Optional[int], typer.Option(help="Steps per mean-field evaluation of the extrapolated scheme (default 4)")] = None,
-    sequence: Annotated[Optional[str], typer.Option(help="Pulse sequence: hahn (default), cpmg:N, cp:N or a TOML pulse-list file")] = None,
+    sequence: Annotated[Optional[str], typer.Option(help="Pulse sequence of the --thetas measurements: hahn (default), cpmg:N, cp:N or a TOML pulse-list file")] = None,
     gamma1_per_us: Annotated[Optional[float], typer.Option(help="Lindblad rate of the I+ channel (1/us)")] = None,
+    gamma1_per_us_range: Annotated[Optional[str], RangeOpt("I+ rate drawn per sample, uniform (1/us)")] = None,
     gamma2_per_us: Annotated[Optional[float], typer.Option(help="Lindblad rate of the I- channel (1/us)")] = None,
     gamma3_per_us: Annotated[Optional[float], typer.Option(help="Lindblad rate of the I^z (dephasing) channel (1/us)")] = None,
     geometry: Annotated[Optional[str], typer.Option(help="Lattice: square (default), rectangular:RATIO, triangular")] = None,
@@ -134,15 +176,15 @@ def sim(
     k, n = plan.shard
     console.print(
         f"[bold]{cfg.n_total}[/] samples ({', '.join(cfg.kernels)} x {cfg.n_per_kernel}) on "
-        f"{cfg.lattice}x{cfg.lattice}, T = {cfg.n_samples} samples, {cfg.n_angles} angle(s), {cfg.scheme} "
-        f"scheme; shard {k}/{n}: {plan.samples_todo} samples to simulate, {plan.samples_done} already done; "
+        f"{cfg.lattice}x{cfg.lattice}, protocol {cfg.protocol.text} (T = {', '.join(map(str, cfg.record_lengths))} "
+        f"samples), {cfg.scheme} scheme; shard {k}/{n}: {plan.samples_todo} samples to simulate, {plan.samples_done} already done; "
         f"{plan.backend}/{plan.device}/{plan.dtype}, batch {plan.batch_size} -> {plan.out}"
     )
     with Progress(
         TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
         EchoRateColumn(), TimeRemainingColumn(), console=console,
     ) as progress:
-        task = progress.add_task("simulating", total=plan.echoes_todo)
+        task = progress.add_task("simulating", total=plan.simulations_todo)
         result = run_plan(plan, on_progress=lambda done: progress.advance(task, done))
 
     table = Table(title="pyecho sim", show_header=False)

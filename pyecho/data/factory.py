@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 from typing import Callable
 
 from pyecho.data.sampling import ConfigError, DatasetConfig
@@ -88,9 +89,10 @@ class RunPlan:
         return sum(last - first + 1 for first, last in self.done)
 
     @property
-    def echoes_todo(self) -> int:
-        """Simulations to run: one per sample and angle."""
-        return self.samples_todo * self.config.n_angles
+    def simulations_todo(self) -> int:
+        """Simulations to run: one per sample and simulated measurement (a measurement that is the
+        beginning of a longer one of the protocol is sliced from it, not simulated)."""
+        return self.samples_todo * len(self.config.protocol.sources(self.config.dt_us))
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,7 @@ def plan_run(
     device = resolve_device(device)
     get_engine(backend, device)  # raises BackendUnavailable saying why
     if batch_size == "auto":
-        batch_size = auto_batch_size(config.lattice, device, config.part_size * config.n_angles)
+        batch_size = auto_batch_size(config.lattice, device, config.part_size)
     else:
         try:
             batch_size = int(batch_size)
@@ -156,16 +158,58 @@ def plan_run(
     done = [r for r in mine if part_name(*r) in kept]
     for first, last in done:
         rows = kept[part_name(first, last)].num_rows
-        expected = (last - first + 1) * config.n_angles
+        expected = (last - first + 1) * len(config.protocol)
         if rows != expected:
             raise DatasetError(f"{out / part_name(first, last)}: holds {rows} rows, expected {expected}")
     todo = [r for r in mine if r not in done]
     return RunPlan(config, out, backend, device, dtype, batch_size, (k, n), tuple(todo), tuple(done), tuple(remove))
 
 
+def simulate_part(config: DatasetConfig | SweepConfig, first: int, last: int, *, backend: str, device: str,
+                  dtype: str, batch_size: int, on_progress: Callable[[int], None] | None = None
+                  ) -> tuple[pl.DataFrame, int]:
+    """The rows of samples first..last (inclusive) and the spin-steps it took to simulate them.
+
+    Rows come in (sample, measurement) order, every measurement of a sample with the same
+    parameters and detunings; each simulated measurement runs as one batch over the samples,
+    and a measurement that begins a longer one of the protocol is its first samples.
+    ``on_progress(k)`` after every k simulations.
+    """
+    sample_params, sample_seeds = config.draw(range(first, last + 1))
+    seeds = [int(s) for s in sample_seeds]
+    plan = config.protocol.simulated(config.dt_us)
+    simulated = {}
+    spin_steps = 0
+    for source in sorted({r.source for r in plan}):
+        params = [config.measured(p, source) for p in sample_params]
+        simulated[source] = simulate_batch(params, seeds=seeds, backend=backend, device=device, dtype=dtype,
+                                           batch_size=batch_size, on_progress=on_progress)
+        spin_steps += sum(p.lattice**2 * p.n_samples for p in params)
+    n = len(sample_params)
+    rows = [(b, r) for b in range(n) for r in plan]  # (sample, measurement) order
+    frame = build_frame(
+        sample_ids=[first + b for b, _ in rows],
+        params=[config.measured(sample_params[b], r.index) for b, r in rows],
+        seeds=np.asarray(sample_seeds)[[b for b, _ in rows]],
+        records=[simulated[r.source][b, :r.n_samples] for b, r in rows],
+        measurements=[r.index for _, r in rows],
+    )
+    return frame, spin_steps
+
+
+def write_one_part(plan: RunPlan, first: int, last: int, on_progress: Callable[[int], None] | None = None
+                   ) -> tuple[Path, int]:
+    """Simulate the part holding samples first..last and write it atomically: (path, spin-steps)."""
+    frame, spin_steps = simulate_part(plan.config, first, last, backend=plan.backend, device=plan.device,
+                                      dtype=plan.dtype, batch_size=plan.batch_size, on_progress=on_progress)
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    meta = run_metadata(plan.config, plan.backend, plan.device, plan.dtype, created)
+    return write_part(plan.out / part_name(first, last), frame, meta), spin_steps
+
+
 def run_plan(plan: RunPlan, on_progress: Callable[[int], None] | None = None) -> RunResult:
-    """Simulate and write the plan's parts; ``on_progress(k)`` after every k echoes (one echo
-    per sample and angle).
+    """Simulate and write the plan's parts; ``on_progress(k)`` after every k simulations (one
+    per sample and simulated measurement, :attr:`RunPlan.simulations_todo` in all).
 
     Each part is written atomically as soon as it is simulated, so an interruption keeps
     every finished part and leaves no partial file.
@@ -174,27 +218,12 @@ def run_plan(plan: RunPlan, on_progress: Callable[[int], None] | None = None) ->
     plan.out.mkdir(parents=True, exist_ok=True)
     for path in plan.remove:
         path.unlink(missing_ok=True)
-    cfg = plan.config
     written = []
     spin_steps = 0
     for first, last in plan.todo:
-        sample_params, sample_seeds = cfg.draw(range(first, last + 1))
-        # rows in (sample, angle) order: each sample at every angle, same parameters and detunings
-        # (a single angle is the drawn one: a sweep may vary theta itself)
-        params = ([p.replace(theta=theta) for p in sample_params for theta in cfg.thetas] if cfg.n_angles > 1
-                  else sample_params)
-        seeds = np.repeat(sample_seeds, cfg.n_angles)
-        ids = np.repeat(np.arange(first, last + 1), cfg.n_angles)
-        angles = np.tile(np.arange(cfg.n_angles), last - first + 1)
-        series = simulate_batch(
-            params, seeds=[int(s) for s in seeds], backend=plan.backend, device=plan.device,
-            dtype=plan.dtype, batch_size=plan.batch_size, on_progress=on_progress,
-        )
-        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        meta = run_metadata(cfg, plan.backend, plan.device, plan.dtype, created)
-        frame = build_frame(ids, params, seeds, series, angles)
-        written.append(write_part(plan.out / part_name(first, last), frame, meta))
-        spin_steps += sum(p.lattice**2 * p.n_samples for p in params)
+        path, steps = write_one_part(plan, first, last, on_progress)
+        written.append(path)
+        spin_steps += steps
     wall = time.perf_counter() - start
     return RunResult(plan.samples_todo, plan.samples_done, wall, spin_steps / wall if wall > 0 else 0.0,
                      tuple(written))

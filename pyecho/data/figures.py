@@ -44,7 +44,7 @@ def plot_sweep(ds: EchoDataset, axis: str, path, *, hue: str | None = None, at: 
     held_text = ", ".join(f"{k} = {v}" for k, v in held.items())
     fig, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)
     if tops:
-        echo = config.echo_samples[0]
+        echo = config.base.echo_samples[0]
         groups = rows.partition_by(column_of(hue), maintain_order=True) if hue else [rows]
         for group in groups:
             idx = np.searchsorted(rows["_row"].to_numpy(), group["_row"].to_numpy())

@@ -1,18 +1,21 @@
-"""The dataset protocol: a validated config, its presets, and per-sample draws.
+"""The dataset's samples: a validated config, its presets, and per-sample draws.
 
 Sample ``i`` (0-based, global over the kernel blocks in ``DatasetConfig.kernels`` order)
 derives all of its randomness from ``np.random.SeedSequence([config.seed, i])`` alone:
 
 - its parameters by rejection: alpha_xy ~ U(alpha_xy_range), alpha_z ~ U(alpha_z_range),
   kernel_param ~ U(range of its kernel), accepted iff W = 2 alpha_xy + alpha_z lies in
-  ``w_range``, otherwise redrawn from the same per-sample stream; then, only when
-  ``center_khz_range`` is not a point, the carrier offset center_khz ~ U(center_khz_range);
+  ``w_range``, otherwise redrawn from the same per-sample stream;
+- then its nuisances, each drawn only when its range is not a point (so a config without
+  them draws exactly the samples it always drew): the carrier offset center_khz ~
+  U(center_khz_range), the transverse relaxation time T2 log-uniform in ``t2_us_range``
+  (log T2 ~ U(log lo, log hi)), and the I+ Lindblad rate gamma1_per_us ~ U(gamma1_per_us_range);
 - its detuning seed, a uint64 that ``simulate(params, seed=...)`` turns into the detunings.
 
 So any split of the indices into batches, parts, shards or machines draws the same samples.
-A multi-angle dataset (``thetas`` with several angles) simulates every sample once per angle
-with identical parameters and detunings. Couplings are in rad/us, times in us, the linewidth
-and carrier offset in kHz, relaxation rates in 1/us (docs/model.md).
+Every measurement of the ``protocol`` (pyecho.physics.protocol) is made on every sample with
+identical parameters and detunings. Couplings are in rad/us, times in us, the linewidth and
+carrier offset in kHz, relaxation rates in 1/us (docs/model.md).
 """
 from __future__ import annotations
 
@@ -26,12 +29,13 @@ import numpy as np
 
 from pyecho.physics.kernels import KERNELS, kernel_stats
 from pyecho.physics.params import DEFAULT_FIELD_EVERY, EchoParams, ParameterError
-from pyecho.physics.sequence import sequence_text
+from pyecho.physics.protocol import HAHN_90, Measurement, Protocol, ProtocolError
 
 #: config field holding the kernel_param range of each parametrised kernel
 KERNEL_PARAM_FIELDS = {"gaussian": "xi_range", "power": "p_range", "rkky": "gamma_range"}
-#: EchoParams fields shared by every sample of a dataset (the experiment)
-EXPERIMENT_FIELDS = ("lattice", "tau_us", "dt_us", "linewidth_khz", "t2_us", "scheme", "field_every", "sequence",
+#: EchoParams fields shared by every sample of a dataset (the experiment; the protocol adds
+#: each measurement's sequence, angle and tau, the nuisance ranges each sample's own values)
+EXPERIMENT_FIELDS = ("lattice", "dt_us", "linewidth_khz", "t2_us", "scheme", "field_every",
                      "gamma1_per_us", "gamma2_per_us", "gamma3_per_us", "geometry")
 #: points at which a kernel_param range is checked for a usable kappa (no zero crossing)
 _KAPPA_CHECK_POINTS = 33
@@ -81,17 +85,27 @@ class DatasetConfig:
     kernels : tuple of str
         Kernel blocks in sample-index order (gaussian, power, rkky, uniform).
     n_per_kernel : int
-        Samples per kernel; the dataset has ``len(kernels) * n_per_kernel`` rows.
+        Samples per kernel; the dataset has ``len(kernels) * n_per_kernel`` samples.
     lattice : int
         Side n of the n x n periodic lattice.
-    tau_us, dt_us, t2_us, linewidth_khz
-        As in :class:`pyecho.EchoParams` (us, us, us or None, kHz).
-    thetas : tuple of float
-        Excitation angles (rad); every sample is simulated at each, with the same parameters
-        and detunings (one angle: an ordinary dataset).
-    scheme, field_every, sequence, gamma1_per_us, gamma2_per_us, gamma3_per_us, geometry
+    dt_us, linewidth_khz
+        Time step (us) and detuning FWHM (kHz), as in :class:`pyecho.EchoParams`.
+    protocol : Protocol (or its text, e.g. "hahn@90,cpmg:8@90/50")
+        The measurements made on every sample, each with the same parameters and detunings
+        (default: the paper's Hahn echo at 90 degrees, tau = 100 us).
+    t2_us : float or None
+        One transverse relaxation time for every sample (us), or None.
+    t2_us_range : (float, float) or None
+        T2 drawn per sample, log-uniform in [lo, hi] (us, 0 < lo <= hi); None: not drawn.
+        Give t2_us or t2_us_range, not both.
+    scheme, field_every, gamma2_per_us, gamma3_per_us, geometry
         As in :class:`pyecho.EchoParams`; datasets default to the extrapolated scheme with
         a field evaluation every 4 steps (more accurate and faster than the explicit step).
+    gamma1_per_us : float
+        One I+ Lindblad rate for every sample (1/us).
+    gamma1_per_us_range : (float, float)
+        The I+ rate drawn per sample, uniform (1/us); (0, 0): not drawn. With a range that is
+        not a point, gamma1_per_us must be 0.
     center_khz_range : (float, float)
         Uniform range of the carrier offset center_khz (kHz); (0, 0): none.
     seed : int
@@ -109,15 +123,15 @@ class DatasetConfig:
     kernels: tuple[str, ...] = ("gaussian", "power", "rkky")
     n_per_kernel: int = 5000
     lattice: int = 100
-    tau_us: float = 100.0
     dt_us: float = 0.16
-    thetas: tuple[float, ...] = (math.pi / 2,)
+    protocol: Protocol = Protocol((HAHN_90,))
     t2_us: float | None = None
+    t2_us_range: tuple[float, float] | None = None
     linewidth_khz: float = 8.0
     scheme: str = "extrapolated"
     field_every: int = DEFAULT_FIELD_EVERY
-    sequence: str = "hahn"
     gamma1_per_us: float = 0.0
+    gamma1_per_us_range: tuple[float, float] = (0.0, 0.0)
     gamma2_per_us: float = 0.0
     gamma3_per_us: float = 0.0
     geometry: str = "square"
@@ -146,27 +160,31 @@ class DatasetConfig:
         set_("n_per_kernel", _count("n_per_kernel", self.n_per_kernel, 1))
         set_("part_size", _count("part_size", self.part_size, 1))
         set_("seed", _count("seed", self.seed, 0))
-        thetas = self.thetas
-        if isinstance(thetas, str):
-            thetas = thetas.split(",")
         try:
-            thetas = tuple(float(t) for t in (thetas if isinstance(thetas, (list, tuple)) else [thetas]))
-        except (TypeError, ValueError):
-            raise ConfigError("thetas", f"got {self.thetas!r}; must be angles in rad, e.g. 1.5708,0.7854") from None
-        if not thetas or len(set(thetas)) != len(thetas):
-            raise ConfigError("thetas", f"got {self.thetas!r}; need at least one angle, each once")
-        set_("thetas", thetas)
+            set_("protocol", Protocol.of(self.protocol))
+        except ProtocolError as exc:
+            raise ConfigError("protocol", str(exc).removeprefix("protocol: ")) from None
         set_("center_khz_range", _range("center_khz_range", self.center_khz_range))
+        set_("gamma1_per_us_range", _range("gamma1_per_us_range", self.gamma1_per_us_range))
+        if self.gamma1_per_us_range[0] < 0:
+            raise ConfigError("gamma1_per_us_range", f"got {self.gamma1_per_us_range}; rates must be >= 0 (1/us)")
+        if self.t2_us_range is not None:
+            set_("t2_us_range", _range("t2_us_range", self.t2_us_range, positive=True))
+            if self.t2_us is not None:
+                raise ConfigError("t2_us_range", "give t2_us (one T2) or t2_us_range (drawn per sample), not both")
+        if self.gamma1_per_us_range[0] < self.gamma1_per_us_range[1] and self.gamma1_per_us != 0:
+            raise ConfigError("gamma1_per_us_range", "give gamma1_per_us (one rate) or gamma1_per_us_range, not both")
         # the experiment's fields: EchoParams owns those rules; the uniform kernel always has a
-        # usable kappa, so any error here is about these fields.
+        # usable kappa, so any error here is about these fields or the protocol's
         try:
-            bases = [self.echo_params(theta=t, center_khz=c) for t in thetas for c in self.center_khz_range]
+            [self.echo_params(measurement=m, center_khz=c, **nuisance)
+                     for m in self.protocol for c in self.center_khz_range for nuisance in self._nuisance_ends()]
         except ParameterError as exc:
             option, _, detail = str(exc).partition(": ")
-            raise ConfigError("thetas" if option == "theta" else option, detail) from None
+            raise ConfigError("protocol" if option in ("theta", "tau_us", "sequence") else option, detail) from None
+        canonical = self.echo_params()  # the experiment's fields as EchoParams normalises them
         for name in EXPERIMENT_FIELDS:
-            set_(name, getattr(bases[0], name))
-        set_("sequence", sequence_text(bases[0].sequence))
+            set_(name, getattr(canonical, name))
         for name in ("alpha_xy_range", "alpha_z_range", "w_range"):
             set_(name, _range(name, getattr(self, name)))
         for name in KERNEL_PARAM_FIELDS.values():
@@ -174,6 +192,15 @@ class DatasetConfig:
         self._check_w_window()
         for kernel in kernels:
             self._check_kappa(kernel)
+
+    def _nuisance_ends(self) -> list[dict]:
+        """EchoParams overrides at both ends of every drawn nuisance range (for validation)."""
+        ends = [{}]
+        if self.t2_us_range is not None:
+            ends = [{**e, "t2_us": t} for e in ends for t in self.t2_us_range]
+        if self.gamma1_per_us_range[0] < self.gamma1_per_us_range[1]:
+            ends = [{**e, "gamma1_per_us": g} for e in ends for g in self.gamma1_per_us_range]
+        return ends
 
     def _check_w_window(self) -> None:
         """W = 2 alpha_xy + alpha_z must land in w_range with positive probability."""
@@ -214,39 +241,33 @@ class DatasetConfig:
 
     @property
     def n_total(self) -> int:
-        """Samples of the whole dataset, len(kernels) * n_per_kernel (each has one echo per angle)."""
+        """Samples of the whole dataset, len(kernels) * n_per_kernel (each measured every way)."""
         return len(self.kernels) * self.n_per_kernel
 
     @property
-    def n_angles(self) -> int:
-        return len(self.thetas)
+    def n_measurements(self) -> int:
+        return len(self.protocol)
 
     @property
-    def n_tau(self) -> int:
-        return self.echo_params().n_tau
-
-    @property
-    def n_samples(self) -> int:
-        """Length T of every recorded series (3 n_tau for the Hahn echo)."""
-        return self.echo_params().n_samples
-
-    @property
-    def echo_samples(self) -> tuple[int, ...]:
-        """0-based sample indices of the echo tops."""
-        return self.echo_params().echo_samples
+    def record_lengths(self) -> tuple[int, ...]:
+        """Samples T_k recorded by every measurement of the protocol."""
+        return self.protocol.n_samples(self.dt_us)
 
     def echo_params(
         self, kernel: str = "uniform", kernel_param: float = 0.0, alpha_xy: float = 0.0, alpha_z: float = 0.0,
-        *, theta: float | None = None, center_khz: float = 0.0,
+        *, measurement: Measurement | None = None, center_khz: float = 0.0, **nuisance,
     ) -> EchoParams:
-        """One sample's EchoParams: this config's experiment (lattice, times, sequence, scheme,
-        relaxation, geometry) with the given kernel, couplings, angle (default: the first of
-        ``thetas``) and carrier offset."""
-        return EchoParams(
-            kernel=kernel, kernel_param=kernel_param, alpha_xy=alpha_xy, alpha_z=alpha_z,
-            theta=self.thetas[0] if theta is None else theta, center_khz=center_khz,
-            **{name: getattr(self, name) for name in EXPERIMENT_FIELDS},
-        )
+        """One sample's EchoParams: this config's experiment (lattice, step, scheme, relaxation,
+        geometry), the given kernel, couplings and carrier offset, measured by ``measurement``
+        (default: the protocol's first). ``nuisance`` overrides t2_us or gamma1_per_us."""
+        experiment = {name: getattr(self, name) for name in EXPERIMENT_FIELDS}
+        params = EchoParams(kernel=kernel, kernel_param=kernel_param, alpha_xy=alpha_xy, alpha_z=alpha_z,
+                            center_khz=center_khz, **{**experiment, **nuisance})
+        return (measurement or self.protocol[0]).apply(params)
+
+    def measured(self, params: EchoParams, k: int) -> EchoParams:
+        """A drawn sample's ``params`` as measurement ``k`` of the protocol measures it."""
+        return self.protocol[k].apply(params)
 
     def draw(self, indices: Iterable[int]) -> tuple[list[EchoParams], np.ndarray]:
         """:func:`draw_samples` as a method (the interface pyecho.data.factory runs)."""
@@ -263,8 +284,13 @@ class DatasetConfig:
     # ---- (de)serialisation ---------------------------------------------------------------
 
     def to_dict(self) -> dict:
-        """JSON-ready dict (tuples as lists); ``DatasetConfig.from_dict`` inverts it."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        """JSON-ready dict (tuples as lists, the protocol as a list of measurement dicts);
+        ``DatasetConfig.from_dict`` inverts it."""
+        out = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = v.to_list() if isinstance(v, Protocol) else list(v) if isinstance(v, tuple) else v
+        return out
 
     @classmethod
     def from_dict(cls, values: dict) -> "DatasetConfig":
@@ -295,15 +321,22 @@ PRESETS: dict[str, DatasetConfig] = {
     # The recommended protocol: the paper's samples, each also at 75 degrees, where the echo's
     # phase carries alpha_z; 75 degrees complemented 90 best among 15-120 degrees at SNR inf,
     # 200 and 50 (the angle study of pyecho learn on runs of 'quick' with 7 angles, docs/learn.md).
-    "angles": DatasetConfig(thetas=(math.pi / 2, 5 * math.pi / 12)),
+    "angles": DatasetConfig(protocol="hahn@90,hahn@75"),
+}
+#: one line per preset, for help texts
+PRESET_NOTES: dict[str, str] = {
+    "paper": "the paper's 15 000 Hahn echoes at 90 degrees on 100 x 100",
+    "quick": "600 Hahn echoes on 32 x 32, a few minutes",
+    "angles": "the paper's samples at 90 and 75 degrees",
 }
 
 
 def draw_sample(config: DatasetConfig, index: int) -> tuple[EchoParams, int]:
-    """Parameters (at the first angle) and detuning seed of sample ``index`` (0 <= index < n_total).
+    """Parameters (measured by the protocol's first measurement) and detuning seed of sample
+    ``index`` (0 <= index < n_total).
 
     Returns ``(params, seed)``: ``simulate(params, seed=seed)`` reproduces the sample;
-    ``params.replace(theta=t)`` gives it at another angle t of ``config.thetas``.
+    ``measurement.apply(params)`` gives it measured another way of ``config.protocol``.
     """
     if not 0 <= index < config.n_total:
         raise ValueError(f"index: got {index}; the dataset has samples 0..{config.n_total - 1}")
@@ -316,9 +349,17 @@ def draw_sample(config: DatasetConfig, index: int) -> tuple[EchoParams, int]:
         alpha_xy, alpha_z, kernel_param = rng.uniform(low, high)
         if w_lo <= 2.0 * alpha_xy + alpha_z <= w_hi:
             break
+    # nuisances, each drawn only where its range is not a point (older configs keep their samples)
     c_lo, c_hi = config.center_khz_range
     center_khz = rng.uniform(c_lo, c_hi) if c_hi > c_lo else c_lo
-    params = config.echo_params(kernel, kernel_param, alpha_xy, alpha_z, center_khz=center_khz)
+    nuisance = {}
+    if config.t2_us_range is not None:
+        t_lo, t_hi = config.t2_us_range
+        nuisance["t2_us"] = float(np.exp(rng.uniform(np.log(t_lo), np.log(t_hi)))) if t_hi > t_lo else t_lo
+    g_lo, g_hi = config.gamma1_per_us_range
+    if g_hi > g_lo:
+        nuisance["gamma1_per_us"] = float(rng.uniform(g_lo, g_hi))
+    params = config.echo_params(kernel, kernel_param, alpha_xy, alpha_z, center_khz=center_khz, **nuisance)
     return params, int(detuning_seq.generate_state(1, np.uint64)[0])
 
 

@@ -3,16 +3,18 @@
 A dataset is one Parquet file or a directory of ``part-{first:06d}-{last:06d}.parquet`` files
 (sample ids first..last inclusive), all written from one :class:`DatasetConfig` (or one
 :class:`~pyecho.data.sweep.SweepConfig`: a grid of experiments, ``pyecho sweep``). Every row is
-one simulated echo and carries every EchoParams field, so a row alone says how to reproduce it
-(``simulate(params_from_row, seed=row["seed"])``). A multi-angle dataset has one row per
-(sample, angle): rows with the same ``sample_id`` share parameters and detunings and differ in
-``theta`` (``angle`` is its index in the config's ``thetas``). Columns (schema version 2):
+one record, one measurement of one sample, and carries every EchoParams field, so a row alone
+says how to reproduce it (``simulate(params_from_row(row), seed=row["seed"])``). A protocol of
+several measurements (pyecho.physics.protocol) has one row per (sample, measurement): rows with
+the same ``sample_id`` share parameters and detunings and differ in ``sequence``, ``theta`` and
+``tau_us`` (``measurement`` is the index in the config's protocol); their records may differ in
+length. Columns (schema version 3):
 
 ==============  =====================  ===============================================
 column          dtype                  meaning
 ==============  =====================  ===============================================
 sample_id       Int64                  global sample index i
-angle           Int32                  index of ``theta`` in the config's thetas
+measurement     Int32                  index of the row's measurement in the protocol
 seed            UInt64                 detuning seed: ``simulate(params, seed=seed)``
 kernel          Utf8                   gaussian, power, rkky (or uniform)
 kernel_param    Float64                xi, p or gamma
@@ -32,15 +34,14 @@ scheme          Utf8                   explicit or extrapolated
 field_every     Int64                  steps per field evaluation
 sequence        Utf8                   hahn, cpmg:N, cp:N or a pulse list's JSON
 geometry        Utf8                   square, rectangular:RATIO or triangular
-M_re, M_im      Array(Float32, T)      M(t_k), k = 1..T, t_k = k dt_us
+M_re, M_im      List(Float32)          M(t_k), k = 1..T, t_k = k dt_us (T: the measurement's)
 ==============  =====================  ===============================================
 
 File-level key/value metadata (Arrow schema metadata, so polars, pyarrow and pandas all see
 it) holds JSON values under ``pyecho.<key>``: version, schema_version, kind (dataset or sweep),
-engine, device, dtype,
-the experiment's fields (lattice, tau_us, dt_us, thetas, linewidth_khz, t2_us, scheme,
-field_every, sequence, gamma rates, geometry), seed, config (the full DatasetConfig) and
-created (UTC ISO time).
+engine, device, dtype, the experiment's fields (lattice, dt_us, linewidth_khz, t2_us, scheme,
+field_every, gamma rates, geometry), protocol (a list of {sequence, theta, tau_us}), seed,
+config (the full DatasetConfig) and created (UTC ISO time).
 """
 from __future__ import annotations
 
@@ -58,8 +59,9 @@ from pyecho.errors import InputFileError, ParameterError
 from pyecho.data.sampling import EXPERIMENT_FIELDS, ConfigError, DatasetConfig
 from pyecho.data.sweep import SweepConfig
 from pyecho.physics.params import EchoParams
+from pyecho.physics.protocol import Protocol
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: prefix of pyecho's keys in the Parquet key/value metadata
 META_PREFIX = "pyecho."
 #: glob of part files inside a dataset directory
@@ -96,7 +98,7 @@ PARAM_SCHEMA: dict[str, pl.DataType] = {
 #: label columns and their dtypes, in file order (M_re, M_im follow)
 LABEL_SCHEMA: dict[str, pl.DataType] = {
     "sample_id": pl.Int64,
-    "angle": pl.Int32,
+    "measurement": pl.Int32,
     "seed": pl.UInt64,
     **TARGET_SCHEMA,
     **PARAM_SCHEMA,
@@ -108,23 +110,26 @@ class DatasetError(InputFileError):
     """A dataset file or directory cannot be used; the message names the file and why."""
 
 
-def dataset_schema(n_samples: int) -> dict[str, pl.DataType]:
-    """Full column -> dtype mapping for series of length ``n_samples`` (T = 3 n_tau)."""
-    return {**LABEL_SCHEMA, **{c: pl.Array(pl.Float32, n_samples) for c in SERIES_COLUMNS}}
+def dataset_schema() -> dict[str, pl.DataType]:
+    """Full column -> dtype mapping (records of any length: lists of float32)."""
+    return {**LABEL_SCHEMA, **{c: pl.List(pl.Float32) for c in SERIES_COLUMNS}}
 
 
 def build_frame(
-    sample_ids: Sequence[int], params: Sequence[EchoParams], seeds: np.ndarray, series: np.ndarray,
-    angles: Sequence[int] | None = None,
+    sample_ids: Sequence[int], params: Sequence[EchoParams], seeds: np.ndarray, records: Sequence[np.ndarray],
+    measurements: Sequence[int] | None = None,
 ) -> pl.DataFrame:
-    """Rows for echoes ``series`` (complex, shape (R, T)) of ``params`` (R), sample ids and
-    detuning seeds (R); ``angles`` (R) indexes each row's theta in the config (default 0)."""
-    series = np.asarray(series)
-    n = series.shape[1]
-    records = [p.to_dict() for p in params]
+    """Rows for ``records`` (R complex 1-D arrays, lengths may differ) of ``params`` (R), sample
+    ids and detuning seeds (R); ``measurements`` (R) indexes each row's measurement in the
+    protocol (default 0)."""
+    records = [np.asarray(r) for r in records]
+    rows = len(params)
+    as_list = lambda part: pl.Series([part(r).astype(np.float32) for r in records],  # noqa: E731
+                                     dtype=pl.List(pl.Float32))
+    dicts = [p.to_dict() for p in params]
     columns = {
         "sample_id": np.asarray(sample_ids, dtype=np.int64),
-        "angle": np.zeros(len(params), np.int32) if angles is None else np.asarray(angles, dtype=np.int32),
+        "measurement": np.zeros(rows, np.int32) if measurements is None else np.asarray(measurements, dtype=np.int32),
         "seed": np.asarray(seeds, dtype=np.uint64),
         "alpha_x": [p.alpha_x for p in params],
         "alpha_y": [p.alpha_y for p in params],
@@ -132,11 +137,11 @@ def build_frame(
         "L": [p.L for p in params],
         "kappa": [p.kappa for p in params],
         "is_power": [p.is_power for p in params],
-        **{name: [r[name] for r in records] for name in ("kernel", "kernel_param", "alpha_z", *PARAM_SCHEMA)},
-        "M_re": pl.Series(series.real.astype(np.float32), dtype=pl.Array(pl.Float32, n)),
-        "M_im": pl.Series(series.imag.astype(np.float32), dtype=pl.Array(pl.Float32, n)),
+        **{name: [d[name] for d in dicts] for name in ("kernel", "kernel_param", "alpha_z", *PARAM_SCHEMA)},
+        "M_re": as_list(np.real),
+        "M_im": as_list(np.imag),
     }
-    return pl.DataFrame(columns, schema=dataset_schema(n))
+    return pl.DataFrame(columns, schema=dataset_schema())
 
 
 def column_of(field: str) -> str:
@@ -171,7 +176,7 @@ def run_metadata(config: DatasetConfig | SweepConfig, engine: str, device: str, 
         "device": device,
         "dtype": dtype,
         **{k: experiment.to_dict()[k] for k in EXPERIMENT_FIELDS},
-        "thetas": list(config.thetas),
+        "protocol": config.protocol.to_list(),
         "seed": config.seed,
         "config": config.to_dict(),
         "created": created,
@@ -223,7 +228,7 @@ def inspect_part(path: str | Path) -> PartInfo:
         config = CONFIG_KINDS[kind].from_dict(meta["config"])
     except ConfigError as exc:
         raise DatasetError(f"{path}: stored config is invalid here ({exc})") from None
-    expected = dataset_schema(config.n_samples)
+    expected = dataset_schema()
     found = pl.from_arrow(footer.schema_arrow.empty_table()).schema
     if dict(found) != expected:
         raise DatasetError(f"{path}: columns {dict(found)} do not match schema version {SCHEMA_VERSION}")
@@ -289,53 +294,57 @@ def read_metadata(path: str | Path) -> dict:
 
 @dataclass
 class EchoDataset:
-    """A dataset in memory, one record per sample.
+    """A dataset in memory, one record per sample and measurement.
 
     Attributes
     ----------
-    series : complex64 ndarray, shape (B, A, T)
-        M(t_k) of every sample (rows sorted by sample_id) at each of the A angles ``thetas``.
+    records : tuple of complex64 ndarrays, one per measurement, each (B, T_k)
+        M(t) of every sample (sorted by sample_id) as measured by measurement k of the protocol.
     labels : pl.DataFrame
-        The label and parameter columns, one row per sample (same order; ``theta`` is the first
-        angle's).
+        The label and parameter columns, one row per sample (same order; the measurement
+        columns sequence, theta and tau_us are the first measurement's).
     metadata : dict
         As returned by :func:`read_metadata`.
     config : DatasetConfig or SweepConfig
         The configuration every part was written from.
     """
 
-    series: np.ndarray
+    records: tuple[np.ndarray, ...]
     labels: pl.DataFrame
     metadata: dict
     config: DatasetConfig | SweepConfig
 
     def __len__(self) -> int:
-        return self.series.shape[0]
+        return self.records[0].shape[0]
+
+    @property
+    def protocol(self) -> Protocol:
+        return self.config.protocol
+
+    @property
+    def dt_us(self) -> float:
+        return self.config.dt_us
 
     @property
     def M(self) -> np.ndarray:  # noqa: N802 (the physics name)
-        """The series at the first angle, complex (B, T)."""
-        return self.series[:, 0]
-
-    @property
-    def thetas(self) -> np.ndarray:
-        """The excitation angles (rad), shape (A,)."""
-        return np.asarray(self.config.thetas, dtype=float)
-
-    @property
-    def n_tau(self) -> int:
-        """Steps between the excitation and the first refocusing pulse."""
-        return self.config.n_tau
+        """The first measurement's records, complex (B, T_0)."""
+        return self.records[0]
 
     @property
     def t_us(self) -> np.ndarray:
-        """Sample times t_k = k dt_us, k = 1..T (us), shape (T,)."""
-        return self.config.dt_us * np.arange(1, self.series.shape[-1] + 1)
+        """Sample times of the first measurement, t_k = k dt_us, k = 1..T_0 (us), shape (T_0,)."""
+        return self.dt_us * np.arange(1, self.records[0].shape[-1] + 1)
 
     @property
     def echo_index(self) -> int:
-        """0-based sample of the (first) echo top; 2 n_tau - 1 for the Hahn echo."""
-        return self.config.echo_samples[0]
+        """0-based sample of the first measurement's (first) echo top; 2 n_tau - 1 for the Hahn echo."""
+        return self.measurement_params(0).echo_samples[0]
+
+    def measurement_params(self, k: int) -> EchoParams:
+        """An EchoParams of measurement ``k`` on this dataset's experiment (for its time grid,
+        pulse times and echo samples; the kernel and couplings are placeholders)."""
+        return self.config.protocol[k].apply(self.config.echo_params() if isinstance(self.config, DatasetConfig)
+                                             else self.config.base)
 
 
 def load_dataset(path: str | Path, columns: Sequence[str] | None = None) -> EchoDataset:
@@ -349,16 +358,25 @@ def load_dataset(path: str | Path, columns: Sequence[str] | None = None) -> Echo
         raise ParameterError(f"columns: unknown {unknown}; label columns are {', '.join(LABEL_SCHEMA)}")
     parts = inspect_dataset(path)
     config = parts[0].config
-    n_angles = config.n_angles
-    frame = (_scan(parts).select(*dict.fromkeys([*columns, "angle"]), *SERIES_COLUMNS)
-             .sort("sample_id", "angle").collect())
+    n_meas = len(config.protocol)
+    frame = (_scan(parts).select(*dict.fromkeys([*columns, "measurement"]), *SERIES_COLUMNS)
+             .sort("sample_id", "measurement").collect())
     n_rows = frame.height
-    angles = frame["angle"].to_numpy()
-    if n_rows % n_angles or not np.array_equal(angles, np.tile(np.arange(n_angles), n_rows // n_angles)):
-        raise DatasetError(f"{path}: every sample needs one row per angle ({n_angles}); some are missing or repeated")
-    series = np.empty((n_rows, config.n_samples), dtype=np.complex64)
-    series.real = frame["M_re"].to_numpy()
-    series.imag = frame["M_im"].to_numpy()
-    labels = frame.filter(pl.col("angle") == 0).drop(*SERIES_COLUMNS, *([] if "angle" in columns else ["angle"]))
-    return EchoDataset(series=series.reshape(n_rows // n_angles, n_angles, -1), labels=labels,
-                       metadata=_merge_metadata(parts), config=config)
+    measurement = frame["measurement"].to_numpy()
+    if n_rows % n_meas or not np.array_equal(measurement, np.tile(np.arange(n_meas), n_rows // n_meas)):
+        raise DatasetError(f"{path}: every sample needs one row per measurement ({n_meas}); some are missing or "
+                           "repeated")
+    records = []
+    for k, length in enumerate(config.record_lengths):
+        rows = frame.filter(pl.col("measurement") == k)
+        M = np.empty((rows.height, length), dtype=np.complex64)
+        for part, column in ((M.real, "M_re"), (M.imag, "M_im")):
+            flat = rows[column].explode().to_numpy()
+            if flat.size != M.size:
+                raise DatasetError(f"{path}: records of measurement {k} ({config.protocol[k].text}) are not all "
+                                   f"{length} samples long")
+            part[...] = flat.reshape(M.shape)
+        records.append(M)
+    labels = frame.filter(pl.col("measurement") == 0).drop(*SERIES_COLUMNS,
+                                                            *([] if "measurement" in columns else ["measurement"]))
+    return EchoDataset(records=tuple(records), labels=labels, metadata=_merge_metadata(parts), config=config)

@@ -22,6 +22,7 @@ import numpy as np
 
 from pyecho.data.sampling import ConfigError
 from pyecho.physics.params import EchoParams, ParameterError
+from pyecho.physics.protocol import Measurement, Protocol
 
 #: EchoParams fields that fix the time axis of a series: not sweepable
 TIME_GRID_FIELDS = ("tau_us", "dt_us")
@@ -142,12 +143,9 @@ class SweepConfig:
     # ---- the interface pyecho.data.factory and store use (shared with DatasetConfig) -------
 
     @property
-    def thetas(self) -> tuple[float, ...]:
-        return (self.base.theta,)
-
-    @property
-    def n_angles(self) -> int:
-        return 1
+    def protocol(self) -> Protocol:
+        """One measurement, the base's (rows of a sweep over theta, tau or sequence carry their own)."""
+        return Protocol((Measurement.of(self.base),))
 
     @property
     def lattice(self) -> int:
@@ -155,20 +153,18 @@ class SweepConfig:
         return max(self.point(i).lattice for i in range(self.n_total)) if "lattice" in dict(self.axes) else self.base.lattice
 
     @property
-    def n_samples(self) -> int:
-        return self.base.n_samples
-
-    @property
-    def n_tau(self) -> int:
-        return self.base.n_tau
+    def record_lengths(self) -> tuple[int, ...]:
+        return (self.base.n_samples,)
 
     @property
     def dt_us(self) -> float:
         return self.base.dt_us
 
-    @property
-    def echo_samples(self) -> tuple[int, ...]:
-        return self.base.echo_samples
+    def measured(self, params: EchoParams, k: int) -> EchoParams:
+        """A grid point is its own (single) measurement: its sequence, theta and tau may be swept."""
+        if k != 0:
+            raise IndexError(f"measurement {k}: a sweep has one measurement per grid point")
+        return params
 
     def draw(self, indices: Iterable[int]) -> tuple[list[EchoParams], np.ndarray]:
         """Parameters and detuning seeds (uint64) of grid points ``indices``."""
