@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from pyecho.errors import PyechoError
 
@@ -22,7 +23,7 @@ USER_ERRORS = (PyechoError, FileExistsError, NotADirectoryError, IsADirectoryErr
 
 def fail(message: str, code: int = 2) -> None:
     """Print ``error: message`` in red on stderr and exit with ``code``."""
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -45,7 +46,7 @@ def report_internal_error(exc: BaseException) -> Path | None:
         path = None
     where = f"traceback in {path}" if path else "traceback above"
     err_console.print(f"[bold red]internal error[/] (a bug in pyecho, not in your input): "
-                      f"{type(exc).__name__}: {exc}; {where}; please report it", soft_wrap=True)
+                      f"{escape(f'{type(exc).__name__}: {exc}; {where}')}; please report it", soft_wrap=True)
     return path
 
 

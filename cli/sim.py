@@ -17,9 +17,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Table
 from rich.text import Text
 
-from pyecho.data.factory import parse_shard, plan_run, run_plan
+from pyecho.data.factory import RunPlan, RunResult, parse_shard, plan_run, run_plan
 from pyecho.data.sampling import PRESET_NOTES, PRESETS, ConfigError, DatasetConfig
-from pyecho.errors import InputFileError
+from pyecho.errors import InputFileError, ParameterError
 from pyecho.physics.protocol import DEFAULT_TAU_US, Measurement, Protocol, ProtocolError
 from pyecho_cli.app import app
 from pyecho_cli.errors import fail, user_errors
@@ -111,7 +111,10 @@ def _protocol(text, given: dict, preset: Protocol) -> Protocol:
         thetas = [float(t) for t in (thetas if isinstance(thetas, (list, tuple)) else [thetas])]
     except (TypeError, ValueError):
         raise ConfigError("thetas", f"got {given['thetas']!r}; must be angles in rad, e.g. 1.5708,0.7854") from None
-    sequence = sequence_option(given["sequence"]) if "sequence" in given else preset[0].sequence
+    try:
+        sequence = sequence_option(given["sequence"]) if "sequence" in given else preset[0].sequence
+    except ParameterError as exc:
+        raise ConfigError("sequence", str(exc).removeprefix("sequence: ")) from None
     tau_us = tau_us if "tau_us" in given else preset[0].tau_us
     try:
         return Protocol(tuple(Measurement(sequence, theta, tau_us) for theta in thetas))
@@ -130,7 +133,7 @@ def sim(
     kernels: Annotated[Optional[str], typer.Option(help="Comma-separated kernel blocks, e.g. gaussian,power,rkky")] = None,
     lattice: Annotated[Optional[int], typer.Option(help="Lattice side n (n x n sites)")] = None,
     protocol: Annotated[Optional[str], typer.Option(
-        help="The measurements made on every sample, SEQUENCE@ANGLE_DEG[/TAU_US],... e.g. hahn@90,cpmg:8@90/50 "
+        help="The measurements made on every sample, SEQUENCE@ANGLE_DEG\\[/TAU_US],... e.g. hahn@90,cpmg:8@90/50 "
              "(SEQUENCE: hahn, cpmg:N, cp:N; tau default 100 us or --tau-us)")] = None,
     tau_us: Annotated[Optional[float], typer.Option(help="Pulse spacing tau (us) of the measurements that do not give one")] = None,
     dt_us: Annotated[Optional[float], typer.Option(help="Time step (us)")] = None,
@@ -172,7 +175,12 @@ def sim(
     except ConfigError as exc:
         fail(f"--{exc.option.replace('_', '-')}: {exc.detail}")
 
-    console = Console()
+    simulate_with_progress(plan, Console(), title="pyecho sim")
+
+
+def simulate_with_progress(plan: RunPlan, console: Console, *, title: str) -> RunResult:
+    """Run a plan with the rich progress bar, then print what was done (a table named ``title``)."""
+    cfg = plan.config
     k, n = plan.shard
     console.print(
         f"[bold]{cfg.n_total}[/] samples ({', '.join(cfg.kernels)} x {cfg.n_per_kernel}) on "
@@ -187,10 +195,11 @@ def sim(
         task = progress.add_task("simulating", total=plan.simulations_todo)
         result = run_plan(plan, on_progress=lambda done: progress.advance(task, done))
 
-    table = Table(title="pyecho sim", show_header=False)
+    table = Table(title=title, show_header=False)
     table.add_row("samples written", str(result.samples_written))
     table.add_row("samples skipped (already done)", str(result.samples_skipped))
     table.add_row("wall time", f"{result.wall_s:.1f} s")
     table.add_row("spin-steps/s", f"{result.spin_steps_per_s:.3g}")
     table.add_row("files", f"{len(result.files)} new part(s) in {plan.out}")
     console.print(table)
+    return result

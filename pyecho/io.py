@@ -413,9 +413,9 @@ def _model_step(t_us_model: np.ndarray) -> float:
 
 
 def to_model_grid(
-    acq: Acquisition, *, t_us_model, tau_us_model: float, tau_us: float | None = None
+    acq: Acquisition, *, t_us_model, tau_us_model: float, pulse_times_us=None, tau_us: float | None = None
 ) -> np.ndarray:
-    """Resample a record onto a model's time grid.
+    """Resample a record onto a model's time grid (one measurement of its protocol).
 
     Parameters
     ----------
@@ -423,14 +423,21 @@ def to_model_grid(
     t_us_model : array (T_model,)
         The model's sample times (µs after the excitation), uniform: t_k = k dt.
     tau_us_model : float
-        The model's refocusing-pulse time (µs), n_tau * dt (its echo is at 2 tau).
+        The model's pulse spacing tau (µs), n_tau * dt.
+    pulse_times_us : sequence of float, optional
+        The model's refocusing-pulse times (µs): tau for a Hahn echo (the default), tau, 3 tau,
+        ... for a CPMG or CP train. The record is resampled between consecutive pulses, never
+        across one.
     tau_us : float, optional
         The record's tau (µs); wins over ``acq.tau_us``.
 
     Returns
     -------
     ndarray (T_model,) or (A, T_model), complex128
-        M on the model's grid; phase and gain as recorded.
+        M on the model's grid; phase and gain as recorded. Model samples before the record's
+        first sample in a segment (more than ``EXTRAPOLATE_DWELLS`` dwell times before it: a
+        receiver's dead time, ``start_us``) are NaN: missing, for the model to accept within
+        its own dead time or refuse.
 
     Raises
     ------
@@ -438,14 +445,15 @@ def to_model_grid(
         * the dwell time exceeds the model's step by more than ``DWELL_TOLERANCE`` (relative):
           the record cannot resolve the model's grid;
         * tau is unknown, or differs from the model's by more than ``TAU_TOLERANCE_STEPS`` steps;
-        * on either side of the refocusing pulse the record does not reach the model's samples
-          to within ``EXTRAPOLATE_DWELLS`` dwell times (too short, or starting too late).
+        * in a segment between pulses the record ends before the model's last sample there
+          (by more than ``EXTRAPOLATE_DWELLS`` dwell times), or holds fewer than two samples.
     """
     t_model = np.asarray(t_us_model, dtype=np.float64)
     dt = _model_step(t_model)
     tau_model = float(tau_us_model)
-    if not t_model[0] <= tau_model < t_model[-1]:
-        raise ValueError(f"tau_us_model = {tau_us_model!r} lies outside the model grid {t_model[0]:g}-{t_model[-1]:g} µs")
+    pulses = [tau_model] if pulse_times_us is None else [float(t) for t in pulse_times_us]
+    if not all(t_model[0] <= p < t_model[-1] for p in pulses):
+        raise ValueError(f"pulse times {pulses} lie outside the model grid {t_model[0]:g}-{t_model[-1]:g} µs")
     name, dwell = acq.path, acq.dwell_us
     if dwell > dt * (1 + DWELL_TOLERANCE):
         raise _fail(name, f"dwell time {dwell:.6g} µs (spectral width {_US_PER_S / dwell:.8g} Hz) is coarser than the "
@@ -460,20 +468,25 @@ def to_model_grid(
     if abs(tau - tau_model) > TAU_TOLERANCE_STEPS * dt:
         raise _fail(name, f"tau = {tau:g} µs ({origin}) but the model was trained with tau = {tau_model:g} µs "
                           f"(allowed difference {TAU_TOLERANCE_STEPS * dt:g} µs, half its step)")
-    out = np.empty(acq.M.shape[:-1] + t_model.shape, dtype=np.complex128)
-    model_before = t_model <= tau_model + 1e-9 * dt
-    record_before = acq.t_us <= tau + 1e-9 * dwell
+    out = np.full(acq.M.shape[:-1] + t_model.shape, np.nan + 1j * np.nan, dtype=np.complex128)
     reach = EXTRAPOLATE_DWELLS * dwell
-    for side, m_sel, r_sel in (("before", model_before, record_before), ("after", ~model_before, ~record_before)):
+    # the record's pulses sit at its own tau's multiples, the model's at the model's
+    record_pulses = [p * tau / tau_model for p in pulses]
+    bounds_model = [-np.inf, *pulses, np.inf]
+    bounds_record = [-np.inf, *record_pulses, np.inf]
+    for i in range(len(pulses) + 1):
+        m_sel = (t_model > bounds_model[i] + 1e-9 * dt) & (t_model <= bounds_model[i + 1] + 1e-9 * dt)
+        r_sel = (acq.t_us > bounds_record[i] + 1e-9 * dwell) & (acq.t_us <= bounds_record[i + 1] + 1e-9 * dwell)
         if not m_sel.any():
             continue
         want = t_model[m_sel]
         have = acq.t_us[r_sel]
-        covered = have.size >= 2 and have[0] - reach <= want[0] and want[-1] <= have[-1] + reach
-        if not covered:
+        where = "before the first pulse" if i == 0 else f"after pulse {i} (at {pulses[i - 1]:g} µs)"
+        if have.size < 2 or want[-1] > have[-1] + reach:
             got = f"covers {have[0]:.3f}-{have[-1]:.3f} µs" if have.size else "has no sample"
-            raise _fail(name, f"{side} the refocusing pulse (tau = {tau:g} µs) the record {got} but the model needs "
-                              f"{want[0]:.3f}-{want[-1]:.3f} µs (times after the excitation; the record starts at "
-                              f"start_us = {acq.start_us:g} µs)")
-        out[..., m_sel] = CubicSpline(have, acq.M[..., r_sel], axis=-1)(want)
+            raise _fail(name, f"{where} the record {got} but the model needs up to {want[-1]:.3f} µs (times after "
+                              f"the excitation; the record starts at start_us = {acq.start_us:g} µs)")
+        reached = want >= have[0] - reach  # earlier model samples: missing (a dead time)
+        idx = np.flatnonzero(m_sel)[reached]
+        out[..., idx] = CubicSpline(have, acq.M[..., r_sel], axis=-1)(want[reached])
     return out

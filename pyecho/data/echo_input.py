@@ -1,34 +1,37 @@
-"""Echoes a user gives `pyecho predict`, read into complex records on a learned model's grid.
+"""Records a user gives `pyecho predict`, read onto a learned model's protocol.
 
-A model's grid is any object with ``tau_us``, ``dt_us``, ``n_samples`` and ``thetas`` (such as
-``pyecho.learn.domain.EchoGrid``): samples t_k = k·dt_us, k = 1 .. n_samples, after the
-excitation; the refocusing pulse at tau_us; one record per excitation angle in ``thetas``.
+A model's grid is a :class:`~pyecho.physics.protocol.RecordGrid`: its protocol (the
+measurements, each a sequence at an angle and tau) and the step dt; measurement k records
+samples t_j = (j + 1) dt, j = 0 .. T_k - 1, after its excitation. :func:`read_echoes` returns
+one complex array (B, T_k) per measurement, NaN where a sample is missing (before the record's
+first point: the receiver's dead time). It reads
 
-:func:`read_echoes` reads
-
-* a `pyecho sim` dataset (a .parquet file or a directory of parts): every sample as stored,
-  with no resampling; its own grid is returned beside the records, so that a model can flag a
-  different τ, dt or angle. A multi-angle dataset that holds every angle of the model gives
-  those angles, in the model's order;
-* a CSV with ``t_us``, ``re_M`` and ``im_M`` (the `pyecho echo` file): one echo, resampled
-  onto the model's grid (:func:`pyecho.io.to_model_grid`: a cubic spline through Re and Im on
-  each side of the refocusing pulse);
-* an NPY of complex records (T,), (B, T) or (B, A, T) already on the model's grid;
-* a Bruker or Varian/Agilent experiment directory or an NMRPipe file
+* a `pyecho sim` dataset (a .parquet file or a directory of parts): every sample as stored;
+  each of the model's measurements is read from the dataset's measurement that holds it (the
+  same, or a longer train it begins), so a dataset that lacks one is refused naming it;
+* one NPY per measurement, complex (T_k,) or (B, T_k) on the model's grid -- or, for a model
+  whose measurements all have T samples, one NPY (B, K, T);
+* one CSV (``t_us``, ``re_M``, ``im_M``: the `pyecho echo` file) per measurement: one echo,
+  resampled onto the model's grid (:func:`pyecho.io.to_model_grid`, a cubic spline between
+  pulses);
+* one Bruker or Varian/Agilent experiment directory or NMRPipe file per measurement
   (:func:`pyecho.io.read_acquisition`, then :func:`pyecho.io.to_model_grid`): one echo per
-  record;
-* several paths: one echo per angle of a multi-angle model, in the model's angle order, each
-  a CSV, an NPY (T,) or a one-record spectrometer file.
+  record of a ``ser`` or arrayed ``fid``.
 
-Anything that cannot match the model raises one :class:`~pyecho.errors.InputFileError` (or,
-for an option, :class:`~pyecho.errors.ParameterError`) naming the file and what was expected.
+Several files are the model's measurements in its order; a file set that does not match the
+model's protocol is refused with one line that names the protocol the model needs.
+``start_us`` (``pyecho predict --start-us``): the time of a record's first point after the
+excitation; for every input kind, the samples before it are missing (a dead time), which the
+model accepts up to its own dead time. Anything that cannot match the model raises one
+:class:`~pyecho.errors.InputFileError` (or, for an option, :class:`~pyecho.errors.ParameterError`)
+naming the file and what was expected.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Sequence
 
 import numpy as np
 import polars as pl
@@ -37,71 +40,44 @@ from pyecho.data.echo_file import CSV_HEADER
 from pyecho.data.store import load_dataset
 from pyecho.errors import InputFileError, ParameterError
 from pyecho.io import Acquisition, read_acquisition, spectrometer_format, to_model_grid
+from pyecho.physics.protocol import RecordGrid
 
 T_COLUMN, RE_COLUMN, IM_COLUMN, ABS_COLUMN = CSV_HEADER.split(",")
 #: the kinds of input, as :attr:`EchoRecords.kind` names them (spectrometer files: pyecho.io.SOURCES)
 DATASET, CSV, NPY = "dataset", "csv", "npy"
-#: several paths: one echo per angle
-PER_ANGLE = "one file per angle"
-#: dataset angles this close to a model's (rad; 0.0002°) are that angle
-ANGLE_TOLERANCE_RAD = 1e-6
-
-
-class ModelGrid(Protocol):
-    """The grid a model was trained on (``pyecho.learn.domain.EchoGrid`` is one)."""
-
-    tau_us: float
-    dt_us: float
-    n_samples: int
-    thetas: tuple[float, ...]
+#: several paths: one per measurement
+PER_MEASUREMENT = "one file per measurement"
+#: the latest first-point time a record may have (µs): what a receiver's dead time can be
+MAX_START_US = 1000.0
 
 
 @dataclass(frozen=True)
 class EchoRecords:
-    """Echoes ready for a model, and the grid they were recorded on.
+    """Records ready for a model, and the grid they were recorded on.
 
     Attributes
     ----------
-    M : complex array (B, A, T) -- B echoes, A angles (the model's), T samples at
-        t_k = k·dt_us (µs), k = 1..T (complex64 as a dataset or NPY stores it, else complex128)
-    tau_us, dt_us : the records' pulse spacing and sample step (µs): the model's for resampled
-        inputs, a dataset's own otherwise
-    thetas : the records' excitation angles (rad), one per angle of M
+    M : tuple of complex arrays, one (B, T_k) per measurement of ``grid`` (NaN: missing)
+    grid : the records' own grid: the model's for resampled inputs, a dataset's otherwise
     kind : what was read: "dataset", "csv", "npy", "bruker", "varian", "nmrpipe" or
-        "one file per angle"
+        "one file per measurement"
     paths : the files read
     """
 
-    M: np.ndarray
-    tau_us: float
-    dt_us: float
-    thetas: tuple[float, ...]
+    M: tuple[np.ndarray, ...]
+    grid: RecordGrid
     kind: str
     paths: tuple[Path, ...]
 
     def __len__(self) -> int:
-        return self.M.shape[0]
-
-    @property
-    def n_samples(self) -> int:
-        return self.M.shape[-1]
+        return self.M[0].shape[0]
 
 
-def model_times_us(grid: ModelGrid) -> np.ndarray:
-    """The model's sample times t_k = k·dt_us, k = 1..n_samples (µs), shape (T,)."""
-    return grid.dt_us * np.arange(1, grid.n_samples + 1)
-
-
-def _degrees(thetas) -> str:
-    return ", ".join(f"{math.degrees(t):.4g}°" for t in thetas)
-
-
-def _needs(grid: ModelGrid) -> str:
+def _needs(grid: RecordGrid) -> str:
     """What the model takes, for error messages."""
-    A, T = len(grid.thetas), grid.n_samples
-    shapes = f"(T,), (B, T) or (B, 1, T) with T = {T}" if A == 1 else f"(B, {A}, {T})"
-    return (f"the model needs {A} angle(s) ({_degrees(grid.thetas)}) x T = {T} samples (tau {grid.tau_us:g} µs, "
-            f"dt {grid.dt_us:g} µs); an NPY of shape {shapes}")
+    lengths = ", ".join(map(str, grid.lengths))
+    return (f"the model needs {len(grid.protocol)} measurement(s) {grid.protocol.text} (T = {lengths} samples, "
+            f"dt {grid.dt_us:g} µs), one file per measurement in that order")
 
 
 def input_kind(path: Path) -> str:
@@ -121,22 +97,44 @@ def input_kind(path: Path) -> str:
                          "Varian experiment directory or an NMRPipe file")
 
 
-def read_echoes(paths: Sequence[str | Path], grid: ModelGrid, *, tau_us: float | None = None,
+def _check_start(start_us) -> float:
+    try:
+        start = float(start_us)
+    except (TypeError, ValueError):
+        start = math.nan
+    if not 0 <= start <= MAX_START_US:
+        raise ParameterError(f"--start-us {start_us}: must be a time from 0 to {MAX_START_US:g} µs after the "
+                             "excitation (the record's first point)")
+    return start
+
+
+def _blank_before(M: np.ndarray, grid: RecordGrid, k: int, start_us: float) -> np.ndarray:
+    """``M`` with the samples of measurement ``k`` before ``start_us`` set missing (NaN)."""
+    before = grid.times_us(k) < start_us - 1e-9 * grid.dt_us
+    if not before.any():
+        return M
+    out = np.array(M, dtype=np.complex128 if M.dtype != np.complex64 else np.complex64)
+    out[..., before] = np.nan
+    return out
+
+
+def read_echoes(paths: Sequence[str | Path], grid: RecordGrid, *, tau_us: float | None = None,
                 start_us: float | None = None) -> EchoRecords:
-    """Read the echoes ``paths`` name into records on ``grid`` (see the module docstring).
+    """Read the records ``paths`` name onto the model's ``grid`` (see the module docstring).
 
     Parameters
     ----------
-    paths : one input, or one per angle of a multi-angle model (in the model's angle order)
-    grid : the model's grid (tau_us, dt_us, n_samples, thetas)
+    paths : one dataset or NPY (B, K, T), or one file per measurement of the model's protocol
+    grid : the model's :class:`RecordGrid`
     tau_us : the records' pulse spacing (µs) where a file does not record it: a CSV (default:
         the model's) or a spectrometer file (default: the file's, Bruker D6 or Varian tau).
         A τ more than half a model step off the model's is refused.
-    start_us : time of a spectrometer record's first point after the excitation (µs, default 0)
+    start_us : the records' first point after the excitation (µs; default 0): earlier samples
+        are missing
 
     Returns
     -------
-    :class:`EchoRecords` with M of shape (B, len(grid.thetas), grid.n_samples).
+    :class:`EchoRecords` with one (B, T_k) array per measurement of ``grid``.
     """
     paths = tuple(Path(p) for p in paths)
     if not paths:
@@ -146,58 +144,55 @@ def read_echoes(paths: Sequence[str | Path], grid: ModelGrid, *, tau_us: float |
         if tau_us is not None and k in (DATASET, NPY):
             raise ParameterError(f"--tau-us {tau_us}: {p} ({k}) is on its own time grid; --tau-us is for CSV and "
                                  "spectrometer files")
-        if start_us is not None and k in (DATASET, NPY, CSV):
-            raise ParameterError(f"--start-us {start_us}: {p} ({k}) has its own time axis; --start-us is for "
-                                 "spectrometer files")
-    n_angles = len(grid.thetas)
-    if len(paths) > 1:
-        if len(paths) != n_angles:
-            give = "one input" if n_angles == 1 else f"one input, or {n_angles} in that order"
-            raise InputFileError(f"{len(paths)} inputs given; several inputs are one echo per angle, and the model has "
-                                 f"{n_angles} angle(s) ({_degrees(grid.thetas)}): give {give}")
-        M = np.stack([_one_echo(p, k, grid, tau_us, start_us) for p, k in zip(paths, kinds)])[None]
-        return EchoRecords(M, grid.tau_us, grid.dt_us, tuple(grid.thetas), PER_ANGLE, paths)
-    path, kind = paths[0], kinds[0]
-    if kind == DATASET:
-        return _read_dataset(path, grid)
-    if kind == NPY:
-        M = _read_npy(path)
-        shape = M.shape
-        if M.ndim < 3:
-            M = M.reshape(-1, 1, M.shape[-1])  # (T,) or (B, T): one angle
-        if M.shape[1:] != (n_angles, grid.n_samples):
-            raise InputFileError(f"{path}: holds complex records of shape {shape}; {_needs(grid)}")
-    else:
-        M = _read_csv(path, grid, tau_us) if kind == CSV else _read_spectrometer(path, grid, tau_us, start_us)
-        M = M.reshape(-1, 1, grid.n_samples)  # one echo, or one per record of a ser / arrayed fid
-        if n_angles != 1:
-            raise InputFileError(f"{path}: holds {len(M)} echo(es) at one angle; the model takes one echo per angle, "
-                                 f"{n_angles} ({_degrees(grid.thetas)}): give one file per angle in that order")
-    return EchoRecords(M, grid.tau_us, grid.dt_us, tuple(grid.thetas), kind, paths)
-
-
-def _one_echo(path: Path, kind: str, grid: ModelGrid, tau_us, start_us) -> np.ndarray:
-    """One echo (T,) on the model's grid, from one of several per-angle inputs."""
-    if kind == CSV:
-        return _read_csv(path, grid, tau_us)
-    if kind == NPY:
-        M = _read_npy(path)
-        if M.shape != (grid.n_samples,):
-            raise InputFileError(f"{path}: holds complex records of shape {M.shape}; as one of several inputs (one "
-                                 f"per angle) it must be one echo of shape ({grid.n_samples},)")
-        return M
-    if kind == DATASET:
-        raise InputFileError(f"{path}: a dataset holds its own angles; give it alone, not as one of several inputs")
-    M = _read_spectrometer(path, grid, tau_us, start_us)
-    if M.ndim != 1:
-        raise InputFileError(f"{path}: holds {M.shape[0]} records; as one of several inputs (one per angle) it must "
-                             "hold one")
-    return M
+    start = 0.0 if start_us is None else _check_start(start_us)
+    if start_us is not None and DATASET in kinds:
+        raise ParameterError(f"--start-us {start_us}: a dataset's records start at the excitation; --start-us is for "
+                             "CSV, NPY and spectrometer files")
+    K = len(grid.protocol)
+    if kinds[0] == DATASET:
+        if len(paths) > 1:
+            raise InputFileError(f"{paths[0]}: a dataset holds every measurement of its samples; give it alone")
+        return _read_dataset(paths[0], grid)
+    single = _read_npy(paths[0]) if len(paths) == 1 and kinds[0] == NPY else None
+    if single is not None and (K > 1 or single.ndim == 3):  # one NPY (B, K, T) holds every measurement
+        if single.ndim != 3 or single.shape[1:] != (K, grid.lengths[0]) or len(set(grid.lengths)) != 1:
+            raise InputFileError(f"{paths[0]}: holds complex records of shape {single.shape}; {_needs(grid)} (or one "
+                                 "NPY (B, K, T) when every measurement has T samples)")
+        records = tuple(_blank_before(single[:, k], grid, k, start) for k in range(K))
+        return EchoRecords(records, grid, NPY, paths)
+    if len(paths) != K:
+        raise InputFileError(f"{len(paths)} file(s) given; {_needs(grid)}")
+    records = []
+    for k, (path, kind) in enumerate(zip(paths, kinds)):
+        if kind == DATASET:
+            raise InputFileError(f"{path}: a dataset holds its own measurements; give it alone, not as one of "
+                                 "several inputs")
+        if kind == NPY:
+            M = single if single is not None else _read_npy(path)
+            if M.ndim > 2 or M.shape[-1] != grid.lengths[k]:
+                raise InputFileError(f"{path}: holds complex records of shape {M.shape}; as measurement {k} "
+                                     f"({grid.protocol[k].text}) it must be (T,) or (B, T) with T = {grid.lengths[k]}")
+        elif kind == CSV:
+            M = _read_csv(path, grid, k, tau_us)
+        else:
+            M = _read_spectrometer(path, grid, k, tau_us, start)
+        records.append(_blank_before(np.atleast_2d(M), grid, k, start))
+    sizes = {r.shape[0] for r in records}
+    if len(sizes) != 1:
+        raise InputFileError(f"the files hold {[r.shape[0] for r in records]} records; each measurement needs one "
+                             "record per sample")
+    return EchoRecords(tuple(records), grid, kinds[0] if len(paths) == 1 else PER_MEASUREMENT, paths)
 
 
 def _check_finite(path: Path, a: np.ndarray) -> None:
-    if not np.all(np.isfinite(a)):
-        raise InputFileError(f"{path}: contains NaN or infinite values")
+    """Infinite values are refused; NaN marks a missing sample (a dead time)."""
+    if np.any(np.isinf(a.real) | np.isinf(a.imag)):
+        raise InputFileError(f"{path}: contains infinite values")
+    missing = np.isnan(a.real) | np.isnan(a.imag)
+    if np.any(missing.all(axis=-1)):
+        raise InputFileError(f"{path}: a record holds no value at all (every sample is NaN)")
+    if np.any(np.all(np.where(missing, True, a == 0), axis=-1)):
+        raise InputFileError(f"{path}: a record is all zero; it holds no signal")
 
 
 def _read_npy(path: Path) -> np.ndarray:
@@ -216,7 +211,7 @@ def _read_npy(path: Path) -> np.ndarray:
     return a
 
 
-def _read_csv(path: Path, grid: ModelGrid, tau_us: float | None) -> np.ndarray:
+def _read_csv(path: Path, grid: RecordGrid, k: int, tau_us: float | None) -> np.ndarray:
     try:
         df = pl.read_csv(path, infer_schema_length=None)
     except Exception as exc:  # noqa: BLE001
@@ -233,38 +228,44 @@ def _read_csv(path: Path, grid: ModelGrid, tau_us: float | None) -> np.ndarray:
     except pl.exceptions.PolarsError:
         raise InputFileError(f"{path}: columns {T_COLUMN}, {RE_COLUMN} and {IM_COLUMN} must be numbers") from None
     M = re + 1j * im
-    _check_finite(path, t)
-    _check_finite(path, M)
+    if not (np.all(np.isfinite(t)) and np.all(np.isfinite(M))):
+        raise InputFileError(f"{path}: contains NaN or infinite values (leave missing samples out of a CSV)")
+    _check_finite(path, M[None])
     order = np.argsort(t, kind="stable")
     t, M = t[order], M[order]
     if len(t) < 2 or np.any(np.diff(t) <= 0):
         raise InputFileError(f"{path}: {T_COLUMN} needs two or more distinct times; found {len(t)} rows with "
                              f"{len(np.unique(t))} distinct times")
     # a CSV does not record tau: the user's (tau_us), else the model's
-    acq = Acquisition(t_us=t, M=M, dwell_us=float(np.diff(t).max()), tau_us=grid.tau_us, source=CSV, path=path,
+    m = grid.protocol[k]
+    acq = Acquisition(t_us=t, M=M, dwell_us=float(np.diff(t).max()), tau_us=m.tau_us, source=CSV, path=path,
                       start_us=float(t[0]), tau_origin="the model's: a CSV does not record it")
-    return to_model_grid(acq, t_us_model=model_times_us(grid), tau_us_model=grid.tau_us, tau_us=tau_us)
+    return _on_grid(acq, grid, k, tau_us)
 
 
-def _read_spectrometer(path: Path, grid: ModelGrid, tau_us, start_us) -> np.ndarray:
-    acq = read_acquisition(path, tau_us=tau_us, start_us=0.0 if start_us is None else start_us)
-    return to_model_grid(acq, t_us_model=model_times_us(grid), tau_us_model=grid.tau_us)
+def _on_grid(acq: Acquisition, grid: RecordGrid, k: int, tau_us: float | None) -> np.ndarray:
+    """An acquisition resampled onto measurement ``k`` of the model's grid."""
+    pulses = [s * grid.dt_us for s in grid.pulse_samples(k)[1:]]  # the refocusing pulses (the first excites)
+    return to_model_grid(acq, t_us_model=grid.times_us(k), tau_us_model=grid.protocol[k].tau_us,
+                         pulse_times_us=pulses or None, tau_us=tau_us)
 
 
-def _read_dataset(path: Path, grid: ModelGrid) -> EchoRecords:
+def _read_spectrometer(path: Path, grid: RecordGrid, k: int, tau_us, start_us: float) -> np.ndarray:
+    acq = read_acquisition(path, tau_us=tau_us, start_us=start_us)
+    return _on_grid(acq, grid, k, None)
+
+
+def _read_dataset(path: Path, grid: RecordGrid) -> EchoRecords:
+    """The model's measurements, each from the dataset's measurement that holds it; a dataset on
+    another protocol of as many measurements and lengths is passed on for the guard to flag."""
     ds = load_dataset(path, columns=("sample_id",))
-    thetas = tuple(float(t) for t in ds.thetas)
-    series = ds.series
-    # the model's angles where the dataset holds them all (in the model's order); else, as many
-    # angles as the model's are passed on for the domain guard to flag
-    pick = [int(np.argmin(np.abs(np.asarray(thetas) - t))) for t in grid.thetas]
-    if all(abs(thetas[i] - t) <= ANGLE_TOLERANCE_RAD for i, t in zip(pick, grid.thetas)):
-        series, thetas = series[:, pick], tuple(thetas[i] for i in pick)
-    elif len(thetas) != len(grid.thetas):
-        raise InputFileError(f"{path}: holds echoes at {len(thetas)} angle(s) ({_degrees(thetas)}); {_needs(grid)}")
-    tau_us, dt_us = float(ds.metadata["tau_us"]), float(ds.metadata["dt_us"])
-    if series.shape[-1] != grid.n_samples:
-        raise InputFileError(f"{path}: its echoes have T = {series.shape[-1]} samples (tau {tau_us:g} µs, dt "
-                             f"{dt_us:g} µs); {_needs(grid)}")
-    _check_finite(path, series)
-    return EchoRecords(series, tau_us, dt_us, thetas, DATASET, (path,))
+    own = RecordGrid(ds.protocol, ds.dt_us)
+    sources = [own.protocol.covering(m) if math.isclose(own.dt_us, grid.dt_us, rel_tol=1e-9) else None
+               for m in grid.protocol]
+    if all(s is not None for s in sources):
+        records = tuple(ds.records[s][:, :T] for s, T in zip(sources, grid.lengths))
+        return EchoRecords(records, grid, DATASET, (path,))
+    if own.lengths != grid.lengths:
+        missing = ", ".join(m.text for m, s in zip(grid.protocol, sources) if s is None)
+        raise InputFileError(f"{path}: holds {own.protocol.text} (dt {own.dt_us:g} µs), not {missing}; {_needs(grid)}")
+    return EchoRecords(tuple(ds.records), own, DATASET, (path,))

@@ -104,8 +104,8 @@ class DatasetConfig:
     gamma1_per_us : float
         One I+ Lindblad rate for every sample (1/us).
     gamma1_per_us_range : (float, float)
-        The I+ rate drawn per sample, uniform (1/us); (0, 0): not drawn. With a range that is
-        not a point, gamma1_per_us must be 0.
+        The I+ rate drawn per sample, uniform (1/us); (0, 0): not drawn; (g, g): every sample g.
+        With a range other than (0, 0), gamma1_per_us must be 0.
     center_khz_range : (float, float)
         Uniform range of the carrier offset center_khz (kHz); (0, 0): none.
     seed : int
@@ -172,16 +172,20 @@ class DatasetConfig:
             set_("t2_us_range", _range("t2_us_range", self.t2_us_range, positive=True))
             if self.t2_us is not None:
                 raise ConfigError("t2_us_range", "give t2_us (one T2) or t2_us_range (drawn per sample), not both")
-        if self.gamma1_per_us_range[0] < self.gamma1_per_us_range[1] and self.gamma1_per_us != 0:
+        if self.gamma1_per_us_range != (0.0, 0.0) and self.gamma1_per_us != 0:
             raise ConfigError("gamma1_per_us_range", "give gamma1_per_us (one rate) or gamma1_per_us_range, not both")
         # the experiment's fields: EchoParams owns those rules; the uniform kernel always has a
         # usable kappa, so any error here is about these fields or the protocol's
-        try:
-            [self.echo_params(measurement=m, center_khz=c, **nuisance)
-                     for m in self.protocol for c in self.center_khz_range for nuisance in self._nuisance_ends()]
-        except ParameterError as exc:
-            option, _, detail = str(exc).partition(": ")
-            raise ConfigError("protocol" if option in ("theta", "tau_us", "sequence") else option, detail) from None
+        for m in self.protocol:
+            try:
+                for c in self.center_khz_range:
+                    for nuisance in self._nuisance_ends():
+                        self.echo_params(measurement=m, center_khz=c, **nuisance)
+            except ParameterError as exc:
+                option, _, detail = str(exc).partition(": ")
+                if option in ("theta", "tau_us", "sequence"):
+                    raise ConfigError("protocol", f"measurement {m.text}: {exc}") from None
+                raise ConfigError(option, detail) from None
         canonical = self.echo_params()  # the experiment's fields as EchoParams normalises them
         for name in EXPERIMENT_FIELDS:
             set_(name, getattr(canonical, name))
@@ -198,7 +202,7 @@ class DatasetConfig:
         ends = [{}]
         if self.t2_us_range is not None:
             ends = [{**e, "t2_us": t} for e in ends for t in self.t2_us_range]
-        if self.gamma1_per_us_range[0] < self.gamma1_per_us_range[1]:
+        if self.gamma1_per_us_range != (0.0, 0.0):
             ends = [{**e, "gamma1_per_us": g} for e in ends for g in self.gamma1_per_us_range]
         return ends
 
@@ -312,6 +316,17 @@ class DatasetConfig:
         return [k for k in mine if mine[k] != theirs[k]]
 
 
+#: what a real sample adds to the paper's prior (drawn per sample, stored as labels, unknown to
+#: the models): T2 log-uniform in 300-3000 us, the I+ Lindblad rate up to 1e-4 /us (T1 >= 10 ms)
+#: and a carrier offset within +-0.5 kHz of resonance
+NUISANCE_PRIOR = {"t2_us_range": (300.0, 3000.0), "gamma1_per_us_range": (0.0, 1e-4), "center_khz_range": (-0.5, 0.5)}
+#: the candidate measurements of `pyecho design`: Hahn echoes at a grid of angles, CPMG and CP
+#: trains of 2-16 refocusing pulses at tau = 100 us, CPMG trains of 4-32 at 50 us and of 8-32 at
+#: 25 us, and a CPMG train at 75 degrees (all prefixes of a train share its one simulation)
+DESIGN_CANDIDATES = ("hahn@30,hahn@45,hahn@60,hahn@75,hahn@90,cpmg:2@90,cpmg:4@90,cpmg:8@90,cpmg:16@90,"
+                     "cp:2@90,cp:4@90,cp:8@90,cp:16@90,cpmg:4@90/50,cpmg:8@90/50,cpmg:16@90/50,cpmg:32@90/50,"
+                     "cpmg:8@90/25,cpmg:16@90/25,cpmg:32@90/25,cpmg:8@75")
+
 #: named starting points; CLI options and config files override single fields
 PRESETS: dict[str, DatasetConfig] = {
     # The paper's protocol (docs/model.md): 3 x 5000 samples on 100 x 100, tau 100 us, dt 0.16 us.
@@ -322,12 +337,15 @@ PRESETS: dict[str, DatasetConfig] = {
     # phase carries alpha_z; 75 degrees complemented 90 best among 15-120 degrees at SNR inf,
     # 200 and 50 (the angle study of pyecho learn on runs of 'quick' with 7 angles, docs/learn.md).
     "angles": DatasetConfig(protocol="hahn@90,hahn@75"),
+    # `pyecho design`'s simulations: every candidate measurement of 900 samples with the nuisances
+    "design": DatasetConfig(protocol=DESIGN_CANDIDATES, n_per_kernel=300, part_size=30, **NUISANCE_PRIOR),
 }
 #: one line per preset, for help texts
 PRESET_NOTES: dict[str, str] = {
     "paper": "the paper's 15 000 Hahn echoes at 90 degrees on 100 x 100",
     "quick": "600 Hahn echoes on 32 x 32, a few minutes",
     "angles": "the paper's samples at 90 and 75 degrees",
+    "design": "900 samples measured by every candidate of `pyecho design`, with T2, gamma1 and carrier offset drawn",
 }
 
 
@@ -357,8 +375,8 @@ def draw_sample(config: DatasetConfig, index: int) -> tuple[EchoParams, int]:
         t_lo, t_hi = config.t2_us_range
         nuisance["t2_us"] = float(np.exp(rng.uniform(np.log(t_lo), np.log(t_hi)))) if t_hi > t_lo else t_lo
     g_lo, g_hi = config.gamma1_per_us_range
-    if g_hi > g_lo:
-        nuisance["gamma1_per_us"] = float(rng.uniform(g_lo, g_hi))
+    if g_hi > g_lo or g_lo > 0:  # a point range is that rate, drawn without randomness
+        nuisance["gamma1_per_us"] = float(rng.uniform(g_lo, g_hi)) if g_hi > g_lo else g_lo
     params = config.echo_params(kernel, kernel_param, alpha_xy, alpha_z, center_khz=center_khz, **nuisance)
     return params, int(detuning_seq.generate_state(1, np.uint64)[0])
 

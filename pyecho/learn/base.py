@@ -7,8 +7,10 @@ from a ``model_scores()`` method of its result: the comparison tables pick them 
 """
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass, field, fields
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import Callable, Generic, Iterator, Mapping, Sequence, TypeVar
 
 import numpy as np
@@ -18,6 +20,8 @@ from sklearn.model_selection import train_test_split
 
 from pyecho.data.store import DatasetError
 from pyecho.errors import ParameterError
+from pyecho.physics.params import steps_per_tau
+from pyecho.physics.protocol import DEFAULT_DEAD_TIME_US, Measurement, Protocol, RecordGrid
 
 #: ``field(metadata=NO_JSON)`` keeps a field (arrays, fitted models) out of metrics.json
 NO_JSON = {"json": False}
@@ -49,11 +53,34 @@ class Target(StrEnum):
     L = "L"
     ALPHA_XY = "alpha_xy"
     ALPHA_Z = "alpha_z"
+    T2 = "t2_us"
 
 
+#: the targets of every dataset; T2 joins them where the dataset draws it per sample
+COUPLING_TARGETS: tuple[Target, ...] = (Target.W, Target.L, Target.ALPHA_XY, Target.ALPHA_Z)
 TARGETS: tuple[Target, ...] = tuple(Target)
 TARGET_UNITS: dict[Target, str] = {Target.W: "rad/us", Target.L: "lattice spacings",
-                                   Target.ALPHA_XY: "rad/us", Target.ALPHA_Z: "rad/us"}
+                                   Target.ALPHA_XY: "rad/us", Target.ALPHA_Z: "rad/us", Target.T2: "us"}
+#: targets learned, calibrated and scored as log10 of the value: T2 spans a decade (a
+#: log-uniform prior), and its uncertainty is a factor, not an offset
+LOG_TARGETS: frozenset[Target] = frozenset({Target.T2})
+
+
+def to_learning_scale(target: str, values) -> np.ndarray:
+    """``values`` of ``target`` on the scale models learn and intervals are calibrated on."""
+    v = np.asarray(values, dtype=float)
+    return np.log10(v) if Target(target) in LOG_TARGETS else v
+
+
+def from_learning_scale(target: str, values) -> np.ndarray:
+    """Inverse of :func:`to_learning_scale`."""
+    v = np.asarray(values, dtype=float)
+    return 10.0 ** v if Target(target) in LOG_TARGETS else v
+
+
+def target_title(target: str) -> str:
+    """How tables name a target's score scale: "log10 t2_us" for a log target."""
+    return f"log10 {target}" if Target(target) in LOG_TARGETS else str(target)
 
 
 class Subset(StrEnum):
@@ -82,7 +109,7 @@ TASK_CLASSES: dict[Task, tuple[str, ...]] = {Task.PVNP: (RANGE_NP, RANGE_P), Tas
 #: the class whose F1 is "F1 of the power-law class"
 POWER_CLASS: dict[Task, str] = {Task.PVNP: RANGE_P, Task.KERNEL3: POWER_KERNEL}
 TASK_TITLES: dict[str, str] = {Task.PVNP: "P vs NP", Task.KERNEL3: "3-class kernel",
-                               **{t: f"R² {t}" for t in TARGETS}}
+                               **{t: f"R² {target_title(t)}" for t in TARGETS}}
 
 
 class ZooModel(StrEnum):
@@ -147,9 +174,13 @@ class Budget:
     vae_batch: int = 128
     kmeans_max_samples: int = 5000
     test_size: float = 0.2
-    # beyond the paper (pyecho.learn.candidates)
+    # beyond the paper (pyecho.learn.models.candidates)
     candidates: tuple[str, ...] = ("linear", "minirocket", "cnn")
     candidate_decimate: int = 2    # block-average the series in time before the candidates
+    candidate_max_points: int = 1024  # at most this many time points per measurement reach a candidate
+    dead_time_us: float = DEFAULT_DEAD_TIME_US  # the candidates never read the samples this soon after a pulse (µs)
+    calibration_copies: int = 3    # each calibration row is also noised this many times (SNRs of the training range)
+    trust_per_kernel: int = 100    # fresh samples per kernel simulated to check the predictor as a user meets it
     rocket_kernels: int = 4_000    # MiniRocket kernels: ~4 000 features keep its ridge path to ~1 min at 20 000 rows
     cnn_max_epochs: int = 40
     cnn_patience: int = 6
@@ -162,7 +193,7 @@ FULL = Budget()
 QUICK = Budget(rf_trees=40, aux_trees=20, cv_folds=3, prune_cv_folds=2, svm_max_train=500,
                vae_full_hidden=(64, 16), vae_window_hidden=(32, 16), vae_max_epochs=8, vae_batch=64,
                kmeans_max_samples=1000, rocket_kernels=2_000, cnn_max_epochs=8, cnn_patience=3,
-               validation_size=0.15, calibration_size=0.2, curve_sizes=(40, 80, 120))
+               validation_size=0.15, calibration_size=0.2, curve_sizes=(40, 80, 120), trust_per_kernel=20)
 
 
 # --------------------------------------------------------------------------- data
@@ -189,15 +220,19 @@ class ByFeatureSet(Generic[T]):
 
 
 #: label columns learning needs, as named in the dataset
-LABEL_COLUMNS: tuple[str, ...] = ("kernel", "is_power", "W", "L", "alpha_x", "alpha_z")
+LABEL_COLUMNS: tuple[str, ...] = ("kernel", "is_power", "W", "L", "alpha_x", "alpha_z", "t2_us")
+#: the dataset column of each target
+TARGET_COLUMNS: dict[Target, str] = {Target.W: "W", Target.L: "L", Target.ALPHA_XY: "alpha_x",
+                                     Target.ALPHA_Z: "alpha_z", Target.T2: "t2_us"}
 
 
 @dataclass(frozen=True)
 class Labels:
-    """The labels of every echo, as arrays (B,).
+    """The labels of every sample, as arrays (B,).
 
     kernel : str; is_power : bool; W, alpha_xy (= alpha_x = alpha_y), alpha_z : float, rad/µs;
-    L : float, lattice spacings.
+    L : float, lattice spacings; t2_us : float, µs (NaN where the sample has no T2);
+    kernel_param : float, the kernel's xi, p or gamma (NaN where the dataset does not say).
     """
 
     kernel: np.ndarray
@@ -206,21 +241,33 @@ class Labels:
     L: np.ndarray
     alpha_xy: np.ndarray
     alpha_z: np.ndarray
+    t2_us: np.ndarray
+    kernel_param: np.ndarray
 
     @classmethod
     def from_frame(cls, frame: pl.DataFrame) -> "Labels":
-        missing = sorted(set(LABEL_COLUMNS) - set(frame.columns))
+        missing = sorted(set(LABEL_COLUMNS) - {"t2_us"} - set(frame.columns))
         if missing:
             raise DatasetError(f"dataset labels lack columns {missing}; expected {list(LABEL_COLUMNS)}")
+        optional = {c: (frame[c].cast(pl.Float64).fill_null(np.nan).to_numpy() if c in frame.columns
+                        else np.full(frame.height, np.nan)) for c in ("t2_us", "kernel_param")}
         return cls(kernel=frame["kernel"].to_numpy().astype(str),
                    is_power=frame["is_power"].to_numpy().astype(bool),
                    W=frame["W"].to_numpy().astype(float), L=frame["L"].to_numpy().astype(float),
                    alpha_xy=frame["alpha_x"].to_numpy().astype(float),
-                   alpha_z=frame["alpha_z"].to_numpy().astype(float))
+                   alpha_z=frame["alpha_z"].to_numpy().astype(float), t2_us=optional["t2_us"],
+                   kernel_param=optional["kernel_param"])
 
     def target(self, target: Target) -> np.ndarray:
-        """The regression target's values (B,)."""
+        """The regression target's values (B,), in its units."""
         return getattr(self, Target(target).value)
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        """The targets these labels can teach: the couplings, and T2 where it varies between samples."""
+        t2 = self.t2_us
+        varies = bool(np.all(np.isfinite(t2)) and np.ptp(t2) > 0)
+        return COUPLING_TARGETS + ((Target.T2,) if varies else ())
 
     def classes(self, task: Task) -> np.ndarray:
         """The class label of every echo for ``task`` (B,): P/NP, or the kernel name."""
@@ -231,72 +278,109 @@ class Labels:
 
 @dataclass(frozen=True)
 class LearnData:
-    """What every stage reads: the complex echoes, their time grid and labels.
+    """What every stage reads: the complex records of every measurement and the labels.
 
     Attributes
     ----------
-    series : complex array (B, A, T) -- M(t) of every echo at each of A pulse angles
-        (A = 1 for a single-angle dataset)
-    thetas : array (A,) -- the pulse angles, rad (NaN where the dataset does not say)
-    t_us : array (T,) -- sample times, µs
-    echo_index : int -- column of the echo (t = 2 tau)
-    labels : :class:`Labels`
-    metadata : the dataset's scalar metadata (engine, lattice, tau_us, ...)
+    records : tuple of complex arrays, one per measurement of ``grid.protocol``, each (B, T_k)
+    grid : :class:`~pyecho.physics.protocol.RecordGrid` -- the protocol and time step
+    labels : :class:`Labels` (one row per sample)
+    metadata : the dataset's scalar metadata (engine, lattice, ...)
+
+    The paper's route reads the Hahn echo at 90 degrees (:attr:`M`): the first measurement at
+    90 degrees whose record begins with one (``hahn`` or ``cpmg:N``), cut to 3 tau.
     """
 
-    series: np.ndarray
-    thetas: np.ndarray
-    t_us: np.ndarray
-    echo_index: int
+    records: tuple[np.ndarray, ...]
+    grid: RecordGrid
     labels: Labels
     metadata: Mapping[str, object] = field(default_factory=dict)
 
-    #: learning needs at least this many echoes
+    #: learning needs at least this many samples
     MIN_SAMPLES = 20
 
     @property
-    def M(self) -> np.ndarray:
-        """The first angle's echoes, complex (B, T): the paper's |M| route reads these."""
-        return self.series[:, 0]
+    def protocol(self) -> Protocol:
+        return self.grid.protocol
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        return self.labels.targets
 
     @property
     def n_samples(self) -> int:
-        return self.series.shape[0]
+        return self.records[0].shape[0]
+
+    @property
+    def hahn_source(self) -> tuple[int, int]:
+        """(measurement index, samples) of the 90° Hahn echo inside the records; DatasetError
+        naming the protocol if none holds one."""
+        for k, m in enumerate(self.protocol):
+            hahn = Measurement("hahn", m.theta, m.tau_us)
+            if math.isclose(m.theta, math.pi / 2, abs_tol=1e-9) and hahn.is_prefix_of(m):
+                return k, hahn.n_samples(self.grid.dt_us)
+        raise DatasetError(f"the protocol {self.protocol.text} holds no Hahn echo at 90 degrees (hahn@90 or "
+                           "cpmg:N@90), which the paper's |M| pipeline reads; add one, e.g. hahn@90")
+
+    @property
+    def hahn_measurement(self) -> Measurement:
+        k, _ = self.hahn_source
+        return Measurement("hahn", self.protocol[k].theta, self.protocol[k].tau_us)
+
+    @property
+    def M(self) -> np.ndarray:
+        """The 90° Hahn echoes, complex (B, T): the paper's |M| route reads these."""
+        k, n = self.hahn_source
+        return self.records[k][:, :n]
 
     @property
     def n_times(self) -> int:
-        return self.series.shape[-1]
+        """Samples of the 90° Hahn echo."""
+        return self.hahn_source[1]
+
+    @property
+    def t_us(self) -> np.ndarray:
+        """Sample times of the 90° Hahn echo (µs)."""
+        return self.grid.dt_us * np.arange(1, self.n_times + 1)
+
+    @property
+    def echo_index(self) -> int:
+        """Sample of the 90° Hahn echo's top (t = 2 tau)."""
+        return 2 * steps_per_tau(self.hahn_measurement.tau_us, self.grid.dt_us) - 1
+
+    def hahn_only(self) -> "LearnData":
+        """The same samples with the 90° Hahn echo as their only measurement (the paper's protocol)."""
+        return LearnData(records=(self.M,), grid=RecordGrid(Protocol((self.hahn_measurement,)), self.grid.dt_us),
+                         labels=self.labels, metadata=self.metadata)
+
+    def select(self, measurements) -> "LearnData":
+        """The same samples measured only by ``measurements`` (indices into the protocol, in order)."""
+        idx = tuple(int(k) for k in measurements)
+        return LearnData(records=tuple(self.records[k] for k in idx),
+                         grid=RecordGrid(Protocol(tuple(self.protocol[k] for k in idx)), self.grid.dt_us),
+                         labels=self.labels, metadata=self.metadata)
 
     @classmethod
     def from_dataset(cls, ds) -> "LearnData":
-        """From a :class:`pyecho.data.store.EchoDataset` (or anything with its attributes).
-
-        A dataset with ``series`` (B, A, T) and ``thetas`` (A,) keeps every angle; otherwise
-        ``M`` (B, T) is the one angle, ``metadata["theta"]`` its value. Raises ValueError for
-        fewer than 20 echoes or a kernel family that is missing.
-        """
+        """From a :class:`pyecho.data.store.EchoDataset` (or anything with its ``records``,
+        ``protocol``, ``dt_us``, ``labels`` and ``metadata``). Raises DatasetError for fewer than
+        20 samples or a kernel family that is missing."""
         meta = dict(getattr(ds, "metadata", {}) or {})
-        series = getattr(ds, "series", None)
-        if series is None:
-            series = np.asarray(ds.M)[:, None, :]
-            theta = meta.get("theta")
-            thetas = np.array([np.nan if theta is None else float(theta)])
-        else:
-            series = np.asarray(series)
-            thetas = np.asarray(ds.thetas, dtype=float)
-        if series.ndim != 3 or thetas.shape != (series.shape[1],):
-            raise DatasetError(f"dataset series has shape {series.shape} and thetas {thetas.shape}; "
-                             "expected (B, A, T) and (A,)")
+        grid = RecordGrid(ds.protocol, ds.dt_us)
+        records = tuple(np.asarray(r) for r in ds.records)
+        if len(records) != len(grid.protocol) or any(r.shape != (records[0].shape[0], T)
+                                                     for r, T in zip(records, grid.lengths)):
+            raise DatasetError(f"dataset records have shapes {[r.shape for r in records]}; the protocol "
+                               f"{grid.protocol.text} needs (B, T) with T = {list(grid.lengths)}")
         labels = Labels.from_frame(ds.labels)
-        n = series.shape[0]
+        n = records[0].shape[0]
         if n < cls.MIN_SAMPLES:
-            raise DatasetError(f"the dataset has {n} echoes; learning needs at least {cls.MIN_SAMPLES}")
+            raise DatasetError(f"the dataset has {n} samples; learning needs at least {cls.MIN_SAMPLES}")
         for k in KERNELS:
             if not np.any(labels.kernel == k):
                 raise DatasetError(f"the dataset has no {k!r} echoes; learning needs all of {list(KERNELS)}")
         scalars = {k: v for k, v in meta.items() if isinstance(v, (int, float, str, bool)) or v is None}
-        return cls(series=series, thetas=thetas, t_us=np.asarray(ds.t_us, dtype=float),
-                   echo_index=int(ds.echo_index), labels=labels, metadata=scalars)
+        return cls(records=records, grid=grid, labels=labels, metadata=scalars)
 
 
 @dataclass(frozen=True)
@@ -426,3 +510,26 @@ def pool_seeds(runs: Sequence[Sequence[ModelScore]]) -> tuple[ModelScore, ...]:
         pooled.append(ModelScore(first.model, first.task, first.inputs, first.evaluation, mean, std,
                                  tuple(s for m in same for s in m.seeds), first.n_train, first.n_test))
     return tuple(pooled)
+
+
+# --------------------------------------------------------------------------- JSON
+def to_json(obj):
+    """A JSON-ready copy of ``obj``: dataclasses as objects, enums as their value, NumPy arrays as
+    lists, non-finite floats as None."""
+    if hasattr(obj, "__json__"):
+        return to_json(obj.__json__())
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_json(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.metadata.get("json", True)}
+    if isinstance(obj, Enum):
+        return obj.value
+    if isinstance(obj, dict):
+        return {str(k.value if isinstance(k, Enum) else k): to_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_json(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_json(obj.tolist())
+    if isinstance(obj, np.generic):
+        return to_json(obj.item())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj

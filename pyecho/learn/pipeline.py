@@ -2,8 +2,10 @@
 into :class:`~pyecho.learn.results.LearnResults`; then saved models, metrics.json, figures, report.md.
 
 The dataset is a `pyecho sim` path or anything with the :class:`pyecho.data.store.EchoDataset`
-attributes (``M``, ``labels``, ``t_us``, ``echo_index``, ``metadata``; ``series`` and ``thetas``
-for multi-angle data), read into a :class:`~pyecho.learn.base.LearnData`.
+attributes (``records``, ``protocol``, ``dt_us``, ``labels``, ``metadata``), read into a
+:class:`~pyecho.learn.base.LearnData`. The paper's stages read its 90° Hahn echo; the models
+beyond the paper read every measurement of its protocol, and again the Hahn echo alone (the
+same samples and split) where the protocol holds more.
 """
 from __future__ import annotations
 
@@ -19,30 +21,30 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 import pyecho
 from pyecho.atomic import atomic_path
 from pyecho.learn.base import FULL, QUICK, Budget, LearnData, Task, make_split
-from pyecho.learn.angles import run_angle_study
-from pyecho.learn.bundle import HEADLINE_DIR, EchoPredictor
-from pyecho.learn.candidates import check_calibration_rows, model_rows, run_candidate_seeds, run_candidates
-from pyecho.learn.conformal import DEFAULT_LEVEL
-from pyecho.learn.curves import run_learning_curves
-from pyecho.learn.domain import EchoGrid
-from pyecho.learn.classify import run_classifier, run_pruning, run_zoo
-from pyecho.learn.features import build_features, default_window
-from pyecho.learn.leak import run_leak
-from pyecho.learn.predict import save_models
-from pyecho.learn.regress import run_regression
+from pyecho.data.sampling import DatasetConfig
+from pyecho.learn.calibration.conformal import DEFAULT_LEVEL
+from pyecho.learn.calibration.trust import run_trust_check
+from pyecho.learn.design.identifiability import HAHN_ALONE, run_measurement_study
+from pyecho.learn.models.candidates import check_calibration_rows, model_rows, run_candidate_seeds, run_candidates
+from pyecho.learn.models.curves import run_learning_curves
+from pyecho.learn.predictor import HEADLINE_DIR, EchoPredictor
+from pyecho.learn.paper.classify import run_classifier, run_pruning, run_zoo
+from pyecho.learn.paper.features import build_features, default_window
+from pyecho.learn.paper.leak import run_leak
+from pyecho.learn.paper.models import save_models
+from pyecho.learn.paper.regress import run_regression
 from pyecho.learn.results import LearnResults, RunInfo, StageTime
-from pyecho.learn.screening import run_wscreen
-from pyecho.learn.seeds import HEADLINE_FEATURES, check_seeds, headline_scores, run_seed_study
-from pyecho.learn.unsupervised import run_unsupervised
-from pyecho.learn.vae import VaeInput, run_vae
+from pyecho.learn.paper.screening import run_wscreen
+from pyecho.learn.paper.seeds import HEADLINE_FEATURES, check_seeds, headline_scores, run_seed_study
+from pyecho.learn.paper.unsupervised import run_unsupervised
+from pyecho.learn.paper.vae import VaeInput, run_vae
 
 __all__ = ["Budget", "FULL", "QUICK", "LearnRun", "run_learn"]
 
 #: the progress bar's stages, in order
 STAGES = ("features", "PCA + k-means", "VAE (full series)", "VAE (window)", "P vs NP", "pruning curves",
           "Table I zoo", "3-class kernel", "regression", "W screening", "seeds", "paper's leak", "beyond the paper",
-          "angles", "learning curves",
-          "report")
+          "Hahn echo alone", "measurements", "learning curves", "trust on measured echoes", "report")
 
 
 def load_data(path: str | Path):
@@ -144,12 +146,13 @@ def run_learn(
 
 def _run_learn(data, out: Path, quick: bool, seed: int, n_jobs: int, window: int | None, console: Console | None,
                budget: Budget, seeds: tuple[int, ...], level: float, learning_curve: bool) -> LearnRun:
-    from pyecho.learn.figures import make_figures  # matplotlib only when needed
-    from pyecho.learn.metrics import build_metrics
-    from pyecho.learn.report import write_report
+    from pyecho.learn.report.figures import make_figures  # matplotlib only when needed
+    from pyecho.learn.report.metrics import build_metrics
+    from pyecho.learn.report.markdown import write_report
 
     t_start = time.perf_counter()
-    ld = LearnData.from_dataset(load_data(data) if isinstance(data, (str, Path)) else data)
+    dataset = load_data(data) if isinstance(data, (str, Path)) else data
+    ld = LearnData.from_dataset(dataset)
     lab = ld.labels
     width = default_window(ld.n_times, quick) if window is None else int(window)
     split = make_split(lab, budget.test_size, seed)
@@ -185,27 +188,38 @@ def _run_learn(data, out: Path, quick: bool, seed: int, n_jobs: int, window: int
         st.start("paper's leak")
         leak = run_leak(feats, lab, split, budget, n_jobs)
         st.start("beyond the paper")
-        candidates = run_candidates(ld, split, budget, n_jobs, level=level, note=st.note)
+        candidates = run_candidates(ld, split, budget, n_jobs, level=level, label=ld.protocol.text, note=st.note)
         candidate_seeds = run_candidate_seeds(candidates, ld, seeds, budget, n_jobs, level=level, note=st.note)
-        st.start("angles")
-        angles = run_angle_study(ld, split, note=st.note)
+        st.start("Hahn echo alone")
+        hahn = ld.hahn_only() if ld.protocol != ld.hahn_only().protocol else None
+        hahn_seeds = None
+        if hahn is not None:
+            hahn_main = run_candidates(hahn, split, budget, n_jobs, level=level, label=HAHN_ALONE, note=st.note)
+            hahn_seeds = run_candidate_seeds(hahn_main, hahn, seeds, budget, n_jobs, level=level, note=st.note)
+        st.start("measurements")
+        measurements = run_measurement_study(ld, seed=seed, note=st.note)
         st.start("learning curves")
-        curves = run_learning_curves(ld, feats, candidates, budget, n_jobs, note=st.note) if learning_curve else None
+        studies = [(ld, candidates)] + ([(hahn, hahn_seeds.results[0])] if hahn is not None else [])
+        curves = run_learning_curves(ld, feats, studies, budget, n_jobs, note=st.note) if learning_curve else None
+
+        st.start("trust on measured echoes")
+        predictor = EchoPredictor.from_result(candidates, ld.grid, budget.dead_time_us)
+        config = getattr(dataset, "config", None)  # fresh echoes need the simulation's own prior
+        trust = (run_trust_check(predictor, config, n_per_kernel=budget.trust_per_kernel, seed=seed, note=st.note)
+                 if isinstance(config, DatasetConfig) else None)
 
         st.start("report")
         models = save_models(out / "models", feats.layout, pvnp, kernel3, regression, (vae_full, vae_window), seed)
-        EchoPredictor.from_result(candidates, EchoGrid.from_metadata({**ld.metadata, "thetas": list(ld.thetas)},
-                                                                      ld.n_times)).save(out / "models" / HEADLINE_DIR)
+        predictor.save(out / "models" / HEADLINE_DIR)
         info = RunInfo(pyecho_version=pyecho.__version__, n_samples=ld.n_samples, n_times=ld.n_times,
-                       thetas=tuple(float(t) for t in ld.thetas), seed=seed, n_jobs=n_jobs, budget=budget,
+                       protocol=ld.protocol.text, seed=seed, n_jobs=n_jobs, budget=budget,
                        metadata=dict(ld.metadata), stage_seconds=tuple(st.times),
                        wall_seconds_before_report=round(time.perf_counter() - t_start, 1))
         results = LearnResults(info=info, split=split, features=feats, unsupervised=unsup, vae_full=vae_full,
                                vae_window=vae_window, pvnp=pvnp, pruning=pruning, zoo=zoo, kernel3=kernel3,
                                regression=regression, wscreen=wscreen, seeds=seed_study, leak=leak, candidates=candidates,
-                               candidate_seeds=candidate_seeds,
-                               angles=angles, curves=curves,
-                               models=models, data=ld)
+                               candidate_seeds=candidate_seeds, hahn_seeds=hahn_seeds, measurements=measurements,
+                               curves=curves, trust=trust, models=models, data=ld)
         metrics = build_metrics(results)
         write_report(out, results, make_figures(results, out / "figures"))
     metrics["stage_seconds"] = [{"stage": s.stage, "seconds": s.seconds} for s in st.times]

@@ -2,16 +2,19 @@
 
 Saved by `pyecho learn` under ``models/headline/``:
 
-* ``predictor.json``: format and pyecho version, the time grid and angles the models were
-  trained on, which candidate predicts each task, the interval level;
+* ``predictor.json``: format and pyecho version, the protocol and time step the models were
+  trained on (which measurements to make), their dead time, which candidate predicts each task,
+  the interval level;
 * one folder per candidate used (``linear/``, ``minirocket/``, ``cnn/``: each model's own files,
   no pickle);
-* ``calibration.json``: the conformal intervals and sets and the probability temperatures;
+* ``calibration.json``: the Mondrian intervals and the kernel's probability model and sets;
 * ``guard.json`` + ``guard.npz``: the out-of-domain guard.
 
-:meth:`EchoPredictor.predict` takes complex records (B, A, T) on the model's grid and returns a
-:class:`PredictionTable`: one row per echo with the kernel probabilities, P vs NP, every target
-with its interval, and whether the echo looks like the training data (and if not, why).
+:meth:`EchoPredictor.predict` takes complex records (one array per measurement of the model's
+protocol) and returns a :class:`PredictionTable`: one row per sample with the kernel
+probabilities (summing to 1), P vs NP and the kernel decided from them without contradiction,
+every target with its interval at the record's own SNR, the SNR, and whether the record looks
+like the training data (and if not, why).
 """
 from __future__ import annotations
 
@@ -25,105 +28,127 @@ import polars as pl
 import pyecho
 from pyecho.atomic import atomic_path
 from pyecho.errors import InputFileError
-from pyecho.learn.base import RANGE_NP, RANGE_P, TARGETS, TASK_CLASSES, Task
-from pyecho.learn.candidates import Candidate, CandidatesResult, Headline, combine, guard_features
-from pyecho.learn.conformal import Calibration
-from pyecho.learn.domain import DomainGuard, EchoGrid
-from pyecho.learn.inputs import KERNEL_CLASSES, as_batch
+from pyecho.learn.base import RANGE_NP, RANGE_P
+from pyecho.learn.calibration.domain import DomainGuard
+from pyecho.learn.calibration.saved import Calibration
+from pyecho.learn.models.candidates import Candidate, CandidatesResult, Headline, combine, guard_features
+from pyecho.learn.models.inputs import KERNEL_CLASSES, as_records, estimate_noise, unreadable
+from pyecho.physics.protocol import RecordGrid
 
 #: where `pyecho learn` saves the predictor, under its models/ folder
 HEADLINE_DIR = "headline"
 PREDICTOR_FORMAT = "pyecho.predictor"
-PREDICTOR_VERSION = 1
+PREDICTOR_VERSION = 2
 PREDICTOR_FILE = "predictor.json"
 CALIBRATION_FILE = "calibration.json"
 GUARD_FILE = "guard.json"
-#: the output columns of `pyecho predict`, in order (_lo/_hi: the interval ends)
-PREDICTION_COLUMNS = ("index", "kernel", "p_gaussian", "p_power", "p_rkky", "range", "p_power_law",
-                      *(f"{t.value}{s}" for t in TARGETS for s in ("", "_lo", "_hi")), "in_domain")
+
+
+def prediction_columns(targets) -> tuple[str, ...]:
+    """The output columns of `pyecho predict` for a model of ``targets``, in order (_lo/_hi:
+    the interval ends)."""
+    return ("index", "kernel", *(f"p_{k}" for k in KERNEL_CLASSES), "range", "p_power_law",
+            *(f"{t}{s}" for t in targets for s in ("", "_lo", "_hi")), "snr", "in_domain")
 
 
 def _model_class(name: str):
-    from pyecho.learn.cnn import EchoCNN
-    from pyecho.learn.rocket import RocketModel
+    from pyecho.learn.models.cnn import EchoCNN
+    from pyecho.learn.models.rocket import RocketModel
 
     return EchoCNN if name == Candidate.CNN else RocketModel
 
 
 @dataclass(frozen=True)
 class PredictionTable:
-    """Predictions for B echoes (arrays (B,) unless said), in the units of the targets.
+    """Predictions for B samples (arrays (B,) unless said), in the units of the targets.
 
-    kernel_proba : (B, 3) calibrated probabilities in the order of KERNEL_CLASSES;
-    p_power_law : calibrated probability of the P (power-law, long-range) class;
-    is_power : the P-vs-NP decision (the class-balanced rule of :class:`Headline`);
+    kernel_proba : (B, 3) calibrated probabilities in the order of KERNEL_CLASSES (rows sum to 1);
+    kernel, is_power : the decisions made from them (never contradicting);
     values / lo / hi : dict target -> point prediction and interval ends at ``level``;
-    in_domain : False where the echo is unlike the training data; reasons : why (tuple per echo).
+    snr : each sample's estimated SNR (its records' peak |M| over their noise std);
+    in_domain : False where the records are unlike the training data; reasons : why.
     """
 
     kernel_proba: np.ndarray
-    p_power_law: np.ndarray
+    kernel: np.ndarray
     is_power: np.ndarray
     values: dict
     lo: dict
     hi: dict
+    snr: np.ndarray
     in_domain: np.ndarray
     reasons: tuple[tuple[str, ...], ...]
     level: float
 
     def to_frame(self) -> pl.DataFrame:
-        """The table as a polars frame with :data:`PREDICTION_COLUMNS` (and ``ood_reasons``)."""
+        """The table as a polars frame with :func:`prediction_columns` (and ``ood_reasons``)."""
         n = len(self.in_domain)
         columns = {
             "index": np.arange(n),
-            "kernel": np.asarray(KERNEL_CLASSES)[np.argmax(self.kernel_proba, axis=1)],
+            "kernel": self.kernel,
             **{f"p_{k}": self.kernel_proba[:, i] for i, k in enumerate(KERNEL_CLASSES)},
             "range": np.where(self.is_power, RANGE_P, RANGE_NP),
-            "p_power_law": self.p_power_law,
+            "p_power_law": self.kernel_proba[:, KERNEL_CLASSES.index("power")],
         }
-        for t in TARGETS:
-            columns |= {t.value: self.values[t.value], f"{t.value}_lo": self.lo[t.value], f"{t.value}_hi": self.hi[t.value]}
-        columns |= {"in_domain": self.in_domain, "ood_reasons": ["; ".join(r) for r in self.reasons]}
-        return pl.DataFrame(columns).select(*PREDICTION_COLUMNS, "ood_reasons")
+        for t in self.values:
+            columns |= {t: self.values[t], f"{t}_lo": self.lo[t], f"{t}_hi": self.hi[t]}
+        columns |= {"snr": self.snr, "in_domain": self.in_domain, "ood_reasons": ["; ".join(r) for r in self.reasons]}
+        return pl.DataFrame(columns).select(*prediction_columns(self.values), "ood_reasons")
 
 
 class EchoPredictor:
     """The headline models of a `pyecho learn` run with their calibration and domain guard."""
 
-    def __init__(self, models: dict, headline: Headline, calibration: Calibration, guard: DomainGuard, grid: EchoGrid):
-        self.models, self.headline, self.calibration, self.guard, self.grid = models, headline, calibration, guard, grid
+    def __init__(self, models: dict, headline: Headline, calibration: Calibration, guard: DomainGuard,
+                 grid: RecordGrid, dead_time_us: float):
+        self.models, self.headline, self.calibration, self.guard = models, headline, calibration, guard
+        self.grid, self.dead_time_us = grid, float(dead_time_us)
 
     @classmethod
-    def from_result(cls, result: CandidatesResult, grid: EchoGrid) -> "EchoPredictor":
-        used = {result.headline.kernel, *(result.headline.for_task(t) for t in TARGETS)}
-        return cls({name: result.run(name).model for name in sorted(used)}, result.headline,
-                   result.calibrated.calibration, result.guard, grid)
+    def from_result(cls, result: CandidatesResult, grid: RecordGrid, dead_time_us: float) -> "EchoPredictor":
+        return cls({name: result.run(name).model for name in result.headline.used}, result.headline,
+                   result.calibrated.calibration, result.guard, grid, dead_time_us)
 
     @property
     def level(self) -> float:
-        return self.calibration.intervals[0].level
+        return self.calibration.level
 
-    def predict(self, M, grid: EchoGrid | None = None) -> PredictionTable:
-        """Predict from complex records (T,), (B, T) or (B, A, T) on the model's grid; ``grid``
-        (default: the model's) describes the records, and a mismatch flags them out of domain."""
-        X = as_batch(M)
-        if X.shape[1:] != (len(self.grid.thetas), self.grid.n_samples):
-            raise InputFileError(f"the echoes have {X.shape[1]} angle(s) x {X.shape[2]} samples; the model needs "
-                                 f"{len(self.grid.thetas)} x {self.grid.n_samples} (angles "
-                                 f"{', '.join(f'{np.degrees(t):.0f}°' for t in self.grid.thetas)})")
-        pred = combine({name: model.predict(X) for name, model in self.models.items()}, self.headline)
-        kernel_cal = self.calibration.classification(Task.KERNEL3.value)
-        pvnp_cal = self.calibration.classification(Task.PVNP.value)
-        proba = kernel_cal.probabilities(pred.kernel_proba)
-        p_power_law = pvnp_cal.probabilities(np.column_stack([1.0 - pred.p_power, pred.p_power]))[:, 1]
-        values, lo, hi = {}, {}, {}
-        for t in TARGETS:
-            values[t.value] = getattr(pred, t.value)
-            lo[t.value], hi[t.value] = self.calibration.interval(t.value).interval(values[t.value])
-        checks = self.guard.check(guard_features(X), grid or self.grid, predicted=values)
-        is_power = pred.p_power >= self.headline.pvnp_threshold
-        return PredictionTable(proba, p_power_law, is_power, values, lo, hi, np.array([c.in_domain for c in checks]),
-                               tuple(c.reasons for c in checks), self.level)
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return tuple(self.headline.targets)
+
+    def needs(self) -> str:
+        """What records the model takes, for messages and help: its protocol and dead time."""
+        lengths = ", ".join(map(str, self.grid.lengths))
+        return (f"{len(self.grid.protocol)} measurement(s) {self.grid.protocol.text} (T = {lengths} samples, dt "
+                f"{self.grid.dt_us:g} µs), a dead time of up to {self.dead_time_us:g} µs after each pulse")
+
+    def predict(self, records, grid: RecordGrid | None = None, *, source: str = "records") -> PredictionTable:
+        """Predict from complex records (one (B, T_k) array per measurement of the model's
+        protocol; NaN where the receiver was dead); ``grid`` (default: the model's) describes the
+        records, and a mismatch flags them out of domain. Records the model cannot read are one
+        InputFileError naming ``source``."""
+        try:
+            X = as_records(records, len(self.grid.protocol))
+        except ValueError as exc:
+            raise InputFileError(f"{source}: {exc}; the model needs {self.needs()}") from None
+        if tuple(r.shape[1] for r in X) != self.grid.lengths:
+            raise InputFileError(f"{source}: the records have {[r.shape[1] for r in X]} samples; the model needs "
+                                 f"{self.needs()}")
+        problem = unreadable(X, self.grid, self.dead_time_us)
+        if problem is not None:
+            raise InputFileError(f"{source}: {problem}")
+        noise = estimate_noise(X, self.grid, dead_time_us=self.dead_time_us)
+        pred = combine({name: model.predict(X) for name, model in self.models.items()}, self.headline,
+                       self.calibration.kernel)
+        kernel, is_power = self.calibration.kernel.decide(pred.kernel_proba)
+        lo, hi = {}, {}
+        for t in self.targets:
+            lo[t], hi[t] = self.calibration.interval(t).interval(pred[t], noise.snr)
+        checks = self.guard.check(guard_features(X, self.grid, self.dead_time_us), grid or self.grid, noise.snr,
+                                  predicted=dict(pred.values))
+        return PredictionTable(pred.kernel_proba, kernel, is_power, dict(pred.values), lo, hi, noise.snr,
+                               np.array([c.in_domain for c in checks]), tuple(c.reasons for c in checks), self.level)
 
     # ---- on disk ----------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
@@ -133,18 +158,20 @@ class EchoPredictor:
             model.save(d / name)
         self.calibration.save(d / CALIBRATION_FILE)
         self.guard.save(d / GUARD_FILE)
+        h = self.headline
         header = {"format": PREDICTOR_FORMAT, "format_version": PREDICTOR_VERSION,
-                  "pyecho_version": pyecho.__version__, "grid": {"tau_us": self.grid.tau_us, "dt_us": self.grid.dt_us,
-                  "n_samples": self.grid.n_samples, "thetas": list(self.grid.thetas)},
-                  "headline": vars(self.headline), "models": sorted(self.models), "level": self.level,
-                  "classes": {"kernel3": list(KERNEL_CLASSES), "pvnp": list(TASK_CLASSES[Task.PVNP])}}
+                  "pyecho_version": pyecho.__version__, "grid": self.grid.to_dict(), "protocol": self.grid.protocol.text,
+                  "dead_time_us": self.dead_time_us,
+                  "headline": {"pvnp": h.pvnp, "kernel": h.kernel, "targets": h.targets,
+                               "pvnp_threshold": h.pvnp_threshold},
+                  "models": sorted(self.models), "level": self.level, "classes": list(KERNEL_CLASSES)}
         with atomic_path(d / PREDICTOR_FILE) as tmp:  # written last: a predictor without it is incomplete
             tmp.write_text(json.dumps(header, indent=1))
         return d
 
     @classmethod
-    def load(cls, directory: str | Path) -> "EchoPredictor":
-        """Read a predictor; one clear InputFileError for a missing, foreign or other-version folder."""
+    def read_header(cls, directory: str | Path) -> dict:
+        """The checked ``predictor.json`` of a predictor folder (cheap: no model is loaded)."""
         d = Path(directory)
         path = d / PREDICTOR_FILE
         if not path.is_file():
@@ -159,10 +186,19 @@ class EchoPredictor:
         if header.get("pyecho_version") != pyecho.__version__:
             raise InputFileError(f"{path}: written by pyecho {header.get('pyecho_version')}, this is "
                                  f"{pyecho.__version__}; rerun `pyecho learn` with this version")
+        return header
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "EchoPredictor":
+        """Read a predictor; one clear InputFileError for a missing, foreign or other-version folder."""
+        d = Path(directory)
+        header = cls.read_header(d)
         try:
             models = {name: _model_class(name).load(d / name) for name in header["models"]}
-            grid = EchoGrid(**{**header["grid"], "thetas": tuple(header["grid"]["thetas"])})
-            return cls(models, Headline(**header["headline"]), Calibration.load(d / CALIBRATION_FILE),
-                       DomainGuard.load(d / GUARD_FILE), grid)
+            h = header["headline"]
+            headline = Headline(pvnp=h["pvnp"], kernel=h["kernel"], targets=dict(h["targets"]),
+                                pvnp_threshold=float(h["pvnp_threshold"]))
+            return cls(models, headline, Calibration.load(d / CALIBRATION_FILE), DomainGuard.load(d / GUARD_FILE),
+                       RecordGrid.from_dict(header["grid"]), float(header["dead_time_us"]))
         except (KeyError, TypeError) as exc:
-            raise InputFileError(f"{path}: incomplete predictor ({exc!r})") from None
+            raise InputFileError(f"{d / PREDICTOR_FILE}: incomplete predictor ({exc!r})") from None

@@ -8,19 +8,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
-from pyecho.learn.angles import AngleStudy
 from pyecho.learn.base import NO_JSON, Budget, ByFeatureSet, LearnData, ModelScore, Split
-from pyecho.learn.candidates import CandidateSeeds, CandidatesResult
-from pyecho.learn.classify import ClassifierResult, PruningCurve, ZooResult
-from pyecho.learn.curves import LearningCurves
-from pyecho.learn.features import Features
-from pyecho.learn.leak import LeakResult
-from pyecho.learn.predict import SavedModel
-from pyecho.learn.regress import RegressionTable
-from pyecho.learn.screening import WScreenResult
-from pyecho.learn.seeds import SeedStudy
-from pyecho.learn.unsupervised import UnsupervisedResult
-from pyecho.learn.vae import VaeResult
+from pyecho.learn.calibration.trust import TrustReport
+from pyecho.learn.design.identifiability import MeasurementStudy
+from pyecho.learn.models.candidates import CandidateSeeds, CandidatesResult
+from pyecho.learn.paper.classify import ClassifierResult, PruningCurve, ZooResult
+from pyecho.learn.models.curves import LearningCurves
+from pyecho.learn.paper.features import Features
+from pyecho.learn.paper.leak import LeakResult
+from pyecho.learn.paper.models import SavedModel
+from pyecho.learn.paper.regress import RegressionTable
+from pyecho.learn.paper.screening import WScreenResult
+from pyecho.learn.paper.seeds import SeedStudy
+from pyecho.learn.paper.unsupervised import UnsupervisedResult
+from pyecho.learn.paper.vae import VaeResult
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class RunInfo:
     pyecho_version: str
     n_samples: int
     n_times: int
-    thetas: tuple[float, ...]
+    protocol: str
     seed: int
     n_jobs: int
     budget: Budget
@@ -65,8 +66,10 @@ class LearnResults:
     leak: LeakResult
     candidates: CandidatesResult
     candidate_seeds: CandidateSeeds
-    angles: AngleStudy | None
+    hahn_seeds: CandidateSeeds | None
+    measurements: MeasurementStudy
     curves: LearningCurves | None
+    trust: TrustReport | None
     models: tuple[SavedModel, ...]
     data: LearnData = field(metadata=NO_JSON)
 

@@ -31,6 +31,9 @@ from pyecho.physics.sequence import PulseSequence, SequenceError, parse_sequence
 
 #: the pulse spacing of a measurement written without /TAU_US (the paper's, us)
 DEFAULT_TAU_US = 100.0
+#: a receiver's dead time after a pulse (blanking and ring-down) lasts a few µs, up to ~20 µs:
+#: the dead time learned models do without unless told otherwise (µs)
+DEFAULT_DEAD_TIME_US = 20.0
 #: text separators: measurements, sequence@angle, angle/tau
 SEPARATOR, AT, SLASH = ",", "@", "/"
 #: the preset families whose shorter trains are prefixes of longer ones; hahn is cpmg:1

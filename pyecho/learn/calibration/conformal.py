@@ -1,52 +1,50 @@
-"""Calibrated uncertainty for any fitted model: conformal intervals, calibrated probabilities, sets.
+"""Calibrated uncertainty for any fitted model: conformal intervals, temperature scaling, sets.
 
-Everything here works from a model's *predictions* (plain NumPy arrays), so a random forest, a
+Everything here works from a model's *predictions* (plain NumPy arrays), so a linear model, a
 torch network or anything else is calibrated the same way, after it has been fitted.
 
-* **Regression** -- split conformal prediction (crepes :class:`~crepes.ConformalRegressor`):
-  on calibration rows (disjoint from the rows the model was fitted on and from the test rows)
-  the scores |y - ŷ| (or |y - ŷ| / σ with a difficulty σ, "normalised") give a quantile q, and
-  a new prediction gets the interval ŷ ± q (or ŷ ± q σ). For exchangeable rows its coverage is
-  at least the level, and at most level + 1/(n + 1) in expectation.
-* **Classification** -- temperature scaling of the class probabilities (scikit-learn
-  :class:`~sklearn.calibration.CalibratedClassifierCV`, one parameter, so it cannot over-fit a
-  few hundred rows as isotonic regression does), then conformal prediction sets (crepes
-  :class:`~crepes.ConformalClassifier`, score 1 - p(class)) at the same level. The two are
-  fitted on disjoint halves of the calibration rows, so the sets' guarantee is exact.
+* **Intervals at the measurement's noise** -- Mondrian split-conformal prediction: on
+  calibration rows (disjoint from the rows the model was fitted on and from the test rows), each
+  row noised at an SNR of the training range (and clean), the scores |y - ŷ| (on the target's
+  learning scale: log10 for T2) are grouped by the row's *estimated* SNR band
+  (:data:`SNR_BAND_EDGES`; the SNR each record shows, :func:`~pyecho.learn.models.inputs.estimate_noise`),
+  and each band's conformal quantile q_b is the half-width of every interval ŷ ± q_b of a new
+  record in that band. For rows exchangeable within a band the coverage is at least the level
+  at every SNR, not only on average over the SNRs; a noisy record gets a wide interval, a clean
+  one a narrow one. A band with too few calibration rows for the level is merged with the
+  next noisier one.
+* **The quantile** -- the ⌈(n + 1)·level⌉-th smallest of n scores, the rank computed in exact
+  rational arithmetic (:func:`conformal_quantile`). crepes 0.9, used here before, computes it
+  as ``int((1 - level) * (n + 1))`` in floating point, which at level 0.9 and n = 19, 29, 99
+  takes one rank too many (the interval one score wider than the guarantee needs).
+* **Probabilities** -- temperature scaling (scikit-learn :class:`~sklearn.calibration.CalibratedClassifierCV`,
+  one parameter, so it cannot over-fit a few hundred rows as isotonic regression does), and
+  conformal prediction sets (score 1 - p(true class)) with the same quantile; the kernel's one
+  coherent distribution is in :mod:`pyecho.learn.calibration.probability`.
 * :class:`ReliabilityDiagram` -- binned top-label confidence vs accuracy and the ECE, and
   :func:`plot_reliability` that draws it.
 
-Why crepes rather than MAPIE: measured on the quick preset (600 echoes, random forest on the
-standardised |M| series, 10 train/calibration/test splits), both give identical intervals and
-sets for the same score; crepes takes the residuals / probabilities directly, where MAPIE 1.6
-needs a fitted scikit-learn estimator (an adapter around a torch model's outputs) and
-re-predicts with it (~0.1 s per target against < 1 ms); and crepes' normalised intervals take
-any difficulty σ, where MAPIE's residual-normalised score spends a quarter of the calibration
-rows on fitting its own residual model (and gave wider intervals there).
-
 Results are frozen dataclasses; :class:`Calibration` bundles them and saves them as JSON (no
-pickle); applying them at predict time needs only the new point predictions (and σ if used).
+pickle); applying them needs only the new point predictions and each record's estimated SNR.
 """
 from __future__ import annotations
 
 import json
 import math
-import warnings
 from dataclasses import asdict, dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from crepes import ConformalClassifier, ConformalRegressor
-from crepes.extras import hinge
 from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
-from sklearn.model_selection import train_test_split
 
 from pyecho.atomic import atomic_path
 from pyecho.errors import InputFileError
+from pyecho.learn.base import from_learning_scale, to_learning_scale
 
 #: the default confidence level of intervals and prediction sets
 DEFAULT_LEVEL = 0.9
@@ -57,13 +55,15 @@ LOG_EPS = 1e-12
 #: bins of the reliability diagram
 DEFAULT_BINS = 10
 #: version of the JSON layout written by :meth:`Calibration.save`
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 #: rows sum to 1 within this tolerance to count as class probabilities
 PROBA_SUM_TOL = 1e-4
+#: edges of the Mondrian SNR bands (estimated SNR): < 30, 30-100, 100-300, 300-1000, >= 1000
+SNR_BAND_EDGES: tuple[float, ...] = (30.0, 100.0, 300.0, 1000.0)
 
 
 # --------------------------------------------------------------------------- validation
-def _check_level(level) -> float:
+def check_level(level) -> float:
     if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
         raise ValueError(f"level: got {level!r}; allowed: a number strictly between 0 and 1 (e.g. 0.9)")
     return float(level)
@@ -81,22 +81,11 @@ def _vector(name: str, a, n: int | None = None) -> np.ndarray:
     return a.astype(np.float64)
 
 
-def _sigma(name: str, sigma, n: int) -> np.ndarray:
-    s = _vector(name, sigma, n)
-    if np.any(s <= 0):
-        raise ValueError(f"{name}: difficulties must be > 0; got min {s.min():.3g}")
-    return s
-
-
-def _rows(name: str, rows) -> np.ndarray:
-    r = np.asarray(rows)
-    if r.ndim != 1 or not (r.size == 0 or np.issubdtype(r.dtype, np.integer)):
-        raise ValueError(f"rows.{name}: expected a 1-D array of integer row indices; got {r.dtype} {r.shape}")
-    if r.size == 0:
-        raise ValueError(f"rows.{name}: is empty")
-    if np.any(r < 0) or len(np.unique(r)) != len(r):
-        raise ValueError(f"rows.{name}: row indices must be >= 0 and unique")
-    return r.astype(np.int64)
+def _snr(name: str, snr, n: int) -> np.ndarray:
+    a = np.asarray(snr, dtype=np.float64)
+    if a.shape != (n,) or np.any(np.isnan(a)) or np.any(a <= 0):
+        raise ValueError(f"{name}: expected {n} SNRs > 0 (inf allowed); got shape {a.shape}")
+    return a
 
 
 def _classes(classes) -> tuple[str, ...]:
@@ -106,7 +95,7 @@ def _classes(classes) -> tuple[str, ...]:
     return c
 
 
-def _probabilities(name: str, proba, n_classes: int) -> np.ndarray:
+def check_probabilities(name: str, proba, n_classes: int) -> np.ndarray:
     p = np.asarray(proba, dtype=np.float64)
     if p.ndim != 2 or p.shape[1] != n_classes:
         raise ValueError(f"{name}: expected shape (B, {n_classes}); got {p.shape}")
@@ -117,7 +106,7 @@ def _probabilities(name: str, proba, n_classes: int) -> np.ndarray:
     return p
 
 
-def _label_index(y, classes: tuple[str, ...], n: int) -> np.ndarray:
+def label_index(y, classes: tuple[str, ...], n: int) -> np.ndarray:
     y = np.asarray(y).astype(str)
     if y.shape != (n,):
         raise ValueError(f"y: expected {n} labels; got shape {y.shape}")
@@ -128,173 +117,136 @@ def _label_index(y, classes: tuple[str, ...], n: int) -> np.ndarray:
     return np.array([lookup[v] for v in y], dtype=np.int64)
 
 
-# --------------------------------------------------------------------------- rows
-@dataclass(frozen=True, eq=False)
-class SplitRows:
-    """Row indices of one dataset: the model's rows, the calibration rows, the test rows.
-
-    ``train`` are *all* rows the model saw while being fitted (a validation part used for
-    early stopping included): a calibration score on such a row would be optimistic.
-    Construction checks that the three sets are disjoint (ValueError naming the shared rows).
-    """
-
-    train: np.ndarray
-    calibration: np.ndarray
-    test: np.ndarray
-
-    def __post_init__(self) -> None:
-        sets = {}
-        for name in ("train", "calibration", "test"):
-            r = _rows(name, getattr(self, name))
-            object.__setattr__(self, name, r)
-            sets[name] = set(r.tolist())
-        for a, b in (("train", "calibration"), ("train", "test"), ("calibration", "test")):
-            shared = sorted(sets[a] & sets[b])
-            if shared:
-                raise ValueError(f"rows: {len(shared)} rows are both {a} and {b} rows "
-                                 f"(e.g. {shared[:5]}); calibration needs disjoint sets")
+# --------------------------------------------------------------------------- the quantile
+def conformal_rank(n: int, level: float | Fraction) -> int:
+    """⌈(n + 1)·level⌉, exactly (a float ``level`` read as the decimal it was written as)."""
+    return math.ceil((n + 1) * (level if isinstance(level, Fraction) else Fraction(str(level))))
 
 
-def split_rows(strata, calibration_size: float = 0.2, test_size: float = 0.2, seed: int = 0) -> SplitRows:
-    """Stratified train / calibration / test split of ``range(len(strata))``.
-
-    Parameters
-    ----------
-    strata : array (B,) -- labels to stratify on (e.g. the kernel)
-    calibration_size, test_size : fractions of all rows (each > 0, together < 1)
-    seed : random seed of the split
-    """
-    strata = np.asarray(strata)
-    for name, v in (("calibration_size", calibration_size), ("test_size", test_size)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
-            raise ValueError(f"{name}: got {v!r}; allowed: a fraction strictly between 0 and 1")
-    if calibration_size + test_size >= 1:
-        raise ValueError(f"calibration_size + test_size: got {calibration_size + test_size}; allowed: < 1")
-    idx = np.arange(len(strata))
-    rest, test = train_test_split(idx, test_size=test_size, random_state=seed, stratify=strata)
-    train, cal = train_test_split(rest, test_size=calibration_size / (1 - test_size), random_state=seed,
-                                  stratify=strata[rest])
-    return SplitRows(train=np.sort(train), calibration=np.sort(cal), test=np.sort(test))
+def min_calibration_rows(level: float) -> int:
+    """Fewest scores for which :func:`conformal_quantile` is finite: rank <= n."""
+    n = 1
+    while conformal_rank(n, level) > n:
+        n += 1
+    return n
 
 
-def _calibration_rows(rows: SplitRows, n: int) -> None:
-    if not isinstance(rows, SplitRows):
-        raise TypeError(f"rows: expected a SplitRows (train/calibration/test), got {type(rows).__name__}")
-    if n != len(rows.calibration):
-        raise ValueError(f"calibration arrays have {n} rows; rows.calibration has {len(rows.calibration)}")
+def conformal_quantile(scores, level: float) -> float:
+    """The ⌈(n + 1)·level⌉-th smallest of the n ``scores`` (inf when that rank exceeds n)."""
+    s = np.sort(np.asarray(scores, dtype=np.float64))
+    rank = conformal_rank(len(s), check_level(level))
+    return float(s[rank - 1]) if rank <= len(s) else math.inf
 
 
-def _too_few(level: float, n: int, what: str) -> ValueError:
-    return ValueError(f"level {level}: {n} calibration rows are too few for {what}; "
-                      f"need about 1/(1 - level) = {1 / (1 - level):.0f} or more")
+def snr_band(snr, edges: Sequence[float]) -> np.ndarray:
+    """Index of each SNR's band: 0 below edges[0], ..., len(edges) at or above edges[-1]."""
+    return np.searchsorted(np.asarray(edges, dtype=float), np.asarray(snr, dtype=float), side="right")
+
+
+def merged_band_edges(snr: np.ndarray, edges: Sequence[float], need: int) -> tuple[float, ...]:
+    """``edges`` with an edge removed wherever a band holds fewer than ``need`` rows (each
+    such band joins its noisier neighbour; the noisiest joins the next cleaner one)."""
+    edges = list(edges)
+    while edges:
+        counts = np.bincount(snr_band(snr, edges), minlength=len(edges) + 1)
+        short = np.flatnonzero(counts < need)
+        if short.size == 0:
+            break
+        b = int(short[-1])
+        edges.pop(b - 1 if b > 0 else 0)
+    return tuple(edges)
 
 
 # --------------------------------------------------------------------------- regression
+def _too_few(level: float, n: int, what: str) -> ValueError:
+    return ValueError(f"level {level}: {n} calibration rows are too few for {what}; "
+                      f"need {min_calibration_rows(level)} or more")
+
+
 @dataclass(frozen=True)
 class IntervalCalibration:
-    """Split-conformal prediction intervals of one regression target.
+    """Mondrian split-conformal intervals of one target, one half-width per SNR band.
 
     Attributes
     ----------
-    target : name of the target (W, L, alpha_xy, alpha_z)
+    target : the target's name (W, L, alpha_xy, alpha_z, t2_us)
     level : the confidence level, e.g. 0.9
-    q : the conformal quantile of the calibration scores: the half-width of every interval
-        (target units) or, when normalised, the factor of σ (dimensionless)
-    n_calibration : calibration rows it came from
-    difficulty : None for constant-width intervals ŷ ± q; else the name of the difficulty σ
-        the intervals ŷ ± q σ scale with (e.g. "member_spread"), which :meth:`interval` needs
+    band_edges : the SNR band edges kept (estimated SNR; see :func:`snr_band`)
+    q : the conformal quantile of each band's scores: the half-width of its intervals, on the
+        target's learning scale (log10 for T2: a factor 10^q either way)
+    n_calibration : calibration rows per band
     """
 
     target: str
     level: float
-    q: float
-    n_calibration: int
-    difficulty: str | None = None
+    band_edges: tuple[float, ...]
+    q: tuple[float, ...]
+    n_calibration: tuple[int, ...]
 
-    @property
-    def method(self) -> str:
-        return "split conformal" if self.difficulty is None else f"normalised split conformal ({self.difficulty})"
+    def half_width(self, snr) -> np.ndarray:
+        """The half-width (learning scale) of the interval of records with estimated ``snr`` (B,)."""
+        return np.asarray(self.q)[snr_band(snr, self.band_edges)]
 
-    def interval(self, y_pred, sigma=None) -> tuple[np.ndarray, np.ndarray]:
-        """(lo, hi), arrays (B,), for point predictions ``y_pred`` (B,) (and difficulties σ (B,))."""
-        y = _vector(f"{self.target} predictions", y_pred)
-        if self.difficulty is None:
-            if sigma is not None:
-                raise ValueError(f"{self.target}: these intervals are not normalised; pass no sigma")
-            half = np.full_like(y, self.q)
-        else:
-            if sigma is None:
-                raise ValueError(f"{self.target}: normalised intervals need sigma ({self.difficulty})")
-            half = self.q * _sigma(f"{self.target} sigma", sigma, len(y))
-        return y - half, y + half
+    def interval(self, y_pred, snr) -> tuple[np.ndarray, np.ndarray]:
+        """(lo, hi), arrays (B,) in the target's units, for point predictions ``y_pred`` (B,) of
+        records with estimated SNRs ``snr`` (B,)."""
+        y = to_learning_scale(self.target, _vector(f"{self.target} predictions", y_pred))
+        half = self.half_width(_snr("snr", snr, len(y)))
+        return from_learning_scale(self.target, y - half), from_learning_scale(self.target, y + half)
 
 
-def fit_interval(target: str, y_true, y_pred, rows: SplitRows, *, level: float = DEFAULT_LEVEL,
-                 sigma=None, difficulty: str | None = None) -> IntervalCalibration:
-    """Calibrate intervals of one target on the calibration rows.
+def fit_interval(target: str, y_true, y_pred, snr, *, level: float = DEFAULT_LEVEL,
+                 band_edges: Sequence[float] = SNR_BAND_EDGES) -> IntervalCalibration:
+    """Calibrate one target's intervals on calibration rows.
 
     Parameters
     ----------
     target : the target's name
-    y_true, y_pred : arrays (n,) -- true values and the fitted model's predictions on
-        ``rows.calibration`` (in that order; target units)
-    rows : the split; its calibration rows are disjoint from the model's training rows
+    y_true, y_pred : arrays (n,) -- true values and the fitted model's predictions on the
+        calibration rows (target units)
+    snr : array (n,) -- each calibration record's estimated SNR
     level : confidence level in (0, 1), default 0.9
-    sigma : optional array (n,) > 0 -- a difficulty per calibration row (normalised intervals);
-        the same measure must be given for new rows at predict time
-    difficulty : name of that measure (required with sigma)
+    band_edges : SNR band edges; bands with too few rows for the level are merged
 
-    Raises ValueError for mismatched lengths, NaNs, a bad level, or too few calibration rows
-    for the level (about 1/(1 - level) are needed: 10 at 0.9).
+    Raises ValueError for mismatched lengths, NaNs, a bad level, or too few calibration rows.
     """
-    level = _check_level(level)
+    level = check_level(level)
     y_true = _vector("y_true", y_true)
     y_pred = _vector("y_pred", y_pred, len(y_true))
-    _calibration_rows(rows, len(y_true))
-    if (sigma is None) != (difficulty is None):
-        raise ValueError("sigma and difficulty: give both (normalised intervals) or neither")
-    sig = None if sigma is None else _sigma("sigma", sigma, len(y_true))
-    cr = ConformalRegressor().fit(y_true - y_pred, sigmas=sig)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # crepes warns and returns infinite intervals; we raise instead
-        lo, hi = cr.predict_int(np.zeros(1), sigmas=None if sig is None else np.ones(1), confidence=level)[0]
-    if not np.isfinite(hi):
+    snr = _snr("snr", snr, len(y_true))
+    need = min_calibration_rows(level)
+    if len(y_true) < need:
         raise _too_few(level, len(y_true), f"{target} intervals")
-    return IntervalCalibration(target=str(target), level=level, q=float(hi), n_calibration=len(y_true),
-                               difficulty=difficulty)
-
-
-def member_spread(member_predictions) -> np.ndarray:
-    """Difficulty σ from an ensemble: the standard deviation over members, array (B,).
-
-    ``member_predictions`` is (M, B): M ≥ 2 members (the trees of a random forest, or
-    networks trained with different seeds), B rows. On the quick preset the spread of a random
-    forest's trees narrowed its 90 % intervals by 0-7 % (per target) at the same coverage,
-    where k-NN and MAPIE's residual-model difficulties widened them.
-    """
-    m = np.asarray(member_predictions, dtype=np.float64)
-    if m.ndim != 2 or m.shape[0] < 2:
-        raise ValueError(f"member_predictions: expected shape (M >= 2, B); got {m.shape}")
-    return m.std(axis=0)
+    edges = merged_band_edges(snr, band_edges, need)
+    scores = np.abs(to_learning_scale(target, y_true) - to_learning_scale(target, y_pred))
+    bands = snr_band(snr, edges)
+    q = tuple(conformal_quantile(scores[bands == b], level) for b in range(len(edges) + 1))
+    return IntervalCalibration(target=str(target), level=level, band_edges=edges, q=q,
+                               n_calibration=tuple(int(np.sum(bands == b)) for b in range(len(edges) + 1)))
 
 
 @dataclass(frozen=True)
 class CoverageReport:
-    """Empirical coverage and mean width of one target's intervals on test rows."""
+    """Empirical coverage and mean width (learning scale) of one target's intervals on test rows
+    at one nominal SNR (inf: clean), over the rows of ``group`` ("all", a kernel, a W tercile)."""
 
     target: str
     level: float
+    snr: float
+    group: str
     coverage: float
     mean_width: float
     n_test: int
 
 
-def interval_coverage(calibration: IntervalCalibration, y_true, y_pred, sigma=None) -> CoverageReport:
+def interval_coverage(calibration: IntervalCalibration, y_true, y_pred, snr_estimated, *, snr: float,
+                      group: str = "all") -> CoverageReport:
     """Coverage (fraction of ``y_true`` inside [lo, hi]) and mean width on test rows (arrays (n,))."""
-    lo, hi = calibration.interval(y_pred, sigma)
+    lo, hi = calibration.interval(y_pred, snr_estimated)
     y = _vector("y_true", y_true, len(lo))
-    return CoverageReport(target=calibration.target, level=calibration.level,
-                          coverage=float(np.mean((y >= lo) & (y <= hi))), mean_width=float(np.mean(hi - lo)),
+    width = to_learning_scale(calibration.target, hi) - to_learning_scale(calibration.target, lo)
+    return CoverageReport(target=calibration.target, level=calibration.level, snr=float(snr), group=group,
+                          coverage=float(np.mean((y >= lo) & (y <= hi))), mean_width=float(np.mean(width)),
                           n_test=len(y))
 
 
@@ -320,81 +272,32 @@ class _GivenProbabilities(ClassifierMixin, BaseEstimator):
         return np.argmax(X, axis=1)
 
 
-def _temperature_scale(proba: np.ndarray, inverse_temperature: float) -> np.ndarray:
-    # scikit-learn's temperature scaling: softmax(beta * log(p + eps))
-    return softmax(inverse_temperature * np.log(proba + LOG_EPS), axis=1)
+def temperature_scale(proba: np.ndarray, inverse_temperature: float) -> np.ndarray:
+    """scikit-learn's temperature scaling: softmax(β log(p + eps)), rows of ``proba`` (B, C)."""
+    return softmax(inverse_temperature * np.log(np.asarray(proba, dtype=np.float64) + LOG_EPS), axis=1)
 
 
-@dataclass(frozen=True)
-class ClassCalibration:
-    """Calibrated probabilities and conformal prediction sets of one classification task.
-
-    Attributes
-    ----------
-    task : name of the task (e.g. pvnp, kernel3)
-    classes : class names, in the order of the probability columns
-    inverse_temperature : β of temperature scaling p -> softmax(β log p) (β < 1 softens
-        over-confident probabilities, β > 1 sharpens under-confident ones)
-    level : confidence level of the sets
-    q : a class enters the set when 1 - p_calibrated(class) <= q
-    n_temperature, n_sets : calibration rows that fitted β, and (the other ones) q
-    """
-
-    task: str
-    classes: tuple[str, ...]
-    inverse_temperature: float
-    level: float
-    q: float
-    n_temperature: int
-    n_sets: int
-    method: str = TEMPERATURE
-
-    def probabilities(self, proba) -> np.ndarray:
-        """Calibrated probabilities (B, C) from the model's probabilities (B, C) (softmax outputs)."""
-        return _temperature_scale(_probabilities(f"{self.task} probabilities", proba, len(self.classes)),
-                                  self.inverse_temperature)
-
-    def sets(self, proba) -> np.ndarray:
-        """Prediction sets: bool (B, C), True where the class is in the set (model probabilities in)."""
-        return 1 - self.probabilities(proba) <= self.q
+def fit_temperature(proba, y_index) -> float:
+    """β minimising the log-loss of temperature-scaled ``proba`` (B, C) on labels ``y_index``
+    (column indices, (B,)); 1.0 where the rows hold a single class."""
+    p = np.asarray(proba, dtype=np.float64)
+    yi = np.asarray(y_index, dtype=np.int64)
+    if np.unique(yi).size < 2:
+        return 1.0
+    adapter = FrozenEstimator(_GivenProbabilities(p.shape[1]).fit())
+    cc = CalibratedClassifierCV(adapter, method=TEMPERATURE).fit(p, yi)
+    return float(cc.calibrated_classifiers_[0].calibrators[0].beta_)
 
 
-def fit_classification(task: str, classes: Sequence[str], proba, y, rows: SplitRows, *,
-                       level: float = DEFAULT_LEVEL, seed: int = 0) -> ClassCalibration:
-    """Temperature scaling and conformal sets for one task, from the calibration rows.
-
-    Parameters
-    ----------
-    task : the task's name
-    classes : class names in the order of the probability columns
-    proba : array (n, C) -- the fitted model's class probabilities on ``rows.calibration``
-    y : array (n,) -- true class names of those rows
-    rows : the split; its calibration rows are disjoint from the model's training rows
-    level : confidence level of the sets, default 0.9
-    seed : the stratified halving of the calibration rows (β on one half, q on the other)
-    """
-    level = _check_level(level)
-    classes = _classes(classes)
-    p = _probabilities("proba", proba, len(classes))
-    yi = _label_index(y, classes, len(p))
-    _calibration_rows(rows, len(p))
-    counts = np.bincount(yi, minlength=len(classes))
-    stratify = yi if counts.min() >= 2 else None
-    a, b = train_test_split(np.arange(len(p)), test_size=0.5, random_state=seed, stratify=stratify)
-    # sklearn fits β by minimising the log-loss on half a; the sets' threshold comes from half b
-    adapter = FrozenEstimator(_GivenProbabilities(len(classes)).fit())
-    cc = CalibratedClassifierCV(adapter, method=TEMPERATURE).fit(p[a], yi[a])
-    beta = float(cc.calibrated_classifiers_[0].calibrators[0].beta_)
-    scores_b = hinge(_temperature_scale(p[b], beta), np.arange(len(classes)), yi[b])
-    cp = ConformalClassifier().fit(scores_b)
-    if cp.predict_set(np.array([[np.inf]]), confidence=level, smoothing=False)[0, 0]:
-        # even an impossible score would enter the set: too few rows for this level
-        raise _too_few(level, len(b), f"{task} prediction sets (half of the calibration rows)")
-    inside = cp.predict_set(scores_b[:, None], confidence=level, smoothing=False)[:, 0].astype(bool)
-    # crepes' p-value falls with the score, so the set is {score <= largest included calibration score}
-    q = float(scores_b[inside].max())
-    return ClassCalibration(task=str(task), classes=classes, inverse_temperature=beta, level=level, q=q,
-                            n_temperature=len(a), n_sets=len(b))
+def fit_set_threshold(proba, y_index, level: float) -> float:
+    """q of conformal prediction sets {class: 1 - p(class) <= q} from calibrated probabilities
+    (B, C) and true column indices (B,); ValueError for too few rows."""
+    p = np.asarray(proba, dtype=np.float64)
+    yi = np.asarray(y_index, dtype=np.int64)
+    q = conformal_quantile(1.0 - p[np.arange(len(p)), yi], level)
+    if not math.isfinite(q):
+        raise _too_few(level, len(p), "prediction sets")
+    return q
 
 
 @dataclass(frozen=True)
@@ -403,18 +306,18 @@ class SetReport:
 
     task: str
     level: float
+    snr: float
     coverage: float
     mean_set_size: float
     n_test: int
 
 
-def set_coverage(calibration: ClassCalibration, proba, y) -> SetReport:
-    """Coverage and mean size of the prediction sets on test rows (model probabilities, true names)."""
-    s = calibration.sets(proba)
-    yi = _label_index(y, calibration.classes, len(s))
-    return SetReport(task=calibration.task, level=calibration.level,
-                     coverage=float(np.mean(s[np.arange(len(s)), yi])), mean_set_size=float(s.sum(axis=1).mean()),
-                     n_test=len(s))
+def set_coverage(task: str, sets: np.ndarray, y, classes: Sequence[str], *, level: float, snr: float) -> SetReport:
+    """Coverage and mean size of prediction sets (bool (B, C)) against true class names (B,)."""
+    classes = _classes(classes)
+    yi = label_index(y, classes, len(sets))
+    return SetReport(task=task, level=level, snr=float(snr), coverage=float(np.mean(sets[np.arange(len(sets)), yi])),
+                     mean_set_size=float(sets.sum(axis=1).mean()), n_test=len(sets))
 
 
 # --------------------------------------------------------------------------- reliability
@@ -444,8 +347,8 @@ class ReliabilityDiagram:
 def reliability(task: str, label: str, classes: Sequence[str], proba, y, n_bins: int = DEFAULT_BINS) -> ReliabilityDiagram:
     """Reliability-diagram data of probabilities (B, C) against true class names (B,)."""
     classes = _classes(classes)
-    p = _probabilities("proba", proba, len(classes))
-    yi = _label_index(y, classes, len(p))
+    p = check_probabilities("proba", proba, len(classes))
+    yi = label_index(y, classes, len(p))
     if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
         raise ValueError(f"n_bins: got {n_bins!r}; allowed: an integer >= 1")
     conf = p.max(axis=1)
@@ -490,54 +393,3 @@ def plot_reliability(diagrams: Sequence[ReliabilityDiagram], ax=None):
     ax.set_ylabel("accuracy")
     ax.legend(fontsize=8, loc="upper left")
     return ax.figure
-
-
-# --------------------------------------------------------------------------- saving
-@dataclass(frozen=True)
-class Calibration:
-    """Every calibration of a trained model set, saved as one JSON file."""
-
-    intervals: tuple[IntervalCalibration, ...] = ()
-    classifications: tuple[ClassCalibration, ...] = ()
-
-    def interval(self, target: str) -> IntervalCalibration:
-        for c in self.intervals:
-            if c.target == target:
-                return c
-        raise KeyError(f"no interval calibration for {target!r}; have {[c.target for c in self.intervals]}")
-
-    def classification(self, task: str) -> ClassCalibration:
-        for c in self.classifications:
-            if c.task == task:
-                return c
-        raise KeyError(f"no class calibration for {task!r}; have {[c.task for c in self.classifications]}")
-
-    def to_dict(self) -> dict:
-        return {"format_version": FORMAT_VERSION,
-                "intervals": [asdict(c) for c in self.intervals],
-                "classifications": [{**asdict(c), "classes": list(c.classes)} for c in self.classifications]}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Calibration":
-        if d.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"format_version {d.get('format_version')!r}; this pyecho reads {FORMAT_VERSION}")
-        return cls(intervals=tuple(IntervalCalibration(**c) for c in d["intervals"]),
-                   classifications=tuple(ClassCalibration(**{**c, "classes": tuple(c["classes"])})
-                                         for c in d["classifications"]))
-
-    def save(self, path: str | Path) -> Path:
-        """Write JSON to ``path`` atomically (floats round-trip exactly)."""
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(self.to_dict(), indent=1))
-        return Path(path)
-
-    @classmethod
-    def load(cls, path: str | Path) -> "Calibration":
-        """Read a file written by :meth:`save`; InputFileError names the file and what is wrong."""
-        path = Path(path)
-        try:
-            return cls.from_dict(json.loads(path.read_text()))
-        except FileNotFoundError:
-            raise InputFileError(f"{path}: missing (a calibration file of pyecho learn)") from None
-        except (ValueError, KeyError, TypeError) as exc:
-            raise InputFileError(f"{path}: not a pyecho calibration file ({exc})") from None

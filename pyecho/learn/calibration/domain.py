@@ -2,27 +2,31 @@
 
 A :class:`DomainGuard` is fitted beside a model and checks every echo it is asked to predict:
 
-* **the time grid** -- τ, dt, the number of samples and the pulse angles must be the model's
+* **the protocol** -- the measurements (sequence, angle, τ) and the step must be the model's
   (an echo on another grid is not the signal the model learned; no resampling hides that);
-* **the feature space** -- the echo's features (whatever the model sees, e.g. the referenced
-  complex echo or the standardised |M| series, flattened to (B, F)) are standardised and
+* **the feature space** -- the echo's features (whatever the model is invariant to, the guard
+  must be too: the phase/gain-referenced records, flattened to (B, F)) are standardised and
   projected on the training rows' principal components, whitened, plus one coordinate for
   what the components do not explain (the standardised PCA reconstruction error: white
-  noise, for one, mostly lands there). The statistic is the mean distance to the k nearest
-  training rows in that space. Its threshold is the ``percentile`` (99th by default) of the
-  same statistic over *calibration* rows: held-out rows drawn like the training rows. Not
-  over the training rows themselves: each is its own nearest neighbour (distance 0) and the
-  components were fitted to them, so their distances are biased low and the threshold would
-  flag far more than 1 % of new in-domain echoes. The threshold is the calibration rows'
-  ⌈(n + 1) p⌉-th smallest value, so an exchangeable new in-domain echo is flagged with
-  probability at most 1 - p;
+  noise, for one, mostly lands there). A feature without spread over the training rows (the
+  reference window itself, which is 1 + 0i by construction) is dropped, and every scale has a
+  floor: otherwise the round-off of a receiver phase (1e-17) would count as hundreds of
+  standard deviations. The statistic is the mean distance to the k nearest training rows in
+  that space. Its threshold is the ``percentile`` (99th by default) of the same statistic over
+  *calibration* rows, held-out rows drawn (and noised) like the training rows, **per SNR band**
+  (the bands of the intervals, by each record's estimated SNR): noise moves every record away
+  from the clean ones, so one threshold would flag noisy in-domain records and miss clean
+  out-of-domain ones. Not over the training rows themselves: each is its own nearest neighbour
+  (distance 0) and the components were fitted to them. The threshold is the calibration rows'
+  ⌈(n + 1) p⌉-th smallest value in the band, so an exchangeable new in-domain echo is flagged
+  with probability at most 1 - p;
 * **the predictions** -- a predicted W, L, α_xy or α_z outside the trained label window
   (widened by ``label_margin`` of its span) is outside what the model has seen.
 
-Fit it on the features of the rows the model was fitted on, as the model saw them: a model
-trained on noise-augmented copies needs a guard fitted (and calibrated) on equally augmented
-rows, else every noisy echo is flagged -- a guard fitted on clean simulated echoes flags
-most echoes with any noise at all (on the quick preset: 97 % of them at SNR 200).
+Fit it on the features of the rows the model was fitted on: a model trained on noise-augmented
+copies needs a guard fitted (and calibrated) on equally augmented rows, else every noisy echo
+is flagged -- a guard fitted on clean simulated echoes flagged 97 % of the quick preset's
+echoes at SNR 200.
 
 :meth:`DomainGuard.check` returns one frozen :class:`DomainCheck` per echo: ``in_domain`` and
 short ``reasons``. :meth:`DomainGuard.save` writes JSON (grid, windows, threshold, settings)
@@ -32,6 +36,7 @@ from __future__ import annotations
 
 import json
 import math
+from fractions import Fraction
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -43,6 +48,9 @@ from sklearn.preprocessing import StandardScaler
 
 from pyecho.atomic import atomic_path
 from pyecho.errors import InputFileError
+from pyecho.learn.calibration.conformal import (SNR_BAND_EDGES, merged_band_edges, conformal_rank, min_calibration_rows,
+                                                snr_band)
+from pyecho.physics.protocol import RecordGrid
 
 #: defaults: principal components kept, neighbours averaged, threshold percentile
 DEFAULT_COMPONENTS = 16
@@ -51,12 +59,13 @@ DEFAULT_PERCENTILE = 99.0
 #: a prediction may exceed the trained label window by this fraction of its span: a good
 #: regressor's estimate of an echo at the window's edge scatters past it by its own error
 DEFAULT_LABEL_MARGIN = 0.05
-#: relative tolerance when comparing τ, dt and pulse angles with the model's
-GRID_RTOL = 1e-6
+#: a feature whose training spread is below this fraction of the median feature's is dropped,
+#: and no scale is taken smaller than this fraction of the median (the phase round-off floor)
+SCALE_FLOOR = 1e-6
 #: version of the JSON/.npz layout written by :meth:`DomainGuard.save`
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 #: the arrays of the .npz file
-_ARRAYS = ("feature_mean", "feature_scale", "components", "component_scale", "reference")
+_ARRAYS = ("kept_features", "feature_mean", "feature_scale", "components", "component_scale", "reference")
 
 
 def _number(name: str, value, lo: float, hi: float = math.inf, *, integer: bool = False, open_lo: bool = False):
@@ -66,60 +75,6 @@ def _number(name: str, value, lo: float, hi: float = math.inf, *, integer: bool 
         bound = f"> {lo}" if open_lo else f">= {lo}"
         raise ValueError(f"{name}: got {value!r}; allowed: {kind} {bound}" + (f" and <= {hi}" if hi < math.inf else ""))
     return int(value) if integer else float(value)
-
-
-@dataclass(frozen=True)
-class EchoGrid:
-    """The time grid and pulse angles of the echoes a model was trained on.
-
-    Attributes
-    ----------
-    tau_us : pulse spacing τ (µs)
-    dt_us : sample step (µs)
-    n_samples : samples per echo and angle (T)
-    thetas : excitation angle(s) θ (rad), one per angle of a multi-angle record
-    """
-
-    tau_us: float
-    dt_us: float
-    n_samples: int
-    thetas: tuple[float, ...]
-
-    def __post_init__(self) -> None:
-        _number("tau_us", self.tau_us, 0, open_lo=True)
-        _number("dt_us", self.dt_us, 0, open_lo=True)
-        _number("n_samples", self.n_samples, 1, integer=True)
-        thetas = tuple(float(t) for t in np.atleast_1d(np.asarray(self.thetas, dtype=float)))
-        if not thetas or not all(np.isfinite(thetas)):
-            raise ValueError(f"thetas: got {self.thetas!r}; allowed: one or more finite angles (rad)")
-        object.__setattr__(self, "thetas", thetas)
-
-    @classmethod
-    def from_metadata(cls, metadata: Mapping, n_samples: int) -> "EchoGrid":
-        """From a dataset's metadata (``pyecho.data.store.read_metadata``): tau_us, dt_us and
-        the angles (``thetas`` where stored, at the top level or in ``config``, else ``theta``)."""
-        config = metadata.get("config") or {}
-        thetas = metadata.get("thetas", config.get("thetas", metadata.get("theta")))
-        missing = [k for k, v in (("tau_us", metadata.get("tau_us")), ("dt_us", metadata.get("dt_us")),
-                                  ("theta", thetas)) if v is None]
-        if missing:
-            raise ValueError(f"dataset metadata lacks {', '.join(missing)}")
-        return cls(tau_us=float(metadata["tau_us"]), dt_us=float(metadata["dt_us"]), n_samples=int(n_samples),
-                   thetas=tuple(np.atleast_1d(np.asarray(thetas, dtype=float)).tolist()))
-
-    def mismatches(self, other: "EchoGrid") -> tuple[str, ...]:
-        """Short reasons why echoes on ``other`` are not on this (the model's) grid; () if they are."""
-        out = []
-        for name in ("tau_us", "dt_us"):
-            a, b = getattr(other, name), getattr(self, name)
-            if not math.isclose(a, b, rel_tol=GRID_RTOL):
-                out.append(f"{name} {a:g} != model {b:g}")
-        if other.n_samples != self.n_samples:
-            out.append(f"n_samples {other.n_samples} != model {self.n_samples}")
-        if len(other.thetas) != len(self.thetas) or not np.allclose(other.thetas, self.thetas, rtol=GRID_RTOL, atol=0):
-            fmt = lambda t: ",".join(f"{v:.4g}" for v in t)  # noqa: E731
-            out.append(f"theta (rad) {fmt(other.thetas)} != model {fmt(self.thetas)}")
-        return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -153,21 +108,26 @@ class DomainGuard:
 
     Attributes
     ----------
-    grid : the model's :class:`EchoGrid`
+    grid : the model's :class:`~pyecho.physics.protocol.RecordGrid`
     windows : the trained :class:`LabelWindow` of every target
-    feature_mean, feature_scale : arrays (F,) -- standardisation of the features
-    components : array (K, F) -- principal axes of the standardised training features
+    n_features_in : F, features per record given to the guard
+    kept_features : int array (F',) -- the input features used (those with spread)
+    feature_mean, feature_scale : arrays (F',) -- standardisation of the kept features
+    components : array (K, F') -- principal axes of the standardised training features
     component_scale : array (K,) -- standard deviation of each principal score (whitening)
     residual_scale : standard deviation of the training rows' reconstruction error
     reference : array (N, K + 1) -- the training rows in the guard's space
     k : neighbours averaged
-    percentile : the threshold's percentile (e.g. 99)
-    threshold : that percentile of the calibration rows' statistic
+    percentile : the thresholds' percentile (e.g. 99)
+    band_edges : SNR band edges (estimated SNR) of the thresholds
+    thresholds : that percentile of the calibration rows' statistic, one per SNR band
     label_margin : allowed excess over a label window, as a fraction of its span
     """
 
-    grid: EchoGrid
+    grid: RecordGrid
     windows: tuple[LabelWindow, ...]
+    n_features_in: int
+    kept_features: np.ndarray
     feature_mean: np.ndarray
     feature_scale: np.ndarray
     components: np.ndarray
@@ -176,34 +136,33 @@ class DomainGuard:
     reference: np.ndarray
     k: int
     percentile: float
-    threshold: float
+    band_edges: tuple[float, ...]
+    thresholds: tuple[float, ...]
     label_margin: float = DEFAULT_LABEL_MARGIN
     _nn: NearestNeighbors = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         F = self.feature_mean.shape[0]
         K = self.components.shape[0]
-        shapes = {"feature_mean": (F,), "feature_scale": (F,), "components": (K, F), "component_scale": (K,),
-                  "reference": (self.reference.shape[0], K + 1)}
+        shapes = {"kept_features": (F,), "feature_mean": (F,), "feature_scale": (F,), "components": (K, F),
+                  "component_scale": (K,), "reference": (self.reference.shape[0], K + 1)}
         for name, shape in shapes.items():
             if getattr(self, name).shape != shape:
                 raise ValueError(f"{name}: shape {getattr(self, name).shape}, expected {shape}")
         if not 1 <= self.k <= self.reference.shape[0]:
             raise ValueError(f"k: got {self.k}; allowed: 1 .. {self.reference.shape[0]} (training rows)")
+        if len(self.thresholds) != len(self.band_edges) + 1:
+            raise ValueError(f"thresholds: {len(self.thresholds)} for {len(self.band_edges) + 1} SNR bands")
         object.__setattr__(self, "_nn", NearestNeighbors(n_neighbors=self.k).fit(self.reference))
-
-    @property
-    def n_features(self) -> int:
-        return self.feature_mean.shape[0]
 
     def embed(self, X) -> np.ndarray:
         """Features (B, F) -> the guard's space (B, K + 1): whitened PCA scores, scaled residual."""
         X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[1] != self.n_features:
-            raise ValueError(f"features: expected shape (B, {self.n_features}); got {X.shape}")
+        if X.ndim != 2 or X.shape[1] != self.n_features_in:
+            raise ValueError(f"features: expected shape (B, {self.n_features_in}); got {X.shape}")
         if not np.all(np.isfinite(X)):
             raise ValueError("features: contain NaN or infinite values")
-        Z = (X - self.feature_mean) / self.feature_scale
+        Z = (X[:, self.kept_features] - self.feature_mean) / self.feature_scale
         scores = Z @ self.components.T
         resid = np.linalg.norm(Z - scores @ self.components, axis=1)
         return np.column_stack([scores / self.component_scale, resid / self.residual_scale])
@@ -213,13 +172,19 @@ class DomainGuard:
         d, _ = self._nn.kneighbors(self.embed(X))
         return d.mean(axis=1)
 
-    def check(self, X, grid: EchoGrid, predicted: Mapping[str, np.ndarray] | None = None) -> tuple[DomainCheck, ...]:
+    def threshold(self, snr) -> np.ndarray:
+        """The threshold of records with estimated SNRs ``snr`` (B,)."""
+        return np.asarray(self.thresholds)[snr_band(snr, self.band_edges)]
+
+    def check(self, X, grid: RecordGrid, snr, predicted: Mapping[str, np.ndarray] | None = None
+              ) -> tuple[DomainCheck, ...]:
         """One :class:`DomainCheck` per echo.
 
         Parameters
         ----------
         X : array (B, F) -- the echoes' features, computed exactly as for the training rows
         grid : the grid the echoes were recorded on
+        snr : array (B,) -- each echo's estimated SNR (its threshold's band)
         predicted : optional target name -> array (B,) of the model's predictions
         """
         X = np.asarray(X)
@@ -232,10 +197,11 @@ class DomainGuard:
         grid_reasons = self.grid.mismatches(grid)
         # features from another grid mean nothing here, and may not even have the right length
         dist = np.full(B, np.nan) if grid_reasons else self.distance(X)
+        limit = self.threshold(snr)
         reasons: list[list[str]] = [list(grid_reasons) for _ in range(B)]
         pct = f"{self.percentile:g}th pct"
-        for i in np.flatnonzero(dist > self.threshold):
-            reasons[i].append(f"feature distance {dist[i]:.3g} > {pct} {self.threshold:.3g}")
+        for i in np.flatnonzero(dist > limit):
+            reasons[i].append(f"feature distance {dist[i]:.3g} > {pct} {limit[i]:.3g} at its SNR")
         for target, values in (predicted or {}).items():
             w = self.window(target)
             v = np.asarray(values, dtype=np.float64)
@@ -259,12 +225,11 @@ class DomainGuard:
         if path.suffix != ".json":
             raise ValueError(f"path: got {path}; allowed: a file name ending in .json")
         npz = path.with_suffix(".npz")
-        meta = {"format_version": FORMAT_VERSION, "arrays": npz.name,
-                "grid": {"tau_us": self.grid.tau_us, "dt_us": self.grid.dt_us, "n_samples": self.grid.n_samples,
-                         "thetas": list(self.grid.thetas)},
+        meta = {"format_version": FORMAT_VERSION, "arrays": npz.name, "grid": self.grid.to_dict(),
                 "windows": [{"target": w.target, "lo": w.lo, "hi": w.hi} for w in self.windows],
-                "residual_scale": self.residual_scale, "k": self.k, "percentile": self.percentile,
-                "threshold": self.threshold, "label_margin": self.label_margin}
+                "n_features_in": self.n_features_in, "residual_scale": self.residual_scale, "k": self.k,
+                "percentile": self.percentile, "band_edges": list(self.band_edges), "thresholds": list(self.thresholds),
+                "label_margin": self.label_margin}
         # both are written before either is renamed into place: a failure leaves the old pair
         with atomic_path(npz) as tmp_npz, atomic_path(path) as tmp_json:
             with open(tmp_npz, "wb") as f:
@@ -274,7 +239,7 @@ class DomainGuard:
 
     @classmethod
     def load(cls, path: str | Path) -> "DomainGuard":
-        """Read what :meth:`save` wrote; ValueError names the file and what is wrong."""
+        """Read what :meth:`save` wrote; InputFileError names the file and what is wrong."""
         path = Path(path)
         try:
             meta = json.loads(path.read_text())
@@ -283,10 +248,11 @@ class DomainGuard:
             npz = path.with_name(meta["arrays"])
             with np.load(npz, allow_pickle=False) as z:
                 arrays = {name: z[name] for name in _ARRAYS}
-            return cls(grid=EchoGrid(**meta["grid"]),
-                       windows=tuple(LabelWindow(**w) for w in meta["windows"]),
+            return cls(grid=RecordGrid.from_dict(meta["grid"]),
+                       windows=tuple(LabelWindow(**w) for w in meta["windows"]), n_features_in=meta["n_features_in"],
                        residual_scale=meta["residual_scale"], k=meta["k"], percentile=meta["percentile"],
-                       threshold=meta["threshold"], label_margin=meta["label_margin"], **arrays)
+                       band_edges=tuple(meta["band_edges"]), thresholds=tuple(meta["thresholds"]),
+                       label_margin=meta["label_margin"], **arrays)
         except FileNotFoundError as exc:
             raise InputFileError(f"{path}: domain guard incomplete ({exc.filename} is missing)") from None
         except (ValueError, KeyError, TypeError, OSError) as exc:
@@ -296,12 +262,14 @@ class DomainGuard:
 def fit_domain_guard(
     X_train,
     X_calibration,
-    grid: EchoGrid,
+    snr_calibration,
+    grid: RecordGrid,
     labels: Mapping[str, np.ndarray],
     *,
     n_components: int = DEFAULT_COMPONENTS,
     k: int = DEFAULT_NEIGHBOURS,
     percentile: float = DEFAULT_PERCENTILE,
+    band_edges=SNR_BAND_EDGES,
     label_margin: float = DEFAULT_LABEL_MARGIN,
 ) -> DomainGuard:
     """Fit a :class:`DomainGuard`.
@@ -309,9 +277,11 @@ def fit_domain_guard(
     Parameters
     ----------
     X_train : array (N, F) -- features of the model's training rows (the reference set)
-    X_calibration : array (M, F) -- features of held-out rows drawn like the training rows
-        (disjoint from them); M must be large enough for the percentile (M >= 100 / (100 - p) - 1)
-    grid : the training echoes' :class:`EchoGrid`
+    X_calibration : array (M, F) -- features of held-out rows drawn and noised like the training
+        rows (disjoint from them)
+    snr_calibration : array (M,) -- their estimated SNRs (the bands of the thresholds; a band
+        with too few rows for the percentile joins its noisier neighbour)
+    grid : the training records' :class:`~pyecho.physics.protocol.RecordGrid`
     labels : target name -> array (N,) of the training rows' labels (the trained windows)
     n_components : principal components kept (at most min(N, F) - 1; fewer are kept if needed)
     k : neighbours averaged (1 <= k <= N)
@@ -326,17 +296,20 @@ def fit_domain_guard(
         if not np.all(np.isfinite(X)):
             raise ValueError(f"{name}: contains NaN or infinite values")
     N, F = X_train.shape
+    snr_cal = np.asarray(snr_calibration, dtype=np.float64)
+    if snr_cal.shape != (X_cal.shape[0],):
+        raise ValueError(f"snr_calibration: expected {X_cal.shape[0]} values; got shape {snr_cal.shape}")
     n_components = _number("n_components", n_components, 1, integer=True)
     k = _number("k", k, 1, N, integer=True)
     percentile = _number("percentile", percentile, 0, 100, open_lo=True)
     if percentile == 100:
         raise ValueError("percentile: got 100; allowed: a number > 0 and < 100")
+    level = Fraction(str(percentile)) / 100  # exact: 99.9 / 100 in floating point is 0.9990000000000001
+    need = min_calibration_rows(level)
+    if X_cal.shape[0] < need:
+        raise ValueError(f"X_calibration: {X_cal.shape[0]} rows are too few for the {percentile:g}th percentile; "
+                         f"need {need} or more")
     label_margin = _number("label_margin", label_margin, 0)
-    M = X_cal.shape[0]
-    rank = math.ceil(round((M + 1) * percentile / 100, 9))  # round: 99.00000000001 is 99
-    if rank > M:
-        raise ValueError(f"X_calibration: {M} rows are too few for the {percentile:g}th percentile; "
-                         f"need {math.ceil(100 / (100 - percentile)) - 1} or more")
     windows = []
     for target, y in labels.items():
         y = np.asarray(y, dtype=np.float64)
@@ -345,9 +318,12 @@ def fit_domain_guard(
         windows.append(LabelWindow(str(target), float(y.min()), float(y.max())))
 
     scaler = StandardScaler().fit(X_train)
-    scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)  # a constant feature stays 0
-    Z = (X_train - scaler.mean_) / scale
-    pca = PCA(n_components=min(n_components, N - 1, F), svd_solver="randomized", random_state=0).fit(Z)
+    spread = np.sqrt(scaler.var_)  # (StandardScaler's scale_ is 1, not 0, for a constant feature)
+    floor = SCALE_FLOOR * float(np.median(spread))
+    kept = np.flatnonzero(spread > floor)  # a feature without spread carries only round-off
+    mean, scale = scaler.mean_[kept], np.maximum(spread[kept], floor)
+    Z = (X_train[:, kept] - mean) / scale
+    pca = PCA(n_components=min(n_components, N - 1, len(kept)), svd_solver="randomized", random_state=0).fit(Z)
     components = pca.components_
     # scores of centred Z: Z has zero mean over the training rows, so pca.mean_ is ~0 and dropped
     scores = Z @ components.T
@@ -355,10 +331,14 @@ def fit_domain_guard(
     component_scale = np.where(component_scale > 0, component_scale, 1.0)
     resid = np.linalg.norm(Z - scores @ components, axis=1)
     residual_scale = float(resid.std()) if resid.std() > 0 else 1.0
-    guard_args = dict(grid=grid, windows=tuple(windows), feature_mean=scaler.mean_, feature_scale=scale,
+    edges = merged_band_edges(snr_cal, band_edges, need)
+    guard_args = dict(grid=grid, windows=tuple(windows), n_features_in=F, kept_features=kept, feature_mean=mean, feature_scale=scale,
                       components=components, component_scale=component_scale, residual_scale=residual_scale,
-                      k=k, percentile=percentile, label_margin=label_margin)
+                      k=k, percentile=percentile, band_edges=edges, label_margin=label_margin)
     reference = np.column_stack([scores / component_scale, resid / residual_scale])
-    provisional = DomainGuard(reference=reference, threshold=math.inf, **guard_args)
-    d_cal = np.sort(provisional.distance(X_cal))
-    return DomainGuard(reference=reference, threshold=float(d_cal[rank - 1]), **guard_args)
+    provisional = DomainGuard(reference=reference, thresholds=(math.inf,) * (len(edges) + 1), **guard_args)
+    d_cal = provisional.distance(X_cal)
+    bands = snr_band(snr_cal, edges)
+    thresholds = tuple(float(np.sort(d_cal[bands == b])[conformal_rank(int(np.sum(bands == b)), level) - 1])
+                       for b in range(len(edges) + 1))
+    return DomainGuard(reference=reference, thresholds=thresholds, **guard_args)

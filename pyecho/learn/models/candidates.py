@@ -1,17 +1,24 @@
-"""Beyond the paper: models on the complex echo, chosen on validation rows, calibrated, guarded.
+"""Beyond the paper: models on every measurement of a protocol, chosen on validation rows,
+calibrated at the measurement's noise, guarded.
 
-The rows of the main split are used as follows (the test rows are the paper models' test rows):
+The samples of the main split are used as follows (the test rows are the paper models' test rows):
 
-* ``fit``: the training rows a candidate is fitted on (with complex-noise augmentation);
-* ``validation``: training rows held out to choose the headline model of each task;
-* ``calibration``: training rows held out for the conformal intervals and sets, the
-  probability temperature and the out-of-domain threshold;
-* ``test``: scored once, at SNR inf, 200 and 50, for every candidate and the calibration.
+* ``fit``: the samples a candidate is fitted on. The linear and MiniRocket models also see one
+  noisy copy of each (SNR log-uniform in :data:`TRAIN_SNR_RANGE`), and choose their penalties on
+  a validation split *by sample* (a row and its noisy copy on the same side); the CNN redraws
+  the noise every epoch;
+* ``validation``: held-out samples, each clean and once noised across the training SNRs, that
+  choose the headline model of each task (P vs NP, 3-class, every target) by its validation
+  score (weighted F1, R²); the test scores never choose;
+* ``calibration``: held-out samples, clean and ``Budget.calibration_copies`` times noised across
+  the training SNRs, for the conformal intervals (per SNR band of each record's *estimated*
+  SNR), the kernel's probability model and sets, and the out-of-domain guard's thresholds;
+* ``test``: scored at SNR inf, 200, 50 and 20, an independent noise draw for each.
 
-Candidates (all see every angle of the dataset, phase/gain-referenced, Re, Im and |M|):
-``linear`` (the standardised series, logistic + ridge), ``minirocket`` (MiniRocket features,
-logistic + ridge) and ``cnn`` (a multitask 1-D ResNet). The headline model of each task is the
-candidate with the best validation score (weighted F1, R²); the test scores never choose.
+Candidates (all see every measurement of the protocol, phase/gain-referenced, Re, Im and |M|,
+without the samples within ``Budget.dead_time_us`` after each pulse): ``linear`` (the
+standardised records, logistic + ridge), ``minirocket`` (MiniRocket features of each
+measurement, logistic + ridge) and ``cnn`` (a multitask 1-D ResNet with a branch per measurement).
 """
 from __future__ import annotations
 
@@ -24,23 +31,27 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from pyecho.data.store import DatasetError
-from pyecho.learn.base import (NO_JSON, POWER_CLASS, RANGE_NP, RANGE_P, TARGETS, TASK_CLASSES, Budget, ClassScores,
-                               Evaluation, LearnData, ModelScore, Note, RegScores, Split, Task, make_split, mean_std,
-                               no_note, pool_seeds)
-from pyecho.learn.cnn import EchoCNN
-from pyecho.learn.conformal import (Calibration, ClassCalibration, CoverageReport, ReliabilityDiagram, SetReport,
-                                    SplitRows, fit_classification, fit_interval, interval_coverage, reliability,
-                                    set_coverage)
-from pyecho.learn.domain import DEFAULT_PERCENTILE, DomainGuard, EchoGrid, fit_domain_guard
-from pyecho.learn.inputs import KERNEL_CLASSES, EchoPredictions, EchoTargets, InputView, add_complex_noise, augment_training
-from pyecho.learn.rocket import RocketModel
+from pyecho.learn.base import (NO_JSON, RANGE_NP, RANGE_P, TASK_CLASSES, Budget, Evaluation, LearnData, ModelScore,
+                               Note, Split, Task, make_split, mean_std, no_note, pool_seeds)
+from pyecho.learn.calibration.conformal import (CoverageReport, ReliabilityDiagram, SetReport, fit_interval,
+                                                interval_coverage, min_calibration_rows, reliability, set_coverage)
+from pyecho.learn.calibration.domain import DEFAULT_PERCENTILE, DomainGuard, fit_domain_guard
+from pyecho.learn.calibration.probability import KernelProbability, fit_kernel_probability
+from pyecho.learn.calibration.saved import Calibration
+from pyecho.learn.models.cnn import EchoCNN
+from pyecho.learn.models.inputs import (KERNEL_CLASSES, EchoPredictions, EchoTargets, InputView, add_complex_noise,
+                                        augment_training, concat_records, draw_snr, estimate_noise, take_records)
+from pyecho.learn.models.rocket import RocketModel
+from pyecho.learn.models.scores import TaskScores
 
-#: the SNRs every candidate is scored at on the test rows (inf: noise-free)
-TEST_SNRS = (np.inf, 200.0, 50.0)
-#: SNR range of the training rows' noisy copies (log-uniform), beside the clean rows
-TRAIN_SNR_RANGE = (30.0, 3000.0)
-#: the view of the out-of-domain guard: model-agnostic, coarse in time
-GUARD_VIEW = InputView(channels="reim_abs", decimate=8)
+#: the SNRs every candidate is scored at on the test rows (inf: noise-free), each its own noise draw
+TEST_SNRS = (math.inf, 200.0, 50.0, 20.0)
+#: SNR range of the noisy copies (log-uniform) of the fit, validation and calibration rows
+TRAIN_SNR_RANGE = (15.0, 3000.0)
+#: what the out-of-domain guard sees: model-agnostic, coarse in time
+GUARD_DECIMATE, GUARD_MAX_POINTS = 8, 256
+#: the seed streams of one split's noise: fit copies, validation, calibration, guard, test SNRs
+_NOISE_STREAMS = ("fit", "validation", "calibration", "guard", *(f"test {s:g}" for s in TEST_SNRS))
 
 
 class Candidate(StrEnum):
@@ -49,13 +60,23 @@ class Candidate(StrEnum):
     CNN = "cnn"
 
 
-CANDIDATE_TITLES = {Candidate.LINEAR: "logistic + ridge on the series", Candidate.MINIROCKET: "MiniRocket + logistic/ridge",
+CANDIDATE_TITLES = {Candidate.LINEAR: "logistic + ridge on the records", Candidate.MINIROCKET: "MiniRocket + logistic/ridge",
                     Candidate.CNN: "multitask 1-D CNN"}
 
 
+def candidate_view(budget: Budget) -> InputView:
+    return InputView(channels="reim_abs", decimate=budget.candidate_decimate, max_points=budget.candidate_max_points,
+                     dead_time_us=budget.dead_time_us)
+
+
+def guard_view(dead_time_us: float) -> InputView:
+    return InputView(channels="reim_abs", decimate=GUARD_DECIMATE, max_points=GUARD_MAX_POINTS,
+                     dead_time_us=dead_time_us)
+
+
 def make_candidate(name: Candidate, budget: Budget, seed: int, n_jobs: int):
-    """An unfitted model of candidate ``name`` (all share fit(M, EchoTargets) / predict(M))."""
-    view = InputView(channels="reim_abs", decimate=budget.candidate_decimate)
+    """An unfitted model of candidate ``name`` (all share fit(records, EchoTargets, grid) / predict(records))."""
+    view = candidate_view(budget)
     if name == Candidate.LINEAR:
         return RocketModel(view=view, transform="none", random_state=seed, n_jobs=n_jobs)
     if name == Candidate.MINIROCKET:
@@ -63,6 +84,12 @@ def make_candidate(name: Candidate, budget: Budget, seed: int, n_jobs: int):
                            n_jobs=n_jobs)
     return EchoCNN(view=view, max_epochs=budget.cnn_max_epochs, patience=budget.cnn_patience,
                    noise_snr_range=TRAIN_SNR_RANGE, n_threads=n_jobs, random_state=seed)
+
+
+def noise_streams(seed: int) -> dict[str, np.random.Generator]:
+    """Independent generators for every noise draw of one split (named by :data:`_NOISE_STREAMS`)."""
+    children = np.random.SeedSequence([seed, 0x6E6F6973]).spawn(len(_NOISE_STREAMS))
+    return {name: np.random.default_rng(child) for name, child in zip(_NOISE_STREAMS, children)}
 
 
 @dataclass(frozen=True)
@@ -88,29 +115,29 @@ def model_rows(split: Split, kernel: np.ndarray, budget: Budget) -> ModelRows:
 
 
 @dataclass(frozen=True)
-class TaskScores:
-    """Every task's score of one model on one set of rows."""
+class NoisyRows:
+    """Records of some samples, clean and noised: ``records`` (rows = ``source`` samples, at
+    nominal ``snr``, inf = clean) and each row's ``estimated_snr``."""
 
-    pvnp: ClassScores
-    kernel3: ClassScores
-    W: RegScores
-    L: RegScores
-    alpha_xy: RegScores
-    alpha_z: RegScores
+    records: tuple[np.ndarray, ...]
+    source: np.ndarray
+    snr: np.ndarray
+    estimated_snr: np.ndarray
 
-    @classmethod
-    def of(cls, pred: EchoPredictions, truth: EchoTargets, pvnp_threshold: float) -> "TaskScores":
-        """Scores of ``pred``; P vs NP decides P where p_power >= ``pvnp_threshold``."""
-        pvnp_true = np.where(truth.is_power, RANGE_P, RANGE_NP)
-        pvnp_pred = np.where(pred.p_power >= pvnp_threshold, RANGE_P, RANGE_NP)
-        return cls(pvnp=ClassScores.of(pvnp_true, pvnp_pred, TASK_CLASSES[Task.PVNP], POWER_CLASS[Task.PVNP]),
-                   kernel3=ClassScores.of(truth.kernel, pred.kernel, KERNEL_CLASSES, POWER_CLASS[Task.KERNEL3]),
-                   **{t.value: RegScores.of(getattr(truth, t.value), getattr(pred, t.value)) for t in TARGETS})
 
-    def selection_score(self, task: str) -> float:
-        """The validation score that chooses the headline model of ``task``."""
-        value = getattr(self, str(task))
-        return value.f1_weighted if isinstance(value, ClassScores) else value.r2
+def noisy_rows(data: LearnData, rows: np.ndarray, copies: int, rng: np.random.Generator, dead_time_us: float
+               ) -> NoisyRows:
+    """The samples ``rows`` clean, and ``copies`` times noised at SNRs of the training range."""
+    clean = take_records(data.records, rows)
+    parts, sources, snrs = [clean], [rows], [np.full(len(rows), np.inf)]
+    if copies:
+        noisy = augment_training(data.records, train_index=rows, rng=rng, snr_range=TRAIN_SNR_RANGE, copies=copies)
+        parts.append(noisy.M)
+        sources.append(noisy.source_index)
+        snrs.append(noisy.snr)
+    records = concat_records(*parts)
+    estimated = estimate_noise(records, data.grid, dead_time_us=dead_time_us).snr
+    return NoisyRows(records, np.concatenate(sources), np.concatenate(snrs), estimated)
 
 
 @dataclass(frozen=True)
@@ -138,37 +165,57 @@ class CandidateRun:
 
 @dataclass(frozen=True)
 class Headline:
-    """The candidate chosen for each task by its validation score, and the P-vs-NP decision rule:
-    P where the kernel model's p_power >= ``pvnp_threshold``, the training share of power-law
-    echoes (the class-balanced rule, as the paper's SMOTE-balanced forest decides)."""
+    """The candidate chosen for each task by its validation score: ``pvnp`` gives p_power,
+    ``kernel`` the split of the short-range kernels, ``targets`` (name -> candidate) each target;
+    P where the calibrated p_power >= ``pvnp_threshold``, the training share of power-law
+    samples (the class-balanced rule, as the paper's SMOTE-balanced forest decides)."""
 
+    pvnp: str
     kernel: str
-    W: str
-    L: str
-    alpha_xy: str
-    alpha_z: str
+    targets: dict
     pvnp_threshold: float
 
     def for_task(self, task: str) -> str:
-        return self.kernel if task in (Task.PVNP, Task.KERNEL3) else getattr(self, str(task))
+        task = str(task)
+        if task == Task.PVNP:
+            return self.pvnp
+        if task == Task.KERNEL3:
+            return self.kernel
+        return self.targets[task]
+
+    @property
+    def used(self) -> tuple[str, ...]:
+        return tuple(sorted({self.pvnp, self.kernel, *self.targets.values()}))
 
 
-def combine(predictions: dict[str, EchoPredictions], headline: Headline) -> EchoPredictions:
-    """One prediction from the headline models' (candidate name -> its predictions): the kernel
-    probabilities of the kernel's model, each target from its own model."""
-    return EchoPredictions(kernel_proba=predictions[headline.kernel].kernel_proba,
-                           **{t.value: getattr(predictions[headline.for_task(t)], t.value) for t in TARGETS})
+def combine(predictions: dict[str, EchoPredictions], headline: Headline, kernel: KernelProbability
+            ) -> EchoPredictions:
+    """The headline prediction from every used candidate's predictions (name -> predictions):
+    the kernel's one distribution (``kernel``: calibrated, or :meth:`KernelProbability.uncalibrated`)
+    from the P-vs-NP model's p_power and the kernel model's probabilities, each target from its model."""
+    proba = kernel.probabilities(predictions[headline.pvnp].p_power, predictions[headline.kernel].kernel_proba)
+    return EchoPredictions(proba, {t: predictions[m][t] for t, m in headline.targets.items()})
 
 
 @dataclass(frozen=True)
 class CalibrationResult:
-    """Conformal intervals and sets of the headline models, and how they did on the test rows."""
+    """The headline predictions' calibration and how it did on the test rows at every SNR:
+    interval coverage (all rows, per kernel, per W tercile), prediction-set coverage, and the
+    reliability of the kernel probabilities (raw and calibrated, SNR inf and 50)."""
 
     level: float
     calibration: Calibration = field(metadata=NO_JSON)
     coverage: tuple[CoverageReport, ...]
     sets: tuple[SetReport, ...]
     reliability: tuple[ReliabilityDiagram, ...]
+    headline_test: tuple[SnrScores, ...]
+    headline_kernel: np.ndarray = field(metadata=NO_JSON, repr=False)
+
+    def coverage_at(self, target: str, snr: float, group: str = "all") -> CoverageReport:
+        return next(c for c in self.coverage if (c.target, c.snr, c.group) == (target, snr, group))
+
+    def headline_at(self, snr: float) -> TaskScores:
+        return next(s.scores for s in self.headline_test if s.snr == snr)
 
 
 @dataclass(frozen=True)
@@ -180,6 +227,7 @@ class CandidatesResult:
     guard: DomainGuard = field(metadata=NO_JSON)
     seed: int
     inputs: str
+    label: str
 
     def run(self, name: str) -> CandidateRun:
         return next(r for r in self.runs if r.name == name)
@@ -188,23 +236,23 @@ class CandidatesResult:
         """Every candidate × task on the noise-free test rows (pooled over seeds by CandidateSeeds)."""
         out = []
         for run in self.runs:
-            scores = run.test_at(np.inf)
-            for task in (Task.PVNP, Task.KERNEL3, *TARGETS):
-                out.append(ModelScore.single(CANDIDATE_TITLES[Candidate(run.name)], task, run.inputs, Evaluation.BEYOND,
-                                             getattr(scores, str(task)), self.seed, len(self.rows.fit),
-                                             len(self.rows.test)))
+            scores = run.test_at(math.inf)
+            for task in scores.tasks:
+                out.append(ModelScore.single(f"{CANDIDATE_TITLES[Candidate(run.name)]} ({self.label})", task,
+                                             run.inputs, Evaluation.BEYOND, scores[task], self.seed,
+                                             len(self.rows.fit), len(self.rows.test)))
         return tuple(out)
 
 
 @dataclass(frozen=True)
 class HeadlineScore:
-    """The headline model of one task on the test rows at one SNR: mean (and std) over seeds of
-    each seed's chosen model, and which models were chosen."""
+    """The headline predictions of one task on the test rows at one SNR: mean (and std) over
+    seeds, and which models were chosen."""
 
     task: str
     snr: float
-    scores: ClassScores | RegScores
-    spread: ClassScores | RegScores | None
+    scores: object
+    spread: object
     chosen: tuple[str, ...]
 
 
@@ -219,51 +267,59 @@ class CandidateSeeds:
     def seeds(self) -> tuple[int, ...]:
         return tuple(r.seed for r in self.results)
 
+    @property
+    def label(self) -> str:
+        return self.results[0].label
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return self.results[0].calibrated.headline_test[0].scores.tasks
+
     def model_scores(self) -> tuple[ModelScore, ...]:
         return pool_seeds([r.scores() for r in self.results])
 
-    def headline(self, task: str, snr: float = np.inf) -> HeadlineScore:
+    def headline(self, task: str, snr: float = math.inf) -> HeadlineScore:
         chosen = tuple(r.headline.for_task(task) for r in self.results)
-        per_seed = [getattr(r.run(name).test_at(snr), str(task)) for r, name in zip(self.results, chosen)]
-        mean, std = mean_std(per_seed)
+        mean, std = mean_std([r.calibrated.headline_at(snr)[task] for r in self.results])
         return HeadlineScore(str(task), float(snr), mean, std, chosen)
 
-    def coverage(self, target: str) -> tuple[CoverageReport, CoverageReport | None]:
+    def coverage(self, target: str, snr: float = math.inf, group: str = "all"
+                 ) -> tuple[CoverageReport, CoverageReport | None]:
         """Mean (and std) over seeds of one target's interval coverage and width."""
-        reports = [next(c for c in r.calibrated.coverage if c.target == target) for r in self.results]
-        mean = CoverageReport(target, reports[0].level, float(np.mean([c.coverage for c in reports])),
-                              float(np.mean([c.mean_width for c in reports])), reports[0].n_test)
+        reports = [r.calibrated.coverage_at(target, snr, group) for r in self.results]
+        first = reports[0]
+        mean = CoverageReport(target, first.level, first.snr, group, float(np.mean([c.coverage for c in reports])),
+                              float(np.mean([c.mean_width for c in reports])), first.n_test)
         if len(reports) == 1:
             return mean, None
-        return mean, CoverageReport(target, reports[0].level, float(np.std([c.coverage for c in reports])),
-                                    float(np.std([c.mean_width for c in reports])), reports[0].n_test)
+        return mean, CoverageReport(target, first.level, first.snr, group, float(np.std([c.coverage for c in reports])),
+                                    float(np.std([c.mean_width for c in reports])), first.n_test)
 
     def __json__(self) -> dict:
-        tasks = (Task.PVNP, Task.KERNEL3, *TARGETS)
-        return {"seeds": list(self.seeds),
-                "headline": [self.headline(t, snr) for t in tasks for snr in TEST_SNRS],
-                "coverage": [self.coverage(t.value) for t in TARGETS]}
+        targets = self.tasks[2:]
+        return {"label": self.label, "seeds": list(self.seeds),
+                "headline": [self.headline(t, snr) for t in self.tasks for snr in TEST_SNRS],
+                "coverage": [self.coverage(t, snr) for t in targets for snr in TEST_SNRS]}
 
 
-def fit_candidate(name: Candidate, series: np.ndarray, targets: EchoTargets, fit_rows: np.ndarray, noisy,
-                  budget: Budget, seed: int, n_jobs: int):
-    """A fitted candidate: the CNN on the fit rows (it draws fresh noise every epoch itself), the
-    others on the fit rows and their noisy copies ``noisy`` (:func:`augment_training` of them)."""
+def fit_candidate(name: Candidate, data: LearnData, targets: EchoTargets, fit_rows: np.ndarray,
+                  noisy: NoisyRows | None, budget: Budget, seed: int, n_jobs: int):
+    """A fitted candidate: the CNN on the clean fit rows (it draws fresh noise every epoch itself),
+    the others on the fit rows and their noisy copies ``noisy`` (grouped by sample)."""
     model = make_candidate(name, budget, seed, n_jobs)
-    if name == Candidate.CNN:
-        return model.fit(series[fit_rows], targets.take(fit_rows))
-    return model.fit(np.concatenate([series[fit_rows], noisy.M]),
-                     targets.take(np.concatenate([fit_rows, noisy.source_index])))
+    if name == Candidate.CNN or noisy is None:
+        return model.fit(take_records(data.records, fit_rows), targets.take(fit_rows), data.grid)
+    return model.fit(noisy.records, targets.take(noisy.source), data.grid, groups=noisy.source)
 
 
 def targets_of(data: LearnData) -> EchoTargets:
     lab = data.labels
-    return EchoTargets(kernel=lab.kernel, W=lab.W, L=lab.L, alpha_xy=lab.alpha_xy, alpha_z=lab.alpha_z)
+    return EchoTargets(kernel=lab.kernel, values={t.value: lab.target(t) for t in data.targets})
 
 
-def describe_inputs(data: LearnData) -> str:
-    degrees = ", ".join(f"{np.degrees(t):.0f}°" for t in data.thetas)
-    return f"complex M, phase/gain referenced, Re + Im + |M| at {degrees}"
+def describe_inputs(data: LearnData, budget: Budget) -> str:
+    return (f"complex records of {data.protocol.text}, phase/gain referenced, Re + Im + |M|, "
+            f"{budget.dead_time_us:g} µs dead time after each pulse")
 
 
 #: fewest calibration rows of each kernel: each half of them must hold 5 per kernel (the temperature
@@ -273,112 +329,116 @@ MIN_CALIBRATION_PER_KERNEL = 10
 
 def check_calibration_rows(kernel: np.ndarray, calibration: np.ndarray, level: float) -> None:
     """DatasetError (one line: a dataset too small for calibrated uncertainty) unless the
-    calibration rows hold enough echoes of every kernel present."""
+    calibration rows hold enough samples of every kernel present."""
     kinds, counts = np.unique(kernel[calibration], return_counts=True)
-    need = max(MIN_CALIBRATION_PER_KERNEL, math.ceil(2 / (1 - level) / max(len(kinds), 1)))
+    need = max(MIN_CALIBRATION_PER_KERNEL, math.ceil(2 * min_calibration_rows(level) / max(len(kinds), 1)))
     present = len(np.unique(kernel))
     if len(kinds) < present or counts.min() < need:
         fewest = 0 if len(kinds) < present else int(counts.min())
         share = len(calibration) / len(kernel)
-        raise DatasetError(f"the dataset has {len(kernel)} echoes; its calibration rows ({share:.0%} of them) hold "
+        raise DatasetError(f"the dataset has {len(kernel)} samples; its calibration rows ({share:.0%} of them) hold "
                            f"{fewest} of one kernel, and calibrated intervals at level {level} need {need} of each: "
-                           f"simulate at least {math.ceil(need / share)} echoes per kernel (pyecho sim "
+                           f"simulate at least {math.ceil(need / share)} samples per kernel (pyecho sim "
                            "--n-per-kernel)")
 
 
 def run_candidates(data: LearnData, split: Split, budget: Budget, n_jobs: int, *, level: float = 0.9,
-                   note: Note = no_note) -> CandidatesResult:
+                   label: str = "protocol", note: Note = no_note) -> CandidatesResult:
     """Stage: fit every candidate, choose per task on validation, calibrate, fit the domain guard."""
     targets = targets_of(data)
     rows = model_rows(split, data.labels.kernel, budget)
     check_calibration_rows(np.asarray(data.labels.kernel), rows.calibration, level)
-    noisy = augment_training(data.series, train_index=rows.fit, rng=np.random.default_rng(split.seed),
-                             snr_range=TRAIN_SNR_RANGE)
-    test_sets = [add_complex_noise(data.series[rows.test], snr, np.random.default_rng(split.seed + 1))
+    rng = noise_streams(split.seed)
+    dead = budget.dead_time_us
+    fit_noisy = noisy_rows(data, rows.fit, 1, rng["fit"], dead)
+    validation = noisy_rows(data, rows.validation, 1, rng["validation"], dead)
+    calibration = noisy_rows(data, rows.calibration, budget.calibration_copies, rng["calibration"], dead)
+    test_sets = [add_complex_noise(take_records(data.records, rows.test), snr, rng[f"test {snr:g}"])
                  for snr in TEST_SNRS]
-    inputs = describe_inputs(data)
+    inputs = describe_inputs(data, budget)
     threshold = float(np.mean(targets.is_power[rows.fit]))
     runs = []
     for name in budget.candidates:
-        note(f"{name}: fitting on {len(rows.fit)} rows")
+        note(f"{label}: {name}: fitting on {len(rows.fit)} samples")
         start = time.perf_counter()
-        model = fit_candidate(Candidate(name), data.series, targets, rows.fit, noisy, budget, split.seed, n_jobs)
+        model = fit_candidate(Candidate(name), data, targets, rows.fit, fit_noisy, budget, split.seed, n_jobs)
         seconds = time.perf_counter() - start
-        note(f"{name}: scoring")
+        note(f"{label}: {name}: scoring")
         test_pred = tuple(model.predict(M) for M in test_sets)
         runs.append(CandidateRun(
             name=str(name), inputs=inputs, fit_seconds=round(seconds, 1),
-            validation=TaskScores.of(model.predict(data.series[rows.validation]), targets.take(rows.validation),
-                                     threshold),
+            validation=TaskScores.of(model.predict(validation.records), targets.take(validation.source), threshold),
             test=tuple(SnrScores(float(snr), TaskScores.of(p, targets.take(rows.test), threshold))
                        for snr, p in zip(TEST_SNRS, test_pred)),
-            model=model, calibration_pred=model.predict(data.series[rows.calibration]), test_pred=test_pred))
-    best = {task: max(runs, key=lambda r: r.validation.selection_score(task)).name
-            for task in (Task.KERNEL3, *TARGETS)}
-    headline = Headline(kernel=best[Task.KERNEL3], **{t.value: best[t] for t in TARGETS}, pvnp_threshold=threshold)
-    note("calibration")
-    calibrated = _calibrate(rows, combine({r.name: r.calibration_pred for r in runs}, headline),
-                            combine({r.name: r.test_pred[0] for r in runs}, headline), targets, level)
-    note("domain guard")
-    guard = _fit_guard(data, rows, noisy, targets)
-    return CandidatesResult(rows, tuple(runs), headline, calibrated, guard, split.seed, inputs)
+            model=model, calibration_pred=model.predict(calibration.records), test_pred=test_pred))
+    best = {task: max(runs, key=lambda r: r.validation.selection_score(task)).name for task in runs[0].validation.tasks}
+    headline = Headline(pvnp=best[Task.PVNP], kernel=best[Task.KERNEL3],
+                        targets={t: best[t] for t in targets.targets}, pvnp_threshold=threshold)
+    note(f"{label}: calibration")
+    test_snr = [estimate_noise(M, data.grid, dead_time_us=dead).snr for M in test_sets]
+    calibrated = _calibrate(runs, headline, calibration, targets, rows, test_snr, level, split.seed)
+    note(f"{label}: domain guard")
+    guard = _fit_guard(data, fit_noisy, validation, calibration, targets, budget)
+    return CandidatesResult(rows, tuple(runs), headline, calibrated, guard, split.seed, inputs, label)
 
 
-def _calibrate(rows: ModelRows, cal_pred: EchoPredictions, test_pred: EchoPredictions, targets: EchoTargets,
-               level: float) -> CalibrationResult:
-    """Conformal intervals and sets, and temperature-scaled probabilities, of the headline models
-    on the calibration rows; their coverage and reliability on the (noise-free) test rows."""
-    conformal_rows = SplitRows(train=np.concatenate([rows.fit, rows.validation]), calibration=rows.calibration,
-                               test=rows.test)
-    cal_truth, test_truth = targets.take(rows.calibration), targets.take(rows.test)
-    intervals, coverage = [], []
-    for t in TARGETS:
-        interval = fit_interval(t.value, getattr(cal_truth, t.value), getattr(cal_pred, t.value), conformal_rows,
-                                level=level)
-        intervals.append(interval)
-        coverage.append(interval_coverage(interval, getattr(test_truth, t.value), getattr(test_pred, t.value)))
-    classes, sets, diagrams = [], [], []
-    for task, names, cal_p, test_p, cal_y, test_y in (
-        (Task.KERNEL3, KERNEL_CLASSES, cal_pred.kernel_proba, test_pred.kernel_proba, cal_truth.kernel, test_truth.kernel),
-        (Task.PVNP, TASK_CLASSES[Task.PVNP], _pvnp_proba(cal_pred), _pvnp_proba(test_pred),
-         np.where(cal_truth.is_power, RANGE_P, RANGE_NP),
-         np.where(test_truth.is_power, RANGE_P, RANGE_NP)),
-    ):
-        calib = fit_classification(task.value, names, cal_p, cal_y, conformal_rows, level=level)
-        classes.append(calib)
-        sets.append(set_coverage(calib, test_p, test_y))
-        diagrams.append(reliability(task.value, "raw", names, test_p, test_y))
-        diagrams.append(reliability(task.value, "calibrated", names, calib.probabilities(test_p), test_y))
-    return CalibrationResult(level, Calibration(tuple(intervals), tuple(classes)), tuple(coverage), tuple(sets),
-                             tuple(diagrams))
+def _calibrate(runs, headline: Headline, calibration: NoisyRows, targets: EchoTargets, rows: ModelRows,
+               test_snr: list[np.ndarray], level: float, seed: int) -> CalibrationResult:
+    """The kernel's probability model and sets, and every target's Mondrian intervals, on the
+    calibration rows; their coverage, set coverage, reliability and the headline's scores on
+    the test rows at every SNR."""
+    by_name = {r.name: r for r in runs}
+    cal_truth, test_truth = targets.take(calibration.source), targets.take(rows.test)
+    raw_model = KernelProbability.uncalibrated(headline.pvnp_threshold)
+    cal = combine({n: by_name[n].calibration_pred for n in headline.used}, headline, raw_model)
+    kernel = fit_kernel_probability(cal.p_power, by_name[headline.kernel].calibration_pred.kernel_proba,
+                                    cal_truth.kernel, threshold=headline.pvnp_threshold, level=level, seed=seed)
+    intervals = tuple(fit_interval(t, cal_truth[t], cal[t], calibration.estimated_snr, level=level)
+                      for t in targets.targets)
+    calibration_bundle = Calibration(intervals, kernel)
+    coverage, sets, diagrams, scores, decided = [], [], [], [], None
+    W = test_truth["W"]
+    terciles = np.quantile(W, [1 / 3, 2 / 3])
+    groups = {"all": np.ones(len(W), bool), **{k: test_truth.kernel == k for k in KERNEL_CLASSES},
+              **{f"W tercile {i + 1}": np.searchsorted(terciles, W) == i for i in range(3)}}
+    for i, snr in enumerate(TEST_SNRS):
+        raw = combine({n: by_name[n].test_pred[i] for n in headline.used}, headline, raw_model)
+        pred = combine({n: by_name[n].test_pred[i] for n in headline.used}, headline, kernel)
+        scores.append(SnrScores(float(snr), TaskScores.of(pred, test_truth, headline.pvnp_threshold)))
+        if decided is None:
+            decided = kernel.decide(pred.kernel_proba)[0]
+        for t in targets.targets:
+            for group, mask in groups.items():
+                coverage.append(interval_coverage(calibration_bundle.interval(t), test_truth[t][mask], pred[t][mask],
+                                                  test_snr[i][mask], snr=float(snr), group=group))
+        sets.append(set_coverage(Task.KERNEL3.value, kernel.sets(pred.kernel_proba), test_truth.kernel,
+                                 KERNEL_CLASSES, level=level, snr=float(snr)))
+        if snr in (math.inf, 50.0):
+            at = "∞" if math.isinf(snr) else f"{snr:g}"
+            pvnp_true = np.where(test_truth.is_power, RANGE_P, RANGE_NP)
+            for label, proba in ((f"raw, SNR {at}", raw.kernel_proba), (f"calibrated, SNR {at}", pred.kernel_proba)):
+                diagrams.append(reliability(Task.KERNEL3.value, label, KERNEL_CLASSES, proba, test_truth.kernel))
+                diagrams.append(reliability(Task.PVNP.value, label, TASK_CLASSES[Task.PVNP],
+                                            np.column_stack([1 - proba[:, 1], proba[:, 1]]), pvnp_true))
+    return CalibrationResult(level, calibration_bundle, tuple(coverage), tuple(sets), tuple(diagrams), tuple(scores),
+                             decided)
 
 
-def _pvnp_proba(pred: EchoPredictions) -> np.ndarray:
-    """(B, 2) probabilities of (NP, P) from the kernel head."""
-    return np.column_stack([1.0 - pred.p_power, pred.p_power])
+def guard_features(records, grid, dead_time_us: float) -> np.ndarray:
+    """The out-of-domain guard's view of records: (B, F)."""
+    return guard_view(dead_time_us).flat(records, grid)
 
 
-def guard_features(M) -> np.ndarray:
-    """The out-of-domain guard's view of records (B, A, T): (B, F)."""
-    X = GUARD_VIEW.transform(M)
-    return X.reshape(X.shape[0], -1)
-
-
-def _fit_guard(data: LearnData, rows: ModelRows, noisy, targets: EchoTargets) -> DomainGuard:
-    """Fitted on the rows the models were fitted on, clean and noisy alike; thresholded on the
-    held-out validation and calibration rows with the same mix of noise, at the 99th percentile
-    (or, with fewer than 99 of them, at their largest distance)."""
-    X_fit = guard_features(np.concatenate([data.series[rows.fit], noisy.M]))
-    held = np.concatenate([rows.validation, rows.calibration])
-    rng = np.random.default_rng(data.n_samples)
-    snr = np.exp(rng.uniform(*np.log(TRAIN_SNR_RANGE), size=len(held)))
-    snr[: len(snr) // 2] = np.inf  # half clean, as in the fit rows
-    X_held = guard_features(add_complex_noise(data.series[held], snr, rng))
-    grid = EchoGrid.from_metadata({**data.metadata, "thetas": list(data.thetas)}, data.n_times)
-    fit_rows = np.concatenate([rows.fit, noisy.source_index])
-    labels = {t.value: getattr(targets, t.value)[fit_rows] for t in TARGETS}
-    percentile = min(DEFAULT_PERCENTILE, 100.0 * len(held) / (len(held) + 1))
-    return fit_domain_guard(X_fit, X_held, grid, labels, percentile=percentile)
+def _fit_guard(data: LearnData, fit_noisy: NoisyRows, validation: NoisyRows, calibration: NoisyRows,
+               targets: EchoTargets, budget: Budget) -> DomainGuard:
+    """Fitted on the rows the models were fitted on, clean and noisy alike; thresholded per SNR
+    band on the held-out validation and calibration rows, noised the same way."""
+    held = concat_records(validation.records, calibration.records)
+    held_snr = np.concatenate([validation.estimated_snr, calibration.estimated_snr])
+    labels = {t: targets[t][fit_noisy.source] for t in targets.targets}
+    dead = budget.dead_time_us
+    return fit_domain_guard(guard_features(fit_noisy.records, data.grid, dead), guard_features(held, data.grid, dead),
+                            held_snr, data.grid, labels, percentile=DEFAULT_PERCENTILE)
 
 
 def run_candidate_seeds(main: CandidatesResult, data: LearnData, seeds: tuple[int, ...], budget: Budget, n_jobs: int,
@@ -391,6 +451,6 @@ def run_candidate_seeds(main: CandidatesResult, data: LearnData, seeds: tuple[in
             continue
         note(f"seed {seed}")
         split = make_split(data.labels, budget.test_size, seed)
-        extra.append(run_candidates(data, split, budget, n_jobs, level=level,
+        extra.append(run_candidates(data, split, budget, n_jobs, level=level, label=main.label,
                                     note=lambda text, seed=seed: note(f"seed {seed}: {text}")))
     return CandidateSeeds((main, *extra))

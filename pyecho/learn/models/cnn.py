@@ -1,26 +1,29 @@
 """A multitask 1-D convolutional network for echoes (ResNet-like, torch).
 
-Input: complex records (B, T) or (B, A, T) -> :class:`~pyecho.learn.inputs.InputView`
-channels (phase/gain-referenced Re, Im, |M| per angle, block-averaged in time) -> the training
-rows' mean record subtracted, then each channel divided by its RMS deviation from that mean
-(one scale per channel: a per-time-point std would blow up the points where all echoes agree,
-and measured worse on a 3 000-echo dataset).
+Input: complex records of every measurement of a protocol ->
+:class:`~pyecho.learn.models.inputs.InputView` channels (phase/gain-referenced Re, Im, |M| of
+each measurement, dead samples dropped, block-averaged in time) -> per measurement, the
+training rows' mean record subtracted, then each channel divided by its RMS deviation from that
+mean (one scale per channel: a per-time-point std would blow up the points where all echoes
+agree, and measured worse on a 3 000-echo dataset).
 
-Network: a stride-2 stem convolution, then one residual block per entry of ``widths`` (two
-convolutions of ``kernel_size``, batch norm, ReLU, stride 2, 1x1 projection shortcut), then
-average pooling to ``pool_bins`` time bins -- the time grid is fixed, so *where* a feature sits
-(before the echo, on it, after it) is kept -- a hidden layer and two heads:
+Network: one branch per measurement (records of different lengths and meanings: a Hahn echo,
+a CPMG train), each a stride-2 stem convolution, then one residual block per entry of
+``widths`` (two convolutions of ``kernel_size``, batch norm, ReLU, stride 2, 1x1 projection
+shortcut), then average pooling to ``pool_bins`` time bins -- the time grid is fixed, so
+*where* a feature sits (before the echo, on it, after it) is kept. The branches' bins are
+concatenated into a shared hidden layer and two heads:
 
 * kernel: 3 logits, softmax over :data:`~pyecho.learn.inputs.KERNEL_CLASSES`. P vs NP is
   *derived* from it (p_power = the probability of the long-range kernels), not a logit of its
   own: P vs NP is a coarsening of the kernel label, and one head keeps the two answers
   consistent;
-* regression: W, L, alpha_xy, alpha_z, each standardised with the training rows' mean and std.
+* regression: every target (W, L, alpha_xy, alpha_z, and log10 T2 where the data have it),
+  each standardised with the training rows' mean and std.
 
-Loss = w_kernel · cross-entropy + Σ_t w_t · MSE_t (standardised targets), weights in
-:class:`LossWeights`: by default 1 for the kernel and 0.25 per regression target, so the
-classification and the four regressions weigh the same (cross-entropy at chance is ln 3 ≈ 1.1,
-each standardised MSE starts near 1).
+Loss = w_kernel · cross-entropy + w_regression · mean_t MSE_t (standardised targets), weights in
+:class:`LossWeights`: by default 1 for each, so the classification and the regressions weigh
+the same (cross-entropy at chance is ln 3 ≈ 1.1, each standardised MSE starts near 1).
 
 Training: Adam, learning rate halved after 2 epochs without improvement, early stopping on the
 validation loss of a stratified split carved from the rows given to :meth:`EchoCNN.fit` (never
@@ -46,19 +49,21 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 
 from pyecho.atomic import atomic_path
-from pyecho.learn.base import TARGETS
-from pyecho.learn.inputs import (
+from pyecho.learn.models.inputs import (
     KERNEL_CLASSES,
     EchoPredictions,
     EchoTargets,
     InputView,
     ModelFileError,
-    as_batch,
+    as_records,
     augment_training,
+    check_grid,
     check_snr_options,
     model_header,
     read_model_config,
+    take_records,
 )
+from pyecho.physics.protocol import RecordGrid
 
 #: ``format`` of the JSON header of a saved network
 CNN_FORMAT = "pyecho.cnn"
@@ -71,23 +76,17 @@ _EVAL_BATCH = 1024
 
 @dataclass(frozen=True)
 class LossWeights:
-    """Weights of the multitask loss: ``kernel`` on the cross-entropy, the others on the MSE of
-    each standardised regression target (all >= 0, at least one > 0)."""
+    """Weights of the multitask loss: ``kernel`` on the cross-entropy, ``regression`` on the mean
+    MSE of the standardised regression targets (both >= 0, at least one > 0)."""
 
     kernel: float = 1.0
-    W: float = 0.25
-    L: float = 0.25
-    alpha_xy: float = 0.25
-    alpha_z: float = 0.25
+    regression: float = 1.0
 
     def __post_init__(self) -> None:
         values = asdict(self)
         bad = {k: v for k, v in values.items() if not (np.isfinite(v) and v >= 0)}
         if bad or not any(v > 0 for v in values.values()):
             raise ValueError(f"loss_weights: got {values}; allowed: finite values >= 0, at least one > 0")
-
-    def regression(self) -> torch.Tensor:
-        return torch.tensor([getattr(self, t) for t in TARGETS], dtype=torch.float32)
 
 
 @dataclass(frozen=True)
@@ -117,11 +116,10 @@ class _ResidualBlock(nn.Module):
         return torch.relu(self.body(x) + self.shortcut(x))
 
 
-class _Network(nn.Module):
-    """Input standardisation (buffers) -> stem -> residual blocks -> pooled bins -> heads."""
+class _Branch(nn.Module):
+    """One measurement: input standardisation (buffers) -> stem -> residual blocks -> pooled bins."""
 
-    def __init__(self, in_channels: int, n_timepoints: int, widths: tuple[int, ...], kernel_size: int,
-                 pool_bins: int, hidden: int, dropout: float):
+    def __init__(self, in_channels: int, n_timepoints: int, widths: tuple[int, ...], kernel_size: int, pool_bins: int):
         super().__init__()
         self.register_buffer("x_mean", torch.zeros(in_channels, n_timepoints))
         self.register_buffer("x_scale", torch.ones(in_channels, 1))
@@ -131,14 +129,28 @@ class _Network(nn.Module):
         for w in widths:
             layers.append(_ResidualBlock(prev, w, kernel_size))
             prev = w
-        layers += [nn.AdaptiveAvgPool1d(pool_bins), nn.Flatten(),
-                   nn.Linear(prev * pool_bins, hidden), nn.ReLU(), nn.Dropout(dropout)]
-        self.trunk = nn.Sequential(*layers)
-        self.kernel_head = nn.Linear(hidden, len(KERNEL_CLASSES))
-        self.regression_head = nn.Linear(hidden, len(TARGETS))
+        layers += [nn.AdaptiveAvgPool1d(pool_bins), nn.Flatten()]
+        self.body = nn.Sequential(*layers)
+        self.n_out = prev * pool_bins
 
     def forward(self, x):
-        h = self.trunk((x - self.x_mean) / self.x_scale)
+        return self.body((x - self.x_mean) / self.x_scale)
+
+
+class _Network(nn.Module):
+    """One branch per measurement -> concatenated bins -> hidden layer -> kernel and regression heads."""
+
+    def __init__(self, in_channels: int, n_timepoints: tuple[int, ...], widths: tuple[int, ...], kernel_size: int,
+                 pool_bins: int, hidden: int, dropout: float, n_targets: int):
+        super().__init__()
+        self.branches = nn.ModuleList(_Branch(in_channels, T, widths, kernel_size, pool_bins) for T in n_timepoints)
+        self.shared = nn.Sequential(nn.Linear(sum(b.n_out for b in self.branches), hidden), nn.ReLU(),
+                                    nn.Dropout(dropout))
+        self.kernel_head = nn.Linear(hidden, len(KERNEL_CLASSES))
+        self.regression_head = nn.Linear(hidden, n_targets)
+
+    def forward(self, xs):
+        h = self.shared(torch.cat([branch(x) for branch, x in zip(self.branches, xs)], dim=1))
         return self.kernel_head(h), self.regression_head(h)
 
 
@@ -244,70 +256,73 @@ class EchoCNN:
         finally:
             torch.set_num_threads(old)
 
-    def _records(self, M) -> np.ndarray:
-        X = as_batch(M)
-        if hasattr(self, "network_") and X.shape[1:] != self.record_shape_:
-            raise ValueError(f"M: records of shape (A, T) = {X.shape[1:]}; this model was trained on "
-                             f"{self.record_shape_} (angles, samples)")
+    def _records(self, M) -> tuple[np.ndarray, ...]:
+        X = as_records(M)
+        if hasattr(self, "network_"):
+            check_grid(X, self.grid_)
         return X
 
-    def _outputs(self, X: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """Network outputs (kernel logits, standardised regression) for channels X, on the CPU."""
+    def _outputs(self, views: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Network outputs (kernel logits, standardised regression) for view channels, on the CPU."""
         dev = next(self.network_.parameters()).device
         self.network_.eval()
         logits, reg = [], []
         with torch.no_grad():
-            for i in range(0, X.shape[0], _EVAL_BATCH):
-                lo, re = self.network_(torch.from_numpy(X[i:i + _EVAL_BATCH]).to(dev))
+            for i in range(0, views[0].shape[0], _EVAL_BATCH):
+                lo, re = self.network_([torch.from_numpy(X[i:i + _EVAL_BATCH]).to(dev) for X in views])
                 logits.append(lo.cpu())
                 reg.append(re.cpu())
         return torch.cat(logits), torch.cat(reg)
 
     # -- fit ------------------------------------------------------------------------------
-    def fit(self, M, targets: EchoTargets) -> "EchoCNN":
-        """Train on records M (B, T) or (B, A, T), complex, and their targets (B rows).
+    def fit(self, M, targets: EchoTargets, grid: RecordGrid) -> "EchoCNN":
+        """Train on the complex records M of protocol ``grid`` and their targets (B rows).
 
         A stratified ``validation_fraction`` of these rows is held out for early stopping.
         """
         if not isinstance(targets, EchoTargets):
             raise ValueError(f"targets: got {type(targets).__name__}; allowed: an EchoTargets")
-        R = as_batch(M)
-        if len(targets) != R.shape[0]:
-            raise ValueError(f"targets: {len(targets)} rows for {R.shape[0]} records")
-        return self._with_threads(self._fit, R, targets)
+        if not isinstance(grid, RecordGrid):
+            raise ValueError(f"grid: got {type(grid).__name__}; allowed: a RecordGrid")
+        R = as_records(M)
+        check_grid(R, grid)
+        if len(targets) != R[0].shape[0]:
+            raise ValueError(f"targets: {len(targets)} rows for {R[0].shape[0]} records")
+        return self._with_threads(self._fit, R, targets, grid)
 
-    def _fit(self, R: np.ndarray, targets: EchoTargets) -> "EchoCNN":
+    def _fit(self, R: tuple[np.ndarray, ...], targets: EchoTargets, grid: RecordGrid) -> "EchoCNN":
         rng = np.random.default_rng(self.random_state)
         torch.manual_seed(self.random_state)
         gen = torch.Generator().manual_seed(self.random_state)
         try:
-            fit_rows, val_rows = train_test_split(np.arange(R.shape[0]), test_size=self.validation_fraction,
+            fit_rows, val_rows = train_test_split(np.arange(len(targets)), test_size=self.validation_fraction,
                                                   random_state=self.random_state, stratify=targets.kernel)
         except ValueError as exc:
             raise ValueError(f"validation_fraction: cannot carve a stratified validation split ({exc})") from None
         fit_rows, val_rows = np.sort(fit_rows), np.sort(val_rows)
-        X_fit = self.view.transform(R[fit_rows])
-        X_val = self.view.transform(R[val_rows])
+        self.grid_ = grid
+        X_fit = self.view.transform(take_records(R, fit_rows), grid)
+        X_val = self.view.transform(take_records(R, val_rows), grid)
         Y = targets.regression()
+        self.targets_ = targets.targets
         self.y_mean_, self.y_std_ = Y[fit_rows].mean(axis=0), Y[fit_rows].std(axis=0)
         self.y_std_ = np.where(self.y_std_ > 0, self.y_std_, 1.0)
         Ys = ((Y - self.y_mean_) / self.y_std_).astype(np.float32)
         k = targets.kernel_index
-        self.record_shape_ = R.shape[1:]
         dev = self._torch_device()
-        self.network_ = _Network(X_fit.shape[1], X_fit.shape[2], self.widths, self.kernel_size, self.pool_bins,
-                                 self.hidden, self.dropout)
-        mean = X_fit.mean(axis=0)
-        scale = np.sqrt(((X_fit - mean) ** 2).mean(axis=(0, 2)))[:, None]
-        self.network_.x_mean.copy_(torch.from_numpy(mean))
-        self.network_.x_scale.copy_(torch.from_numpy(np.where(scale > 0, scale, 1.0).astype(np.float32)))
+        self.network_ = _Network(X_fit[0].shape[1], tuple(X.shape[2] for X in X_fit), self.widths, self.kernel_size,
+                                 self.pool_bins, self.hidden, self.dropout, len(self.targets_))
+        for branch, X in zip(self.network_.branches, X_fit):
+            mean = X.mean(axis=0)
+            scale = np.sqrt(((X - mean) ** 2).mean(axis=(0, 2)))[:, None]
+            branch.x_mean.copy_(torch.from_numpy(mean))
+            branch.x_scale.copy_(torch.from_numpy(np.where(scale > 0, scale, 1.0).astype(np.float32)))
         self.network_.to(dev)
-        w_reg = self.loss_weights.regression().to(dev)
+        w_kernel, w_reg = self.loss_weights.kernel, self.loss_weights.regression
 
         def loss_fn(logits, reg, kb, yb):
             ce = nn.functional.cross_entropy(logits, kb, reduction="none")
-            mse = ((reg - yb) ** 2 * w_reg).sum(dim=1)
-            return self.loss_weights.kernel * ce + mse  # per row
+            return w_kernel * ce + w_reg * ((reg - yb) ** 2).mean(dim=1)  # per row
 
         opt = torch.optim.Adam(self.network_.parameters(), lr=self.learning_rate)
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)
@@ -320,18 +335,18 @@ class EchoCNN:
             if self.noise_snr_choices is not None or self.noise_snr_range is not None:
                 noisy = augment_training(R, train_index=fit_rows, rng=rng, snr_choices=self.noise_snr_choices,
                                          snr_range=self.noise_snr_range)
-                X_epoch = self.view.transform(noisy.M)
+                X_epoch = self.view.transform(noisy.M, grid)
             else:
                 X_epoch = X_fit
-            X_epoch = torch.from_numpy(X_epoch)
+            X_epoch = [torch.from_numpy(X) for X in X_epoch]
             self.network_.train()
-            order = torch.randperm(X_epoch.shape[0], generator=gen)
+            order = torch.randperm(len(fit_rows), generator=gen)
             if order.numel() % self.batch_size == 1:  # batch norm cannot train on one row
                 order = order[:-1]
             total = 0.0
             for i in range(0, order.numel(), self.batch_size):
                 idx = order[i:i + self.batch_size]
-                logits, reg = self.network_(X_epoch[idx].to(dev))
+                logits, reg = self.network_([X[idx].to(dev) for X in X_epoch])
                 loss = loss_fn(logits, reg, k_fit[idx].to(dev), y_fit[idx].to(dev)).mean()
                 opt.zero_grad()
                 loss.backward()
@@ -358,27 +373,29 @@ class EchoCNN:
 
     # -- predict --------------------------------------------------------------------------
     def predict(self, M) -> EchoPredictions:
-        """Kernel probabilities and W, L, alpha_xy, alpha_z (original units) for records M."""
+        """Kernel probabilities and every target (its own units) for the records M."""
         if not hasattr(self, "network_"):
             raise ValueError("EchoCNN: not fitted; call fit() or EchoCNN.load() first")
-        X = self.view.transform(self._records(M))
-        logits, reg = self._with_threads(self._outputs, X)
+        views = self.view.transform(self._records(M), self.grid_)
+        logits, reg = self._with_threads(self._outputs, views)
         proba = torch.softmax(logits.double(), dim=1).numpy()
         Y = reg.double().numpy() * self.y_std_ + self.y_mean_
-        return EchoPredictions(kernel_proba=proba, **{t: Y[:, i] for i, t in enumerate(TARGETS)})
+        return EchoPredictions.from_learning_scale(proba, Y, self.targets_)
 
     # -- save / load ----------------------------------------------------------------------
     def _config(self) -> dict:
         return {
             **model_header(CNN_FORMAT),
-            "architecture": {"in_channels": int(self.network_.x_mean.shape[0]),
-                             "n_timepoints": int(self.network_.x_mean.shape[1]),
+            "architecture": {"in_channels": int(self.network_.branches[0].x_mean.shape[0]),
+                             "n_timepoints": [int(b.x_mean.shape[1]) for b in self.network_.branches],
                              "widths": list(self.widths), "kernel_size": self.kernel_size,
                              "pool_bins": self.pool_bins, "hidden": self.hidden, "dropout": self.dropout},
-            "record_shape": list(self.record_shape_),
+            "grid": self.grid_.to_dict(),
+            "targets": list(self.targets_),
             "view": self.view.to_dict(),
-            "input_normalisation": "(x - x_mean) / x_scale: training rows' mean record (channel, time) and each "
-                                   "channel's RMS deviation from it; buffers x_mean, x_scale in the state dict",
+            "input_normalisation": "per measurement, (x - x_mean) / x_scale: training rows' mean record (channel, "
+                                   "time) and each channel's RMS deviation from it; buffers branches.K.x_mean, "
+                                   "branches.K.x_scale in the state dict",
             "target_scaler": {"mean": self.y_mean_.tolist(), "std": self.y_std_.tolist()},
             "training": {"random_state": self.random_state, "best_epoch": self.best_epoch_,
                          "epochs_run": len(self.history_), "stopped_early": self.stopped_early_,
@@ -411,11 +428,12 @@ class EchoCNN:
                         kernel_size=arch["kernel_size"], pool_bins=arch["pool_bins"], hidden=arch["hidden"],
                         dropout=arch["dropout"], device=device, n_threads=n_threads,
                         random_state=cfg["training"]["random_state"])
-            network = _Network(arch["in_channels"], arch["n_timepoints"], model.widths, model.kernel_size,
-                               model.pool_bins, model.hidden, model.dropout)
+            targets = tuple(str(t) for t in cfg["targets"])
+            network = _Network(arch["in_channels"], tuple(arch["n_timepoints"]), model.widths, model.kernel_size,
+                               model.pool_bins, model.hidden, model.dropout, len(targets))
             y_mean = np.asarray(cfg["target_scaler"]["mean"], dtype=float)
             y_std = np.asarray(cfg["target_scaler"]["std"], dtype=float)
-            record_shape = tuple(int(v) for v in cfg["record_shape"])
+            grid = RecordGrid.from_dict(cfg["grid"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"{cfg_path}: incomplete or invalid config ({exc!r})") from None
         try:
@@ -424,10 +442,10 @@ class EchoCNN:
         except Exception as exc:  # noqa: BLE001 -- any unusable weights file is one user error
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelFileError(f"{pt_path}: does not match {CONFIG_FILE} ({first})") from None
-        if y_mean.shape != (len(TARGETS),) or y_std.shape != (len(TARGETS),):
-            raise ModelFileError(f"{cfg_path}: target_scaler needs {len(TARGETS)} means and stds")
+        if y_mean.shape != (len(targets),) or y_std.shape != (len(targets),):
+            raise ModelFileError(f"{cfg_path}: target_scaler needs {len(targets)} means and stds")
         model.network_ = network.to(model._torch_device()).eval()
-        model.y_mean_, model.y_std_, model.record_shape_ = y_mean, y_std, record_shape
+        model.y_mean_, model.y_std_, model.grid_, model.targets_ = y_mean, y_std, grid, targets
         model.best_epoch_ = cfg["training"].get("best_epoch")
         model.stopped_early_ = cfg["training"].get("stopped_early")
         model.history_ = ()

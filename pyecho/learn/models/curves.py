@@ -14,13 +14,14 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from pyecho.learn.base import (POWER_CLASS, TASK_CLASSES, Budget, ClassScores, FeatureSet, LearnData, Note, RegScores,
-                               Task, no_note)
-from pyecho.learn.candidates import (CANDIDATE_TITLES, Candidate, CandidatesResult, TRAIN_SNR_RANGE, TaskScores,
-                                     fit_candidate, targets_of)
-from pyecho.learn.classify import make_rf_pipeline
-from pyecho.learn.features import Features
-from pyecho.learn.inputs import augment_training
-from pyecho.learn.regress import make_rf_regressor
+                               Target, Task, no_note)
+from pyecho.learn.models.candidates import (CANDIDATE_TITLES, Candidate, fit_candidate, noise_streams, noisy_rows,
+                                            targets_of)
+from pyecho.learn.models.inputs import take_records
+from pyecho.learn.models.scores import TaskScores
+from pyecho.learn.paper.classify import make_rf_pipeline
+from pyecho.learn.paper.features import Features
+from pyecho.learn.paper.regress import make_rf_regressor
 
 PAPER_RF = "paper's RF (pointwise |M| window)"
 
@@ -45,12 +46,13 @@ class LearningCurves:
         return list(dict.fromkeys(p.model for p in self.points))
 
 
-def run_learning_curves(data: LearnData, features: Features, candidates: CandidatesResult, budget: Budget,
-                        n_jobs: int, *, note: Note = no_note) -> LearningCurves:
+def run_learning_curves(data: LearnData, features: Features, studies, budget: Budget, n_jobs: int, *,
+                        note: Note = no_note) -> LearningCurves:
     """Stage (behind ``--learning-curve``): every model at every training size of
-    ``budget.curve_sizes`` that the fit rows allow."""
-    rows, seed = candidates.rows, candidates.seed
-    targets = targets_of(data)
+    ``budget.curve_sizes`` that the fit rows allow. ``studies``: (data, CandidatesResult) pairs
+    on the same samples and split (the protocol, and the Hahn echo alone)."""
+    _, first = studies[0]
+    rows, seed = first.rows, first.seed
     y_pvnp = data.labels.classes(Task.PVNP)
     X_rf = features.tables[FeatureSet.POINTWISE]
     points = []
@@ -63,12 +65,14 @@ def run_learning_curves(data: LearnData, features: Features, candidates: Candida
         points.append(CurvePoint(PAPER_RF, size, ClassScores.of(y_pvnp[rows.test], rf.predict(X_rf[rows.test]),
                                                                  TASK_CLASSES[Task.PVNP], POWER_CLASS[Task.PVNP]),
                                  RegScores.of(data.labels.L[rows.test], rf_L.predict(X_rf[rows.test]))))
-        noisy = augment_training(data.series, train_index=sub, rng=np.random.default_rng(seed),
-                                 snr_range=TRAIN_SNR_RANGE)
-        for name in budget.candidates:
-            note(f"{size} rows: {name}")
-            model = fit_candidate(Candidate(name), data.series, targets, sub, noisy, budget, seed, n_jobs)
-            scores = TaskScores.of(model.predict(data.series[rows.test]), targets.take(rows.test),
-                                   candidates.headline.pvnp_threshold)
-            points.append(CurvePoint(CANDIDATE_TITLES[Candidate(name)], size, scores.pvnp, scores.L))
+        for study_data, study in studies:
+            targets = targets_of(study_data)
+            noisy = noisy_rows(study_data, sub, 1, noise_streams(seed)["fit"], budget.dead_time_us)
+            for name in budget.candidates:
+                note(f"{size} rows: {name} ({study.label})")
+                model = fit_candidate(Candidate(name), study_data, targets, sub, noisy, budget, seed, n_jobs)
+                scores = TaskScores.of(model.predict(take_records(study_data.records, rows.test)),
+                                       targets.take(rows.test), study.headline.pvnp_threshold)
+                points.append(CurvePoint(f"{CANDIDATE_TITLES[Candidate(name)]} ({study.label})", size, scores.pvnp,
+                                         scores.regression[Target.L.value]))
     return LearningCurves(tuple(points), len(rows.test))

@@ -1,70 +1,97 @@
 """What a spectrometer gives, made ready for the learned models; what those models predict.
 
-A measured echo is complex (both quadratures), carries an arbitrary global receiver phase
-and gain, and noise. Conventions used everywhere in this module:
+A measured record is complex (both quadratures), carries an arbitrary global receiver phase
+and gain, noise, and a dead time after every pulse. Conventions used everywhere here:
 
-* a *record* is complex, shape (A, T): A pulse angles (A = 1 for an ordinary 90° dataset),
-  T samples on the dataset's grid t_k = k·dt_us, k = 1..T; index 0 is the first sample
-  after the excitation pulse;
-* a *batch* is (B, A, T); :func:`as_batch` also accepts one series (T,) or (B, T) (A = 1).
+* *records* are a tuple with one complex array per measurement of a protocol, each (B, T_k):
+  B samples (the same physical sample in row b of every array), T_k samples of measurement k
+  on the :class:`~pyecho.physics.protocol.RecordGrid` t_j = (j + 1) dt. Missing samples (the
+  receiver's dead time) are NaN. :func:`as_records` also takes one series (T,), (B, T), or
+  (B, A, T) for A measurements of equal length;
+* the *dead time* D (µs) of a model: the samples within D after every pulse are never read
+  (blanking and ring-down; :meth:`RecordGrid.dead_mask`). A model trained with D takes records
+  whose first point comes up to D after the excitation (``pyecho predict --start-us``).
 
 What is here:
 
-* :func:`reference_phase_gain` -- divide each record (each angle on its own) by the mean of
-  its first ``n_ref`` samples: the start becomes real and positive with magnitude ~1, so the
-  result is invariant to a global phase e^{iφ} and a gain g > 0, while the phase's evolution
-  over time (which carries α_z and W at θ ≠ 90°, and any carrier offset) is kept.
-* :class:`InputView` -- the float32 channels a model sees: referenced Re, Im (and |M|) per
-  angle, optionally block-averaged in time.
-* :func:`add_complex_noise` and :func:`augment_training` -- complex white Gaussian noise at a
-  defined SNR, and noisy copies of *training* rows only.
+* :func:`reference_phase_gain` -- divide each record by the mean of its first ``n_ref``
+  samples after the dead time: invariant to a global phase e^{iφ} and a gain g > 0, while the
+  phase's evolution over time (α_z, W at θ ≠ 90°, a carrier offset) is kept.
+* :class:`InputView` -- the float32 channels a model sees: referenced Re, Im (and |M|) of every
+  measurement, dead samples dropped, block-averaged in time.
+* :func:`add_complex_noise`, :func:`augment_training` -- complex white Gaussian noise at a
+  defined SNR, and noisy copies of training rows; :func:`estimate_noise` -- a record's noise
+  level and SNR measured from the record itself.
 * :class:`EchoTargets` and :class:`EchoPredictions` -- the labels the models learn and what
-  they return (kernel class probabilities; W, L, α_xy, α_z in their own units).
+  they return (kernel class probabilities; every target in its own units).
 """
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import polars as pl
 
 from pyecho.errors import InputFileError
-
-from pyecho.learn.base import KERNELS, TARGETS
+from pyecho.learn.base import (COUPLING_TARGETS, KERNELS, TARGET_COLUMNS, Target, from_learning_scale,
+                               to_learning_scale)
 from pyecho.physics.kernels import is_long_range
+from pyecho.physics.protocol import RecordGrid
 
 #: the kernel families the models tell apart (``base.KERNELS``), the order of every probability column
 KERNEL_CLASSES: tuple[str, ...] = KERNELS
 #: samples averaged for the phase/gain reference (1.28 µs at dt = 0.16 µs): enough to keep
 #: the reference's own noise 1/sqrt(8) of one sample's, short against the FID's decay
 DEFAULT_N_REF = 8
-#: channel sets of :class:`InputView`, per angle, in this order
+#: channel sets of :class:`InputView`, per measurement, in this order
 CHANNEL_SETS: dict[str, tuple[str, ...]] = {
     "abs": ("abs",),
     "reim": ("re", "im"),
     "reim_abs": ("re", "im", "abs"),
 }
+#: at most this many time points per measurement reach a model (longer records are averaged
+#: in longer blocks); a CPMG train of 10 000 samples would otherwise dominate every model's cost
+DEFAULT_MAX_POINTS = 1024
+#: x[j-1] - 2 x[j] + x[j+1] of complex white noise (sigma per quadrature) has sigma sqrt(6) per
+#: quadrature, so its magnitude is Rayleigh with median sqrt(6) sigma sqrt(2 ln 2)
+_MEDIAN_TO_SIGMA = 1.0 / math.sqrt(6.0 * 2.0 * math.log(2.0))
+#: samples averaged when reading a record's peak amplitude for its SNR
+_PEAK_SMOOTHING = 8
 
 
-def as_batch(M) -> np.ndarray:
-    """Records as a complex128 batch (B, A, T) from (T,), (B, T) or (B, A, T).
+def as_records(M, n_measurements: int | None = None) -> tuple[np.ndarray, ...]:
+    """Records as a tuple of complex128 arrays (B, T_k), one per measurement.
 
-    Raises ValueError for another number of dimensions, a non-numeric array, or NaN/inf.
+    Accepts a tuple/list of arrays (each (T,) or (B, T), one per measurement), or one array
+    (T,), (B, T) (one measurement) or (B, A, T) (A measurements of equal length). Missing
+    samples may be NaN (a dead time); infinite values are refused. complex64 (and float32)
+    input stays complex64, anything else becomes complex128.
+    Raises ValueError for another shape, non-numbers, unequal B, or a count other than
+    ``n_measurements``.
     """
-    a = np.asarray(M)
-    if not (np.issubdtype(a.dtype, np.number) and a.ndim in (1, 2, 3)):
-        raise ValueError(f"M: expected a numeric array of shape (T,), (B, T) or (B, A, T); got {a.dtype} {a.shape}")
-    if a.shape[-1] < 1 or a.size == 0:
-        raise ValueError(f"M: empty array of shape {a.shape}")
-    if not np.all(np.isfinite(a)):
-        raise ValueError("M: contains NaN or infinite values")
-    a = a.astype(np.complex128)
-    if a.ndim == 1:
-        return a[None, None, :]
-    return a[:, None, :] if a.ndim == 2 else a
+    if isinstance(M, (list, tuple)):
+        parts = [np.asarray(m) for m in M]
+    else:
+        a = np.asarray(M)
+        parts = [a[:, k] for k in range(a.shape[1])] if a.ndim == 3 else [a]
+    out = []
+    for k, a in enumerate(parts):
+        if not (np.issubdtype(a.dtype, np.number) and a.ndim in (1, 2)) or a.size == 0:
+            raise ValueError(f"M: measurement {k}: expected a numeric array (T,) or (B, T); got {a.dtype} {a.shape}")
+        # single precision stays single (a dataset's complex64 records, noised, are half the memory)
+        a = np.atleast_2d(a).astype(np.complex64 if a.dtype in (np.complex64, np.float32) else np.complex128)
+        if np.any(np.isinf(a.real) | np.isinf(a.imag)):
+            raise ValueError(f"M: measurement {k} contains infinite values")
+        out.append(a)
+    if len({a.shape[0] for a in out}) != 1:
+        raise ValueError(f"M: the measurements hold {[a.shape[0] for a in out]} records; each needs one per sample")
+    if n_measurements is not None and len(out) != n_measurements:
+        raise ValueError(f"M: {len(out)} measurement(s) given; the model takes {n_measurements}")
+    return tuple(out)
 
 
 def _check_int(name: str, value, minimum: int) -> int:
@@ -73,53 +100,93 @@ def _check_int(name: str, value, minimum: int) -> int:
     return int(value)
 
 
+def _check_dead_time(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+        raise ValueError(f"dead_time_us: got {value!r}; allowed: a number >= 0 (µs)")
+    return float(value)
+
+
+def check_grid(records: tuple[np.ndarray, ...], grid: RecordGrid) -> None:
+    """ValueError unless ``records`` hold one (B, T_k) array per measurement of ``grid``."""
+    if len(records) != len(grid.protocol) or any(r.shape[1] != T for r, T in zip(records, grid.lengths)):
+        raise ValueError(f"M: records of lengths {[r.shape[1] for r in records]}; the model's protocol "
+                         f"{grid.protocol.text} records T = {list(grid.lengths)} samples")
+
+
+def unreadable(records: tuple[np.ndarray, ...], grid: RecordGrid, dead_time_us: float,
+               n_ref: int = DEFAULT_N_REF) -> str | None:
+    """Why a model with this dead time cannot read the records (a missing sample outside the
+    dead time, a zero phase reference), or None when it can."""
+    for k, R in enumerate(records):
+        missing = np.isnan(R.real) | np.isnan(R.imag)
+        outside = missing & ~grid.dead_mask(k, dead_time_us)
+        window = reference_window(grid, k, dead_time_us, n_ref)
+        zero_ref = np.abs(np.nan_to_num(R[:, window]).mean(axis=1)) == 0
+        for bad, why in ((outside.any(axis=1), f"misses samples outside the model's dead time of {dead_time_us:g} µs "
+                                                "after each pulse (the record starts too late, or has gaps)"),
+                         (zero_ref, "is zero where the model takes its phase reference")):
+            if bad.any():
+                b = int(np.flatnonzero(bad)[0])
+                first = int(np.flatnonzero(outside[b])[0]) if why.startswith("misses") else window.start
+                return (f"record {b} of {grid.protocol[k].text} {why} (sample {first}, t = "
+                        f"{(first + 1) * grid.dt_us:g} µs)")
+    return None
+
+
 @dataclass(frozen=True)
 class ReferencedEchoes:
     """Records with the receiver's phase and gain removed (see :func:`reference_phase_gain`).
 
     Attributes
     ----------
-    M : complex128 array (B, A, T) -- M / r, with r the mean of the first ``n_ref`` samples
-    phase_rad : float array (B, A) -- arg r, the removed phase (rad)
-    gain : float array (B, A) -- |r|, the removed gain (units of the input M)
+    M : tuple of complex128 arrays (B, T_k) -- each record divided by its reference r
+    phase_rad, gain : float arrays (B, K) -- arg r (rad) and |r| (units of the input) per measurement
     """
 
-    M: np.ndarray
+    M: tuple[np.ndarray, ...]
     phase_rad: np.ndarray
     gain: np.ndarray
 
 
-def reference_phase_gain(M, *, n_ref: int = DEFAULT_N_REF) -> ReferencedEchoes:
+def reference_window(grid: RecordGrid, k: int, dead_time_us: float, n_ref: int = DEFAULT_N_REF) -> slice:
+    """The samples of measurement ``k`` its phase/gain reference averages: the first ``n_ref``
+    after the excitation's dead time."""
+    dead = grid.dead_mask(k, dead_time_us)
+    start = int(np.argmin(dead))
+    if dead[start] or dead[start:start + n_ref].any() or start + n_ref > grid.lengths[k]:
+        raise ValueError(f"dead_time_us: {dead_time_us:g} µs leaves fewer than {n_ref} samples of "
+                         f"{grid.protocol[k].text} between the excitation's dead time and the next pulse's, for "
+                         "the phase reference")
+    return slice(start, start + n_ref)
+
+
+def reference_phase_gain(records, grid: RecordGrid, *, dead_time_us: float = 0.0,
+                         n_ref: int = DEFAULT_N_REF) -> ReferencedEchoes:
     """Remove the arbitrary global receiver phase and gain of every record.
 
-    Each record (each angle of a multi-angle record on its own) is divided by its reference
-    r = mean(M[..., :n_ref]): the start of the result is real and positive with magnitude 1
-    (averaging n_ref samples keeps the reference robust to noise), and M·g·e^{iφ} gives the
-    same result as M for any g > 0 and φ. The phase's evolution over time is kept.
+    Each record (each measurement on its own) is divided by its reference r, the mean of the
+    :func:`reference_window` (the first ``n_ref`` samples after the dead time): there the
+    result is real and positive with magnitude 1, and M·g·e^{iφ} gives the same result as M
+    for any g > 0 and φ. The phase's evolution over time is kept.
 
-    Parameters
-    ----------
-    M : complex array (T,), (B, T) or (B, A, T)
-    n_ref : samples averaged for the reference, 1 <= n_ref <= T (default 8)
-
-    Returns
-    -------
-    :class:`ReferencedEchoes`, always batched (B, A, T).
-
-    Raises
-    ------
-    ValueError if n_ref is out of range, M is not finite, or a record's reference is zero.
+    Raises ValueError if a reference is zero or holds a missing (NaN) sample.
     """
-    X = as_batch(M)
+    X = as_records(records)
+    check_grid(X, grid)
     n_ref = _check_int("n_ref", n_ref, 1)
-    if n_ref > X.shape[-1]:
-        raise ValueError(f"n_ref: got {n_ref}; allowed: 1 .. T = {X.shape[-1]}")
-    r = X[..., :n_ref].mean(axis=-1)
-    gain = np.abs(r)
-    if np.any(gain == 0):
-        b, a = np.argwhere(gain == 0)[0]
-        raise ValueError(f"M: record {b} (angle {a}) has a zero reference (mean of its first {n_ref} samples)")
-    return ReferencedEchoes(M=X / r[..., None], phase_rad=np.angle(r), gain=gain)
+    out, phase, gain = [], [], []
+    for k, R in enumerate(X):
+        window = reference_window(grid, k, dead_time_us, n_ref)
+        r = R[:, window].mean(axis=1)
+        bad = ~np.isfinite(r) | (np.abs(r) == 0)
+        if np.any(bad):
+            b = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"M: record {b} of {grid.protocol[k].text} has a zero or missing phase reference "
+                             f"(samples {window.start}..{window.stop - 1}, after a dead time of {dead_time_us:g} µs)")
+        out.append(R / r[:, None])
+        phase.append(np.angle(r))
+        gain.append(np.abs(r))
+    return ReferencedEchoes(M=tuple(out), phase_rad=np.column_stack(phase), gain=np.column_stack(gain))
 
 
 @dataclass(frozen=True)
@@ -129,45 +196,76 @@ class InputView:
     Parameters
     ----------
     channels : "reim_abs" (default: Re, Im and |M| of the referenced record), "reim" or "abs"
-        ("abs" is the paper's |M| route, gain-normalised to ~1 at the start)
-    decimate : block-average every ``decimate`` samples (1 = none); the last T % decimate
-        samples are dropped, so T' = T // decimate. Averaging (not subsampling) also lowers
-        white noise by sqrt(decimate).
+        ("abs" is the paper's |M| route, gain-normalised to ~1 at the reference)
+    decimate : block-average every ``decimate`` samples (1 = none); averaging (not
+        subsampling) also lowers white noise by sqrt(decimate)
+    max_points : at most this many blocks per measurement: a longer record is averaged in
+        blocks of ceil(T_k / max_points) samples
     n_ref : samples of the phase/gain reference (see :func:`reference_phase_gain`)
+    dead_time_us : samples within this time after any pulse are dropped (µs, >= 0); a block
+        touching one is dropped whole
 
-    Output of :meth:`transform`: float32 (B, A·C, T'), channel index a·C + c for angle a and
-    channel c of ``CHANNEL_SETS[channels]``.
+    Output of :meth:`transform`: a list with one float32 array (B, C, T'_k) per measurement.
     """
 
     channels: str = "reim_abs"
     decimate: int = 2
+    max_points: int = DEFAULT_MAX_POINTS
     n_ref: int = DEFAULT_N_REF
+    dead_time_us: float = 0.0
 
     def __post_init__(self) -> None:
         if self.channels not in CHANNEL_SETS:
             raise ValueError(f"channels: got {self.channels!r}; allowed: {', '.join(CHANNEL_SETS)}")
         _check_int("decimate", self.decimate, 1)
+        _check_int("max_points", self.max_points, 1)
         _check_int("n_ref", self.n_ref, 1)
+        object.__setattr__(self, "dead_time_us", _check_dead_time(self.dead_time_us))
 
     @property
     def channel_names(self) -> tuple[str, ...]:
         return CHANNEL_SETS[self.channels]
 
-    def n_timepoints(self, n_samples: int) -> int:
-        """T' for records of T = ``n_samples``."""
-        return n_samples // self.decimate
+    def block(self, n_samples: int) -> int:
+        """Samples per block of a record of ``n_samples``."""
+        return max(self.decimate, -(-n_samples // self.max_points))
 
-    def transform(self, M) -> np.ndarray:
-        """Channels of the referenced records: float32 (B, A·C, T // decimate)."""
-        R = reference_phase_gain(M, n_ref=self.n_ref).M
-        B, A, T = R.shape
-        if T < self.decimate:
-            raise ValueError(f"decimate: got {self.decimate}; the records have only {T} samples")
-        parts = {"re": R.real, "im": R.imag, "abs": np.abs(R)}
-        X = np.stack([parts[c] for c in self.channel_names], axis=2)  # (B, A, C, T)
-        T2 = T // self.decimate
-        X = X[..., : T2 * self.decimate].reshape(B, A, len(self.channel_names), T2, self.decimate).mean(axis=-1)
-        return X.reshape(B, -1, T2).astype(np.float32)
+    def kept_blocks(self, grid: RecordGrid, k: int) -> np.ndarray:
+        """Indices of the blocks of measurement ``k`` that hold no dead sample."""
+        d = self.block(grid.lengths[k])
+        n_blocks = grid.lengths[k] // d
+        dead = grid.dead_mask(k, self.dead_time_us)[: n_blocks * d].reshape(n_blocks, d).any(axis=1)
+        kept = np.flatnonzero(~dead)
+        if kept.size == 0:
+            raise ValueError(f"dead_time_us: {self.dead_time_us:g} µs leaves no sample of {grid.protocol[k].text}")
+        return kept
+
+    def n_timepoints(self, grid: RecordGrid) -> tuple[int, ...]:
+        """T'_k of every measurement."""
+        return tuple(len(self.kept_blocks(grid, k)) for k in range(len(grid.protocol)))
+
+    def transform(self, records, grid: RecordGrid) -> list[np.ndarray]:
+        """Channels of the referenced records: one float32 array (B, C, T'_k) per measurement.
+
+        Raises ValueError for a missing (NaN) sample outside the dead time."""
+        R = reference_phase_gain(records, grid, dead_time_us=self.dead_time_us, n_ref=self.n_ref).M
+        out = []
+        for k, Mk in enumerate(R):
+            d = self.block(Mk.shape[1])
+            kept = self.kept_blocks(grid, k)
+            B, T = Mk.shape
+            blocks = Mk[:, : (T // d) * d].reshape(B, T // d, d)[:, kept]  # (B, T', d)
+            if np.isnan(blocks.real).any() or np.isnan(blocks.imag).any():
+                b = int(np.flatnonzero(np.isnan(blocks).any(axis=(1, 2)))[0])
+                raise ValueError(f"M: record {b} of {grid.protocol[k].text} misses samples outside the model's dead "
+                                 f"time of {self.dead_time_us:g} µs after each pulse")
+            parts = {"re": blocks.real, "im": blocks.imag, "abs": np.abs(blocks)}
+            out.append(np.stack([parts[c].mean(axis=-1) for c in self.channel_names], axis=1).astype(np.float32))
+        return out
+
+    def flat(self, records, grid: RecordGrid) -> np.ndarray:
+        """:meth:`transform`, every measurement's channels flattened side by side: float32 (B, F)."""
+        return np.concatenate([X.reshape(X.shape[0], -1) for X in self.transform(records, grid)], axis=1)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -177,35 +275,83 @@ class InputView:
         return cls(**d)
 
 
-def add_complex_noise(M, snr, rng: np.random.Generator) -> np.ndarray:
+def _first_finite(A: np.ndarray) -> np.ndarray:
+    """Each row's first non-NaN value (the first sample after a dead time)."""
+    finite = ~np.isnan(A)
+    return np.where(finite.any(axis=1), A[np.arange(len(A)), np.argmax(finite, axis=1)], 0.0)
+
+
+def add_complex_noise(records, snr, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
     """Add complex white Gaussian noise at a given signal-to-noise ratio.
 
-    SNR definition: snr = A0 / σ, where A0 = max over the angles of |M[b, a, 0]| (the record's
-    first sample, index 0, of the noise-free input; one receiver, so one σ for all angles of an
-    echo) and σ is the standard deviation of each quadrature of the noise: Re and Im of every
+    SNR definition: snr = A0 / σ, where A0 = max over the measurements of |M_k[b, 0]| (the
+    first sample of each noise-free record, the first one recorded where a dead time hides the
+    start: one spectrometer, one σ for all measurements of a sample) and σ is the standard deviation of each quadrature of the noise: Re and Im of every
     sample get independent N(0, σ²) draws. snr = inf adds nothing.
 
     Parameters
     ----------
-    M : complex array (T,), (B, T) or (B, A, T), noise-free records
+    records : noise-free records (see :func:`as_records`)
     snr : float or array (B,), each > 0 (inf allowed)
     rng : numpy Generator (the only source of randomness)
 
     Returns
     -------
-    complex128 array of M's shape: a new array (M itself is never modified).
+    tuple of new complex arrays (B, T_k), the input's precision (the input is never modified).
     """
-    a = np.asarray(M)
-    X = as_batch(a)
-    snr = np.broadcast_to(np.asarray(snr, dtype=float), (X.shape[0],)) if np.ndim(snr) == 0 else np.asarray(snr, float)
-    if snr.shape != (X.shape[0],) or np.any(np.isnan(snr)) or np.any(snr <= 0):
+    X = as_records(records)
+    B = X[0].shape[0]
+    snr = np.broadcast_to(np.asarray(snr, dtype=float), (B,)) if np.ndim(snr) == 0 else np.asarray(snr, float)
+    if snr.shape != (B,) or np.any(np.isnan(snr)) or np.any(snr <= 0):
         raise ValueError(f"snr: got {snr if snr.size <= 4 else snr.shape}; allowed: a value > 0 (inf allowed) "
-                         f"or one per record, shape ({X.shape[0]},)")
+                         f"or one per record, shape ({B},)")
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng: got {type(rng).__name__}; allowed: a numpy.random.Generator")
-    sigma = np.abs(X[:, :, 0]).max(axis=1) / snr  # (B,), 0 where snr is inf
-    noise = rng.standard_normal(X.shape) + 1j * rng.standard_normal(X.shape)
-    return (X + sigma[:, None, None] * noise).reshape(a.shape)
+    sigma = np.max(np.column_stack([_first_finite(np.abs(R)) for R in X]), axis=1) / snr  # (B,), 0 where snr is inf
+    return tuple((R + sigma[:, None] * (rng.standard_normal(R.shape) + 1j * rng.standard_normal(R.shape)))
+                 .astype(R.dtype) for R in X)
+
+
+@dataclass(frozen=True)
+class NoiseEstimate:
+    """A record's noise, measured from the record alone (see :func:`estimate_noise`).
+
+    sigma : array (B,) -- the noise standard deviation per quadrature (units of the input)
+    amplitude : array (B,) -- the record's peak |M| (averaged over 8 samples), same units
+    snr : array (B,) -- amplitude / sigma (inf where no noise is seen)
+    """
+
+    sigma: np.ndarray
+    amplitude: np.ndarray
+    snr: np.ndarray
+
+
+def estimate_noise(records, grid: RecordGrid, *, dead_time_us: float = 0.0) -> NoiseEstimate:
+    """Each sample's noise level and SNR, read off its records.
+
+    σ: the median of |x[j-1] - 2x[j] + x[j+1]| (complex), over every measurement's samples away
+    from the pulses and the dead time, divided by sqrt(6 · 2 ln 2) (complex white noise makes it
+    Rayleigh; an echo's own curvature over three samples is some 10⁻⁵ of its height, so a
+    noise-free record reads SNR ~10⁵ and more). The amplitude: the largest |M| after averaging
+    8 samples. Both are invariant to the receiver's phase; their ratio also to its gain.
+    """
+    X = as_records(records)
+    check_grid(X, grid)
+    d2_all, peaks = [], []
+    for k, R in enumerate(X):
+        keep = ~grid.dead_mask(k, max(dead_time_us, grid.dt_us))  # never across a pulse
+        inner = keep[1:-1] & keep[:-2] & keep[2:]
+        d2_all.append(np.abs(R[:, :-2] - 2 * R[:, 1:-1] + R[:, 2:])[:, inner])
+        T = (R.shape[1] // _PEAK_SMOOTHING) * _PEAK_SMOOTHING
+        blocks = np.abs(R[:, :T]).reshape(R.shape[0], -1, _PEAK_SMOOTHING)
+        full = keep[:T].reshape(-1, _PEAK_SMOOTHING).all(axis=1)  # blocks clear of pulses and dead time
+        peaks.append(blocks[:, full].mean(axis=2).max(axis=1) if full.any() else np.zeros(R.shape[0]))
+    d2 = np.concatenate(d2_all, axis=1)
+    sigma = np.nanmedian(d2, axis=1) * _MEDIAN_TO_SIGMA
+    amplitude = np.max(np.column_stack(peaks), axis=1)
+    with np.errstate(divide="ignore"):
+        snr = np.where(sigma > 0, amplitude / np.where(sigma > 0, sigma, 1.0), np.inf)
+    return NoiseEstimate(sigma=sigma, amplitude=amplitude, snr=snr)
 
 
 def check_snr_options(snr_choices, snr_range, *, required: bool, prefix: str = ""):
@@ -234,25 +380,33 @@ def check_snr_options(snr_choices, snr_range, *, required: bool, prefix: str = "
     return None, None
 
 
+def draw_snr(rng: np.random.Generator, size: int, *, snr_choices=None, snr_range=None) -> np.ndarray:
+    """``size`` SNRs drawn uniformly from ``snr_choices`` or log-uniformly from ``snr_range``."""
+    choices, bounds = check_snr_options(snr_choices, snr_range, required=True)
+    if choices is not None:
+        return rng.choice(np.asarray(choices), size=size)
+    return np.exp(rng.uniform(np.log(bounds[0]), np.log(bounds[1]), size=size))
+
+
 @dataclass(frozen=True)
 class NoiseAugmented:
     """Noisy copies of training rows (see :func:`augment_training`).
 
     Attributes
     ----------
-    M : complex128 array (N, ...) -- new rows, one per (training row, copy)
+    M : tuple of complex128 arrays (N, T_k) -- new rows, one per (training row, copy)
     source_index : int array (N,) -- the row of the input each new row was made from (gather
         the labels with it); every value is one of the given training indices
     snr : float array (N,) -- the SNR each row got (inf: a clean copy)
     """
 
-    M: np.ndarray
+    M: tuple[np.ndarray, ...]
     source_index: np.ndarray
     snr: np.ndarray
 
 
 def augment_training(
-    M,
+    records,
     *,
     train_index,
     rng: np.random.Generator,
@@ -260,76 +414,80 @@ def augment_training(
     snr_range: tuple[float, float] | None = None,
     copies: int = 1,
 ) -> NoiseAugmented:
-    """Noisy copies of the training rows only: new arrays, M untouched.
+    """Noisy copies of the training rows only: new arrays, the records untouched.
 
     Only the rows named by ``train_index`` are read; the result holds ``copies`` noisy copies of
     each, with SNRs (definition in :func:`add_complex_noise`) drawn per copy, either uniformly
     from ``snr_choices`` (inf = clean copy) or log-uniformly from ``snr_range`` = (lo, hi).
     Exactly one of the two must be given.
-
-    Parameters
-    ----------
-    M : complex array (B, T) or (B, A, T), all rows of a dataset
-    train_index : int array-like of distinct rows in [0, B): the training rows
-    rng : numpy Generator
-    snr_choices : sequence of SNRs > 0 (inf allowed), e.g. (inf, 200, 50)
-    snr_range : (lo, hi), 0 < lo <= hi < inf
-    copies : noisy copies per training row (>= 1)
     """
-    a = np.asarray(M)
-    if a.ndim not in (2, 3):
-        raise ValueError(f"M: expected rows of shape (B, T) or (B, A, T); got {a.shape}")
+    X = as_records(records)
+    B = X[0].shape[0]
     idx = np.asarray(train_index)
     if idx.ndim != 1 or idx.size == 0 or not np.issubdtype(idx.dtype, np.integer):
         raise ValueError(f"train_index: expected a non-empty 1-D integer array; got {idx.dtype} {idx.shape}")
-    if idx.min() < 0 or idx.max() >= a.shape[0] or np.unique(idx).size != idx.size:
-        raise ValueError(f"train_index: values must be distinct rows in [0, {a.shape[0]})")
+    if idx.min() < 0 or idx.max() >= B or np.unique(idx).size != idx.size:
+        raise ValueError(f"train_index: values must be distinct rows in [0, {B})")
     copies = _check_int("copies", copies, 1)
-    choices, bounds = check_snr_options(snr_choices, snr_range, required=True)
-    if choices is not None:
-        snr = rng.choice(np.asarray(choices), size=idx.size * copies)
-    else:
-        snr = np.exp(rng.uniform(np.log(bounds[0]), np.log(bounds[1]), size=idx.size * copies))
+    snr = draw_snr(rng, idx.size * copies, snr_choices=snr_choices, snr_range=snr_range)
     source = np.repeat(idx, copies)
-    return NoiseAugmented(M=add_complex_noise(a[source], snr, rng), source_index=source, snr=snr)
+    return NoiseAugmented(M=add_complex_noise(tuple(R[source] for R in X), snr, rng), source_index=source, snr=snr)
+
+
+def take_records(records: tuple[np.ndarray, ...], index) -> tuple[np.ndarray, ...]:
+    """Rows ``index`` of every measurement."""
+    return tuple(R[index] for R in records)
+
+
+def concat_records(*parts: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    """Rows of several record tuples (same protocol), one after the other."""
+    return tuple(np.concatenate(ms) for ms in zip(*parts, strict=True))
 
 
 @dataclass(frozen=True)
 class EchoTargets:
-    """What the models learn, one entry per echo.
+    """What the models learn, one entry per sample.
 
     Attributes
     ----------
     kernel : str array (B,), one of :data:`KERNEL_CLASSES`
-    W, alpha_xy, alpha_z : float arrays (B,) in rad/µs (alpha_xy = alpha_x = alpha_y)
-    L : float array (B,) in lattice spacings
+    values : target name -> float array (B,) in the target's units (W, alpha_xy, alpha_z:
+        rad/µs; L: lattice spacings; t2_us: µs), in the order of :attr:`targets`
     """
 
     kernel: np.ndarray
-    W: np.ndarray
-    L: np.ndarray
-    alpha_xy: np.ndarray
-    alpha_z: np.ndarray
+    values: Mapping[str, np.ndarray]
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "kernel", np.asarray(self.kernel).astype(str))
         n = len(self.kernel)
-        unknown = sorted(set(np.asarray(self.kernel).tolist()) - set(KERNEL_CLASSES))
+        unknown = sorted(set(self.kernel.tolist()) - set(KERNEL_CLASSES))
         if unknown:
             raise ValueError(f"kernel: got {unknown}; allowed: {', '.join(KERNEL_CLASSES)}")
-        for name in TARGETS:
-            v = np.asarray(getattr(self, name), dtype=float)
+        values = {}
+        for name, v in self.values.items():
+            Target(name)  # ValueError for an unknown target
+            v = np.asarray(v, dtype=float)
             if v.shape != (n,) or not np.all(np.isfinite(v)):
                 raise ValueError(f"{name}: expected {n} finite values; got shape {v.shape}")
+            values[str(name)] = v
+        object.__setattr__(self, "values", values)
 
     @classmethod
-    def from_labels(cls, labels: pl.DataFrame) -> "EchoTargets":
-        """From a dataset's label frame (columns kernel, W, L, alpha_x, alpha_z)."""
-        return cls(kernel=labels["kernel"].to_numpy().astype(str), W=labels["W"].to_numpy(),
-                   L=labels["L"].to_numpy(), alpha_xy=labels["alpha_x"].to_numpy(),
-                   alpha_z=labels["alpha_z"].to_numpy())
+    def from_labels(cls, labels: pl.DataFrame, targets: Sequence[str] = COUPLING_TARGETS) -> "EchoTargets":
+        """From a dataset's label frame (columns kernel and the targets' columns)."""
+        return cls(kernel=labels["kernel"].to_numpy().astype(str),
+                   values={str(t): labels[TARGET_COLUMNS[Target(t)]].to_numpy() for t in targets})
 
     def __len__(self) -> int:
         return len(self.kernel)
+
+    def __getitem__(self, target: str) -> np.ndarray:
+        return self.values[str(target)]
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return tuple(self.values)
 
     @property
     def kernel_index(self) -> np.ndarray:
@@ -342,12 +500,12 @@ class EchoTargets:
         return np.array([is_long_range(k) for k in self.kernel], dtype=bool)
 
     def regression(self) -> np.ndarray:
-        """float64 array (B, 4): the regression targets in the order of ``base.TARGETS``."""
-        return np.column_stack([np.asarray(getattr(self, t), dtype=float) for t in TARGETS])
+        """float64 array (B, n_targets): the targets on their learning scale (log10 for T2)."""
+        return np.column_stack([to_learning_scale(t, v) for t, v in self.values.items()])
 
     def take(self, index) -> "EchoTargets":
         """The rows ``index`` (int array)."""
-        return EchoTargets(**{f: np.asarray(getattr(self, f))[index] for f in ("kernel", *TARGETS)})
+        return EchoTargets(kernel=np.asarray(self.kernel)[index], values={t: v[index] for t, v in self.values.items()})
 
 
 #: columns of :data:`KERNEL_CLASSES` that are the "P" (long-range) class
@@ -356,20 +514,29 @@ _POWER_COLUMNS = np.array([is_long_range(k) for k in KERNEL_CLASSES])
 
 @dataclass(frozen=True)
 class EchoPredictions:
-    """A model's output for B echoes.
+    """A model's output for B samples.
 
     Attributes
     ----------
     kernel_proba : float array (B, 3), columns in the order of :data:`KERNEL_CLASSES`
-    W, alpha_xy, alpha_z : float arrays (B,) in rad/µs
-    L : float array (B,) in lattice spacings
+    values : target name -> float array (B,) in the target's units
     """
 
     kernel_proba: np.ndarray
-    W: np.ndarray
-    L: np.ndarray
-    alpha_xy: np.ndarray
-    alpha_z: np.ndarray
+    values: Mapping[str, np.ndarray]
+
+    @classmethod
+    def from_learning_scale(cls, kernel_proba: np.ndarray, Y: np.ndarray, targets: Sequence[str]) -> "EchoPredictions":
+        """From regression outputs ``Y`` (B, n_targets) on the learning scale."""
+        return cls(kernel_proba=kernel_proba,
+                   values={str(t): from_learning_scale(t, Y[:, i]) for i, t in enumerate(targets)})
+
+    def __getitem__(self, target: str) -> np.ndarray:
+        return self.values[str(target)]
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return tuple(self.values)
 
     @property
     def kernel(self) -> np.ndarray:
@@ -381,14 +548,18 @@ class EchoPredictions:
         """float array (B,): probability of the "P" (long-range) class, the sum over its kernels."""
         return self.kernel_proba[:, _POWER_COLUMNS].sum(axis=1)
 
-    @property
-    def is_power(self) -> np.ndarray:
-        """bool array (B,): P vs NP decided on p_power >= 0.5 (derived from the kernel head)."""
-        return self.p_power >= 0.5
+    def take(self, index) -> "EchoPredictions":
+        return EchoPredictions(self.kernel_proba[index], {t: v[index] for t, v in self.values.items()})
 
-    def regression(self) -> np.ndarray:
-        """float array (B, 4) in the order of ``base.TARGETS``."""
-        return np.column_stack([getattr(self, t) for t in TARGETS])
+    def decide(self, pvnp_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        """The kernel and range decisions, made so that they never contradict: the range is P
+        where p_power >= ``pvnp_threshold``; the kernel is then the power law, and otherwise the
+        likelier of the short-range kernels. Returns (kernel names (B,), is_power (B,))."""
+        is_power = self.p_power >= pvnp_threshold
+        short = np.where(_POWER_COLUMNS, -np.inf, self.kernel_proba)
+        kernel = np.where(is_power, KERNEL_CLASSES[int(np.flatnonzero(_POWER_COLUMNS)[0])],
+                          np.asarray(KERNEL_CLASSES)[np.argmax(short, axis=1)])
+        return kernel, is_power
 
 
 #: version of the JSON header written beside every saved CNN / MiniRocket model
@@ -404,7 +575,7 @@ def model_header(kind: str) -> dict:
     import pyecho  # deferred: pyecho/__init__ imports the engines, not this module
 
     return {"format": kind, "format_version": MODEL_FORMAT_VERSION, "pyecho_version": pyecho.__version__,
-            "classes": list(KERNEL_CLASSES), "targets": [str(t) for t in TARGETS]}
+            "classes": list(KERNEL_CLASSES)}
 
 
 def check_model_header(path, config: dict, kind: str) -> None:

@@ -1,19 +1,23 @@
 """A fast time-series model: MiniRocket (or MultiRocket) features + linear heads.
 
-Input: complex records (B, T) or (B, A, T) -> :class:`~pyecho.learn.inputs.InputView`
-channels (phase/gain-referenced Re, Im, |M| per angle, block-averaged in time) -> aeon's
-MiniRocket / MultiRocket transform (random dilated convolutions, proportion-of-positive-values
-pooling; fitted on the training rows only), or no transform (``transform="none"``: the
-channels themselves, flattened -- the linear baseline) -> standardised features ->
+Input: complex records of every measurement of a protocol -> :class:`~pyecho.learn.models.inputs.InputView`
+channels (phase/gain-referenced Re, Im, |M| of each measurement, dead samples dropped,
+block-averaged in time) -> aeon's MiniRocket / MultiRocket transform of each measurement
+(random dilated convolutions, proportion-of-positive-values pooling; fitted on the training
+rows only; the kernels shared out equally between the measurements), or no transform
+(``transform="none"``: the channels themselves, flattened -- the linear baseline) ->
+standardised features ->
 
 * kernel: multinomial logistic regression (class probabilities, so P vs NP is derived as
   p_power = P(power) like the network's, and a calibration stage can use them);
-* W, L, alpha_xy, alpha_z: ridge regression (iterative ``lsqr`` solver) with one penalty per
-  target.
+* every target (W, L, alpha_xy, alpha_z, and T2 on a log scale where the data have it): ridge
+  regression with one penalty per target.
 
 The logistic C and the ridge penalties are chosen on a stratified validation split carved from
 the training rows (validation log-loss, per-target validation MSE), then the heads are refitted
-on all training rows. (Efficient leave-one-out ``RidgeCV`` decomposes the 12 000 x 10 000
+on all training rows. The split is by *source*: fit() takes ``groups`` (e.g. the clean row each
+noisy copy was made from), and a group's rows all land on one side, so no row is validated
+against its own noisy copy. (Efficient leave-one-out ``RidgeCV`` decomposes the 12 000 x 10 000
 feature matrix and did not finish in 10 minutes on one core; an lsqr fit takes seconds.)
 
 aeon (not sktime) provides the transform: measured on the same input, the two gave the same
@@ -27,11 +31,14 @@ pickle) and ``rocket.json`` (input view, options, class and target order, pyecho
 from __future__ import annotations
 
 import json
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import skops.io as sio
 from aeon.transformations.collection.convolution_based import MiniRocket, MultiRocket
+from scipy.linalg import LinAlgWarning
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import log_loss
 from sklearn.model_selection import train_test_split
@@ -39,17 +46,18 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from pyecho.atomic import atomic_path
-from pyecho.learn.base import TARGETS
-from pyecho.learn.inputs import (
+from pyecho.learn.models.inputs import (
     KERNEL_CLASSES,
     EchoPredictions,
     EchoTargets,
     InputView,
     ModelFileError,
-    as_batch,
+    as_records,
+    check_grid,
     model_header,
     read_model_config,
 )
+from pyecho.physics.protocol import RecordGrid
 
 #: ``format`` of the JSON header of a saved model
 ROCKET_FORMAT = "pyecho.rocket"
@@ -60,6 +68,8 @@ TRANSFORMS = {"minirocket": MiniRocket, "multirocket": MultiRocket, "none": None
 #: types a saved model may contain besides scikit-learn and NumPy ones
 _TRUSTED_TYPES = tuple(f"{cls.__module__}.{cls.__qualname__}" for cls in TRANSFORMS.values() if cls is not None)
 _TRUSTED_ROOTS = ("sklearn.", "numpy.")
+#: fewest kernels of a measurement's transform (MiniRocket's own minimum)
+MIN_KERNELS = 84
 #: candidate inverse L2 strengths of the logistic regression (standardised features)
 DEFAULT_C_GRID: tuple[float, ...] = (1e-4, 1e-3, 1e-2)
 #: candidate ridge penalties (standardised features), one per decade
@@ -72,14 +82,79 @@ def _logistic(C: float) -> LogisticRegression:
 
 def _ridge_validation_mse(F_fit: np.ndarray, Y_fit: np.ndarray, F_val: np.ndarray, Y_val: np.ndarray,
                           alphas) -> np.ndarray:
-    """Validation MSE (alphas, targets) of ridge at every penalty, exactly, from one
-    eigendecomposition of the fit rows' Gram matrix (instead of one solve per penalty)."""
+    """Validation MSE (alphas, targets) of ridge at every penalty, exactly, from one thin SVD of
+    the centred fit rows (instead of one solve per penalty; its cost grows with the smaller of
+    rows and features, so a few hundred rows of 10 000 features take a fraction of a second)."""
     mean_f, mean_y = F_fit.mean(axis=0), Y_fit.mean(axis=0)
-    A = (F_fit - mean_f).astype(np.float64)
-    s, V = np.linalg.eigh(A.T @ A)
-    b = V.T @ (A.T @ (Y_fit - mean_y))  # (features, targets) in the eigenbasis
-    P = (F_val - mean_f).astype(np.float64) @ V
-    return np.array([(((P @ (b / (s + a)[:, None])) + mean_y - Y_val) ** 2).mean(axis=0) for a in alphas])
+    U, sv, Vt = np.linalg.svd((F_fit - mean_f).astype(np.float64), full_matrices=False)
+    UtY = U.T @ (Y_fit - mean_y)  # (rank, targets)
+    P = (F_val - mean_f).astype(np.float64) @ Vt.T
+    return np.array([(((P @ ((sv / (sv ** 2 + a))[:, None] * UtY)) + mean_y - Y_val) ** 2).mean(axis=0)
+                     for a in alphas])
+
+
+def group_split(kernel_index: np.ndarray, groups: np.ndarray, fraction: float, seed: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (fit, validation): whole groups on each side (a clean row and its noisy copies share
+    a group), stratified by each group's kernel."""
+    unique, first = np.unique(groups, return_index=True)
+    try:
+        _, g_val = train_test_split(unique, test_size=fraction, random_state=seed, stratify=kernel_index[first])
+    except ValueError as exc:
+        raise ValueError(f"validation_fraction: cannot carve a stratified validation split ({exc})") from None
+    in_val = np.isin(groups, g_val)
+    return np.flatnonzero(~in_val), np.flatnonzero(in_val)
+
+
+@dataclass(frozen=True)
+class LinearHeads:
+    """Standardisation and linear heads on a feature matrix: multinomial logistic regression for
+    the kernel, ridge for the targets (learning scale), with the penalties they were chosen with."""
+
+    scaler: StandardScaler
+    classifier: LogisticRegression
+    regressor: Ridge
+    targets: tuple[str, ...]
+    C: float
+    ridge_alpha: dict
+
+    def predict(self, F: np.ndarray) -> EchoPredictions:
+        Z = self.scaler.transform(F)
+        # float32 features keep 12 000 x 10 000 in memory; the outputs are float64
+        proba = self.classifier.predict_proba(Z).astype(np.float64)  # fit saw every class: 0, 1, 2
+        proba /= proba.sum(axis=1, keepdims=True)
+        Y = self.regressor.predict(Z).astype(np.float64).reshape(len(Z), -1)
+        return EchoPredictions.from_learning_scale(proba, Y, self.targets)
+
+
+def fit_linear_heads(F: np.ndarray, targets: EchoTargets, *, groups: np.ndarray | None = None,
+                     C_grid=DEFAULT_C_GRID, ridge_alphas=DEFAULT_RIDGE_ALPHAS, validation_fraction: float = 0.2,
+                     random_state: int = 0) -> LinearHeads:
+    """Fit :class:`LinearHeads` on features F (B, n_features) and their targets.
+
+    The logistic C (validation log-loss, each fit warm-started from the previous, weakest
+    penalty last) and one ridge penalty per target (validation MSE) are chosen on a validation
+    split by ``groups`` (:func:`group_split`); the heads are then refitted on every row.
+    """
+    scaler = StandardScaler().fit(F)
+    Z = scaler.transform(F)
+    k, Y = targets.kernel_index, targets.regression()
+    fit, val = group_split(k, np.arange(len(k)) if groups is None else np.asarray(groups), validation_fraction,
+                           random_state)
+    path = _logistic(min(C_grid)).set_params(warm_start=True)
+    grid = sorted(C_grid)
+    losses = [log_loss(k[val], path.set_params(C=C).fit(Z[fit], k[fit]).predict_proba(Z[val]),
+                       labels=range(len(KERNEL_CLASSES))) for C in grid]
+    C = grid[int(np.argmin(losses))]
+    mse = _ridge_validation_mse(Z[fit], Y[fit], Z[val], Y[val], ridge_alphas)  # (alphas, targets)
+    alphas = np.asarray(ridge_alphas)[np.argmin(mse, axis=0)]
+    with warnings.catch_warnings():
+        # a weak penalty on more features than rows is ill-conditioned by design; the validation
+        # MSE above (from the SVD, exact) is what chose it
+        warnings.simplefilter("ignore", LinAlgWarning)
+        regressor = Ridge(alpha=alphas, solver="cholesky").fit(Z, Y)
+    return LinearHeads(scaler, _logistic(C).fit(Z, k), regressor, targets.targets, float(C),
+                       {str(t): float(a) for t, a in zip(targets.targets, alphas)})
 
 
 class RocketModel:
@@ -140,85 +215,81 @@ class RocketModel:
         self.n_jobs = int(n_jobs)
         self.random_state = int(random_state)
 
-    def _records(self, M) -> np.ndarray:
-        X = as_batch(M)
-        if hasattr(self, "parts_") and X.shape[1:] != self.record_shape_:
-            raise ValueError(f"M: records of shape (A, T) = {X.shape[1:]}; this model was trained on "
-                             f"{self.record_shape_} (angles, samples)")
+    def _records(self, M) -> tuple[np.ndarray, ...]:
+        X = as_records(M)
+        if hasattr(self, "heads_"):
+            check_grid(X, self.grid_)
         return X
 
-    def _raw_features(self, X: np.ndarray, transform) -> np.ndarray:
-        """Transform features of view channels X (B, C, T'), float32 (B, F)."""
-        F = X.reshape(X.shape[0], -1) if transform is None else transform.transform(X)
-        return np.asarray(F, dtype=np.float32)
+    def _raw_features(self, views: list[np.ndarray], transforms) -> np.ndarray:
+        """Transform features of the view channels (one (B, C, T'_k) array per measurement), float32 (B, F)."""
+        parts = [X.reshape(X.shape[0], -1) if tf is None else tf.transform(X) for X, tf in zip(views, transforms)]
+        return np.concatenate([np.asarray(F, dtype=np.float32) for F in parts], axis=1)
 
-    def _features(self, R: np.ndarray) -> np.ndarray:
-        F = self._raw_features(self.view.transform(R), self.parts_["transform"])
-        return self.parts_["scaler"].transform(F)
+    def fit(self, M, targets: EchoTargets, grid: RecordGrid, groups=None) -> "RocketModel":
+        """Fit transform, scaler and heads on the records M of protocol ``grid`` and their targets.
 
-    def fit(self, M, targets: EchoTargets) -> "RocketModel":
-        """Fit transform, scaler and heads on records M (B, T) or (B, A, T) and their targets."""
+        ``groups`` (B,), optional: rows of one group (a clean row and its noisy copies) stay on
+        one side of the validation split that chooses the penalties.
+        """
         if not isinstance(targets, EchoTargets):
             raise ValueError(f"targets: got {type(targets).__name__}; allowed: an EchoTargets")
-        R = as_batch(M)
-        if len(targets) != R.shape[0]:
-            raise ValueError(f"targets: {len(targets)} rows for {R.shape[0]} records")
+        if not isinstance(grid, RecordGrid):
+            raise ValueError(f"grid: got {type(grid).__name__}; allowed: a RecordGrid")
+        R = as_records(M)
+        check_grid(R, grid)
+        if len(targets) != R[0].shape[0]:
+            raise ValueError(f"targets: {len(targets)} rows for {R[0].shape[0]} records")
         missing = sorted(set(KERNEL_CLASSES) - set(targets.kernel.tolist()))
         if missing:
             raise ValueError(f"targets: no training rows of kernel {', '.join(missing)}; every class needs some")
+        groups = np.arange(len(targets)) if groups is None else np.asarray(groups)
+        if groups.shape != (len(targets),):
+            raise ValueError(f"groups: expected {len(targets)} values; got shape {groups.shape}")
         with threadpool_limits(limits=self.n_jobs):
-            return self._fit(R, targets)
+            return self._fit(R, targets, grid, groups)
 
-    def _fit(self, R: np.ndarray, targets: EchoTargets) -> "RocketModel":
-        X = self.view.transform(R)
+    def _fit(self, R: tuple[np.ndarray, ...], targets: EchoTargets, grid: RecordGrid, groups: np.ndarray
+             ) -> "RocketModel":
+        self.grid_ = grid
+        views = self.view.transform(R, grid)
         make = TRANSFORMS[self.transform_name]
-        tf = None if make is None else make(n_kernels=self.n_kernels, n_jobs=self.n_jobs,
-                                            random_state=self.random_state).fit(X)
-        F = self._raw_features(X, tf)
-        scaler = StandardScaler().fit(F)
-        F = scaler.transform(F)
-        k, Y = targets.kernel_index, targets.regression()
-        try:
-            fit, val = train_test_split(np.arange(len(k)), test_size=self.validation_fraction,
-                                        random_state=self.random_state, stratify=k)
-        except ValueError as exc:
-            raise ValueError(f"validation_fraction: cannot carve a stratified validation split ({exc})") from None
-        classes = range(len(KERNEL_CLASSES))
-        # weakest penalty last, each fit starting from the previous solution
-        path = _logistic(self.C_grid[0]).set_params(warm_start=True)
-        losses = []
-        for C in sorted(self.C_grid):
-            losses.append(log_loss(k[val], path.set_params(C=C).fit(F[fit], k[fit]).predict_proba(F[val]),
-                                   labels=classes))
-        self.C_ = sorted(self.C_grid)[int(np.argmin(losses))]
-        mse = _ridge_validation_mse(F[fit], Y[fit], F[val], Y[val], self.ridge_alphas)  # (alphas, targets)
-        alphas = np.asarray(self.ridge_alphas)[np.argmin(mse, axis=0)]
-        self.parts_ = {"transform": tf, "scaler": scaler, "classifier": _logistic(self.C_).fit(F, k),
-                       "regressor": Ridge(alpha=alphas, solver="cholesky").fit(F, Y)}
-        self.record_shape_ = R.shape[1:]
+        per_measurement = max(MIN_KERNELS, self.n_kernels // len(views))
+        self.transforms_ = [None if make is None else make(n_kernels=per_measurement, n_jobs=self.n_jobs,
+                                                           random_state=self.random_state).fit(X) for X in views]
+        F = self._raw_features(views, self.transforms_)
+        self.heads_ = fit_linear_heads(F, targets, groups=groups, C_grid=self.C_grid, ridge_alphas=self.ridge_alphas,
+                                       validation_fraction=self.validation_fraction, random_state=self.random_state)
         self.n_features_ = F.shape[1]
-        self.ridge_alpha_ = {str(t): float(a) for t, a in zip(TARGETS, alphas)}
         return self
 
+    @property
+    def C_(self) -> float:
+        return self.heads_.C
+
+    @property
+    def ridge_alpha_(self) -> dict:
+        return self.heads_.ridge_alpha
+
+    @property
+    def targets_(self) -> tuple[str, ...]:
+        return self.heads_.targets
+
     def _check_fitted(self) -> None:
-        if not hasattr(self, "parts_"):
+        if not hasattr(self, "heads_"):
             raise ValueError("RocketModel: not fitted; call fit() or RocketModel.load() first")
 
-    def transform(self, M) -> np.ndarray:
-        """Standardised transform features, float array (B, n_features_)."""
+    def features(self, M) -> np.ndarray:
+        """The transform's features of records M, before standardisation: float32 (B, n_features_)."""
         self._check_fitted()
         with threadpool_limits(limits=self.n_jobs):
-            return self._features(self._records(M))
+            return self._raw_features(self.view.transform(self._records(M), self.grid_), self.transforms_)
 
     def predict(self, M) -> EchoPredictions:
-        """Kernel probabilities and W, L, alpha_xy, alpha_z (original units) for records M."""
-        F = self.transform(M)
+        """Kernel probabilities and every target (its own units) for the records M."""
+        F = self.features(M)
         with threadpool_limits(limits=self.n_jobs):
-            # float32 features keep 12 000 x 10 000 in memory; the outputs are float64
-            proba = self.parts_["classifier"].predict_proba(F).astype(np.float64)  # fit saw every class: 0, 1, 2
-            Y = self.parts_["regressor"].predict(F).astype(np.float64)
-        proba /= proba.sum(axis=1, keepdims=True)
-        return EchoPredictions(kernel_proba=proba, **{t: Y[:, i] for i, t in enumerate(TARGETS)})
+            return self.heads_.predict(F)
 
     def save(self, directory: str | Path) -> Path:
         """Write ``rocket.skops`` and ``rocket.json`` into ``directory`` (created); each atomically."""
@@ -227,10 +298,12 @@ class RocketModel:
         config = {**model_header(ROCKET_FORMAT), "view": self.view.to_dict(), "transform": self.transform_name,
                   "n_kernels": self.n_kernels, "C_grid": list(self.C_grid), "ridge_alphas": list(self.ridge_alphas),
                   "validation_fraction": self.validation_fraction, "C": self.C_,
-                  "n_jobs": self.n_jobs, "random_state": self.random_state, "record_shape": list(self.record_shape_),
-                  "n_features": self.n_features_, "ridge_alpha": self.ridge_alpha_}
+                  "n_jobs": self.n_jobs, "random_state": self.random_state, "grid": self.grid_.to_dict(),
+                  "targets": list(self.targets_), "n_features": self.n_features_, "ridge_alpha": self.ridge_alpha_}
         with atomic_path(d / MODEL_FILE) as tmp_model, atomic_path(d / CONFIG_FILE) as tmp_json:
-            sio.dump(self.parts_, tmp_model)
+            h = self.heads_
+            sio.dump({"transform": self.transforms_, "scaler": h.scaler, "classifier": h.classifier,
+                      "regressor": h.regressor}, tmp_model)
             tmp_json.write_text(json.dumps(config, indent=2))
         return d
 
@@ -248,7 +321,8 @@ class RocketModel:
                         n_kernels=cfg["n_kernels"], C_grid=tuple(cfg["C_grid"]),
                         ridge_alphas=tuple(cfg["ridge_alphas"]), validation_fraction=cfg["validation_fraction"],
                         n_jobs=cfg["n_jobs"], random_state=cfg["random_state"])
-            record_shape = tuple(int(v) for v in cfg["record_shape"])
+            grid = RecordGrid.from_dict(cfg["grid"])
+            targets = tuple(str(t) for t in cfg["targets"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"{cfg_path}: incomplete or invalid config ({exc!r})") from None
         try:
@@ -261,6 +335,10 @@ class RocketModel:
         parts = sio.load(model_path, trusted=untrusted)
         if not isinstance(parts, dict) or set(parts) != {"transform", "scaler", "classifier", "regressor"}:
             raise ModelFileError(f"{model_path}: does not hold a RocketModel's parts")
-        model.parts_, model.record_shape_ = parts, record_shape
-        model.n_features_, model.C_, model.ridge_alpha_ = cfg.get("n_features"), cfg.get("C"), cfg.get("ridge_alpha")
+        try:
+            model.heads_ = LinearHeads(parts["scaler"], parts["classifier"], parts["regressor"], targets,
+                                       float(cfg["C"]), dict(cfg["ridge_alpha"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(f"{cfg_path}: incomplete or invalid config ({exc!r})") from None
+        model.transforms_, model.grid_, model.n_features_ = parts["transform"], grid, cfg.get("n_features")
         return model

@@ -29,7 +29,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 from pyecho.learn.base import (NO_JSON, POWER_CLASS, TASK_CLASSES, Budget, ByFeatureSet, ClassScores, Evaluation,
                                FeatureSet, Labels, Metric, ModelScore, Note, Split, Task, ZooModel, no_note)
-from pyecho.learn.features import Features
+from pyecho.learn.paper.features import Features
 
 #: the paper's classifier
 RF_MODEL = "random forest"

@@ -15,8 +15,8 @@ from imblearn.over_sampling import SMOTE
 from sklearn.model_selection import train_test_split
 
 from pyecho.learn.base import NO_JSON, Budget, ClassScores, Evaluation, FeatureSet, Labels, ModelScore, Split, Task
-from pyecho.learn.classify import RF_MODEL, fit_evaluate, inputs_name, make_rf_pipeline
-from pyecho.learn.features import Features
+from pyecho.learn.paper.classify import RF_MODEL, fit_evaluate, inputs_name, make_rf_pipeline
+from pyecho.learn.paper.features import Features
 
 
 @dataclass(frozen=True)

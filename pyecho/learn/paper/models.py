@@ -20,14 +20,14 @@ import skops.io as sio
 import pyecho
 from pyecho.atomic import atomic_path
 from pyecho.errors import InputFileError, ParameterError
-from pyecho.learn.base import (FEATURE_SETS, RANGE_NP, RANGE_P, TARGET_UNITS, TARGETS, ByFeatureSet, FeatureSet,
+from pyecho.learn.base import (FEATURE_SETS, RANGE_NP, RANGE_P, TARGET_UNITS, COUPLING_TARGETS, ByFeatureSet, FeatureSet,
                                Subset, Task)
-from pyecho.learn.features import FeatureLayout
+from pyecho.learn.paper.features import FeatureLayout
 
 if TYPE_CHECKING:  # the stage modules import torch / imblearn, which prediction does not need
-    from pyecho.learn.classify import ClassifierResult
-    from pyecho.learn.regress import RegressionTable
-    from pyecho.learn.vae import VaeResult
+    from pyecho.learn.paper.classify import ClassifierResult
+    from pyecho.learn.paper.regress import RegressionTable
+    from pyecho.learn.paper.vae import VaeResult
 
 MANIFEST = "manifest.json"
 _TRUSTED_ROOTS = ("sklearn.", "numpy.")
@@ -83,7 +83,7 @@ def save_models(models_dir: Path, layout: FeatureLayout, pvnp: ByFeatureSet[Clas
             saved.append(SavedModel(key, fname, res.task, type(est).__name__))
             entries[key] = {"file": fname, "task": res.task.value, "features": fs.value, "classes": list(res.classes),
                             "estimator": type(est).__name__, "test_scores": asdict(res.scores)}
-        for target in TARGETS:
+        for target in COUPLING_TARGETS:
             res = regression.get(target, Subset.ALL, fs)
             key, fname = _model_key(target, fs), f"reg_{target.value}_rf_{fs.value}.skops"
             dump_model(res.model, models_dir / fname)
@@ -145,7 +145,7 @@ class EchoModels:
         probs = {str(c): float(v) for c, v in zip(m.classes_, p)}
         out["range"] = RANGE_P if probs.get(RANGE_P, 0) >= 0.5 else RANGE_NP
         out["p_power"] = probs.get(RANGE_P, 0.0)
-        for target in TARGETS:
+        for target in COUPLING_TARGETS:
             m, e = self.model(target)
             out[target.value] = float(m.predict(X)[0])
         return out

@@ -14,9 +14,9 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.ensemble import RandomForestRegressor
 
-from pyecho.learn.base import (FEATURE_SETS, NO_JSON, SUBSETS, TARGETS, Budget, ByFeatureSet, Evaluation,
+from pyecho.learn.base import (FEATURE_SETS, NO_JSON, SUBSETS, COUPLING_TARGETS, Budget, ByFeatureSet, Evaluation,
                                FeatureSet, Labels, ModelScore, Note, RegScores, Split, Subset, Target, no_note)
-from pyecho.learn.features import Features
+from pyecho.learn.paper.features import Features
 
 #: how many of the most important features a result lists
 TOP_FEATURES = 10
@@ -112,7 +112,7 @@ def run_regression(features: Features, labels: Labels, split: Split, budget: Bud
                    note: Note = no_note) -> RegressionTable:
     """Stage: random-forest regressions of every target on every kernel subset and feature set."""
     results = []
-    for target in TARGETS:
+    for target in COUPLING_TARGETS:
         y = labels.target(target)
         for subset in SUBSETS:
             tr = subset_indices(split.train, labels.is_power, subset)

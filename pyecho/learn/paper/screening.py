@@ -15,8 +15,8 @@ from sklearn.metrics import confusion_matrix
 
 from pyecho.learn.base import (POWER_CLASS, TASK_CLASSES, Budget, ByFeatureSet, ClassScores, FeatureSet, Labels,
                                Note, Split, Task, no_note)
-from pyecho.learn.classify import ClassifierResult, fit_evaluate, make_rf_pipeline
-from pyecho.learn.features import Features
+from pyecho.learn.paper.classify import ClassifierResult, fit_evaluate, make_rf_pipeline
+from pyecho.learn.paper.features import Features
 
 #: W screening bins (paper Sec. III B), rad/µs; the last bin is closed
 W_BINS: tuple[tuple[float, float], ...] = ((0.1, 0.17), (0.17, 0.23), (0.23, 0.3))

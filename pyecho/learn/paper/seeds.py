@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from pyecho.errors import ParameterError
-from pyecho.learn.base import (TARGETS, Budget, Evaluation, FeatureSet, Labels, ModelScore, Note, Split, Subset, Task,
+from pyecho.learn.base import (COUPLING_TARGETS, Budget, Evaluation, FeatureSet, Labels, ModelScore, Note, Split, Subset, Task,
                                make_split, no_note, pool_seeds)
-from pyecho.learn.classify import RF_MODEL, ClassifierResult, fit_evaluate, inputs_name, make_rf_pipeline
-from pyecho.learn.features import Features
-from pyecho.learn.regress import RegressionTable, fit_evaluate_regressor, make_rf_regressor
+from pyecho.learn.paper.classify import RF_MODEL, ClassifierResult, fit_evaluate, inputs_name, make_rf_pipeline
+from pyecho.learn.paper.features import Features
+from pyecho.learn.paper.regress import RegressionTable, fit_evaluate_regressor, make_rf_regressor
 
 #: the headline models' features
 HEADLINE_FEATURES = FeatureSet.POINTWISE
@@ -39,7 +39,7 @@ def headline_scores(features: Features, pvnp: ClassifierResult, kernel3: Classif
     """The headline models' scores of one seed, in a fixed order (the all-kernel regressions on
     :data:`HEADLINE_FEATURES` are read from ``regression``)."""
     inputs = inputs_name(features, HEADLINE_FEATURES)
-    regs = [regression.get(t, Subset.ALL, HEADLINE_FEATURES) for t in TARGETS]
+    regs = [regression.get(t, Subset.ALL, HEADLINE_FEATURES) for t in COUPLING_TARGETS]
     return tuple(r.model_score(RF_MODEL, inputs, Evaluation.PAPER, seed) for r in (pvnp, kernel3, *regs))
 
 
@@ -53,7 +53,7 @@ def fit_headline(features: Features, labels: Labels, split: Split, budget: Budge
     regression = RegressionTable(tuple(
         fit_evaluate_regressor(make_rf_regressor(budget.rf_trees, split.seed, n_jobs), X, labels.target(t),
                                split.train, split.test, t, Subset.ALL, HEADLINE_FEATURES, list(names))
-        for t in TARGETS))
+        for t in COUPLING_TARGETS))
     return headline_scores(features, pvnp, kernel3, regression, split.seed)
 
 

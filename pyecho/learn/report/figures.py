@@ -1,6 +1,6 @@
 """The report's figures, each made from :class:`LearnResults` (mirrors the paper's Figs. 2-6, 8-12).
 
-Every figure that shows a paper number reads it from :mod:`pyecho.learn.paper` and names its metric.
+Every figure that shows a paper number reads it from :mod:`pyecho.learn.paper.table` and names its metric.
 """
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from pyecho.atomic import atomic_path  # noqa: E402
-from pyecho.learn import paper  # noqa: E402
-from pyecho.learn.base import (FEATURE_SETS, FEATURE_TAGS, KERNELS, METRIC_TITLES, RANGE_NP, RANGE_P,  # noqa: E402
-                               SUBSETS, TARGETS, ClassScores, FeatureSet, Labels, Metric, Subset, Target)
-from pyecho.learn.features import FeatureLayout, parse_polynomial_name  # noqa: E402
+from pyecho.learn.paper import table as paper  # noqa: E402
+from pyecho.learn.base import (COUPLING_TARGETS, FEATURE_SETS, FEATURE_TAGS, KERNELS, METRIC_TITLES,  # noqa: E402
+                               RANGE_NP, RANGE_P, SUBSETS, ClassScores, FeatureSet, Labels, Metric, Subset,
+                               Target, Task, target_title)
+from pyecho.learn.paper.features import FeatureLayout, parse_polynomial_name  # noqa: E402
 from pyecho.learn.results import LearnResults  # noqa: E402
-from pyecho.learn.vae import TRAVERSAL_GRID, VaeInput  # noqa: E402
+from pyecho.learn.paper.vae import TRAVERSAL_GRID, VaeInput  # noqa: E402
 from pyecho.physics.kernels import kernel_values  # noqa: E402
 
 KERNEL_COLOURS = dict(zip(KERNELS, ("tab:pink", "tab:brown", "tab:green")))
@@ -51,12 +52,13 @@ class FigurePaths:
     leak: str
     candidates: str
     calibration: str
-    angles: str | None
+    identifiability: str
+    selection: str | None
     curves: str | None
 
     def names(self) -> list[str]:
-        """The files written (a figure that does not apply to the run, such as the angle study of a
-        single-angle dataset, is None)."""
+        """The files written (a figure that does not apply to the run, such as the forward
+        selection over the measurements of a single-measurement protocol, is None)."""
         return [name for f in fields(self) if (name := getattr(self, f.name)) is not None]
 
 
@@ -236,7 +238,7 @@ def fig_regression(r: LearnResults, out: Path) -> str:
     lab = r.data.labels
     fig = plt.figure(figsize=(18, 8))
     gs = fig.add_gridspec(2, 4)
-    for j, t in enumerate(TARGETS):
+    for j, t in enumerate(COUPLING_TARGETS):
         ax = fig.add_subplot(gs[0, j])
         for k, col in KERNEL_COLOURS.items():
             sel = lab.kernel == k
@@ -246,7 +248,7 @@ def fig_regression(r: LearnResults, out: Path) -> str:
         ax.legend(fontsize=7)
     ax = fig.add_subplot(gs[1, :])
     xt, ticks, x = [], [], 0.0
-    for t in TARGETS:
+    for t in COUPLING_TARGETS:
         for s in SUBSETS:
             for fs in FEATURE_SETS:
                 res = r.regression.get(t, s, fs)
@@ -320,79 +322,93 @@ def fig_reg_importance(r: LearnResults, out: Path, target: Target, number: int) 
 
 
 def fig_kernel3(r: LearnResults, out: Path) -> str:
-    """3-class confusion matrices: the paper's forests and the headline model beyond the paper."""
+    """3-class confusion matrices: the paper's forests and the headline prediction beyond the paper
+    (its calibrated probabilities, decided as `pyecho predict` decides)."""
     fig, ax = plt.subplots(1, 3, figsize=(15, 4.3))
     for j, fs in enumerate(FEATURE_SETS):
         res = r.kernel3[fs]
         _cm(ax[j], res.confusion, res.classes, f"3-class, RF {fs.value}: macro F1 {res.scores.f1_macro:.3f}")
     c = r.candidates
-    run = c.run(c.headline.kernel)
     truth = r.data.labels.kernel[c.rows.test]
-    pred = run.test_pred[0].kernel
+    pred = c.calibrated.headline_kernel
     cm = np.array([[np.sum((truth == a) & (pred == b)) for b in KERNELS] for a in KERNELS])
-    _cm(ax[2], cm, KERNELS, f"3-class, {run.name} (beyond): macro F1 {run.test_at(np.inf).kernel3.f1_macro:.3f}")
+    _cm(ax[2], cm, KERNELS, f"3-class, headline (beyond): macro F1 {c.calibrated.headline_at(np.inf).kernel3.f1_macro:.3f}")
     return _save(fig, out / "fig_kernel3_confusion.png")
 
 
 def fig_candidates(r: LearnResults, out: Path) -> str:
-    """Every candidate beyond the paper on the test rows against SNR, with the paper's forest (noise-free)."""
+    """Every candidate beyond the paper on the test rows against SNR, for the protocol (solid) and
+    the Hahn echo alone (dashed), with the paper's forest (noise-free)."""
     c = r.candidates
-    panels = [("P vs NP: weighted F1", lambda s: s.pvnp.f1_weighted, r.pvnp.pointwise.scores.f1_weighted),
-              ("3-class: macro F1", lambda s: s.kernel3.f1_macro, r.kernel3.pointwise.scores.f1_macro),
-              *((f"R² {t.value}", lambda s, t=t: getattr(s, t.value).r2, r.regression.get(t, Subset.ALL,
-                 FeatureSet.POINTWISE).scores.r2) for t in TARGETS)]
-    fig, ax = plt.subplots(1, len(panels), figsize=(3.1 * len(panels), 3.3), sharex=True)
+    rf = {Task.PVNP.value: r.pvnp.pointwise.scores.f1_weighted, Task.KERNEL3.value: r.kernel3.pointwise.scores.f1_macro,
+          **{t.value: r.regression.get(t, Subset.ALL, FeatureSet.POINTWISE).scores.r2 for t in COUPLING_TARGETS}}
+    tasks = c.runs[0].validation.tasks
+    titles = {Task.PVNP.value: "P vs NP: weighted F1", Task.KERNEL3.value: "3-class: macro F1"}
+    get = {Task.PVNP.value: lambda s: s.pvnp.f1_weighted, Task.KERNEL3.value: lambda s: s.kernel3.f1_macro}
+    fig, ax = plt.subplots(1, len(tasks), figsize=(3.1 * len(tasks), 3.3), sharex=True)
     snrs = [s.snr for s in c.runs[0].test]
     x = np.arange(len(snrs))
-    for a, (title, get, rf) in zip(ax, panels):
-        for run in c.runs:
-            a.plot(x, [get(s.scores) for s in run.test], "o-", ms=4, label=run.name)
-        a.axhline(rf, color="k", ls=":", lw=1, label="paper's RF (no noise)")
+    studies = [(r.candidates, "-")] + ([(r.hahn_seeds.results[0], "--")] if r.hahn_seeds else [])
+    for a, task in zip(ax, tasks):
+        score = get.get(task, lambda s, t=task: s.regression[t].r2)
+        for study, style in studies:
+            for k, run in enumerate(study.runs):
+                a.plot(x, [score(s.scores) for s in run.test], style, marker="o", ms=3, color=f"C{k}",
+                       label=f"{run.name} ({study.label})")
+        if task in rf:
+            a.axhline(rf[task], color="k", ls=":", lw=1, label="paper's RF (no noise)")
         a.set_xticks(x, ["∞" if not np.isfinite(s) else f"{s:g}" for s in snrs])
-        a.set(title=title, xlabel="test SNR")
+        a.set(title=titles[task] if task in titles else f"R² {target_title(task)}", xlabel="test SNR")
         a.title.set_fontsize(9)
-    ax[0].legend(fontsize=7)
+    ax[0].legend(fontsize=6)
     return _save(fig, out / "fig_candidates_snr.png")
 
 
 def fig_calibration(r: LearnResults, out: Path) -> str:
-    """Reliability diagrams of the headline classifiers (raw and temperature-scaled), and the
-    conformal intervals' test coverage against the target level."""
-    from pyecho.learn.conformal import plot_reliability
+    """Reliability diagrams of the kernel probabilities (raw and calibrated, SNR ∞ and 50), and
+    the intervals' test coverage at every SNR against the target level."""
+    from pyecho.learn.calibration.conformal import plot_reliability
 
     cal = r.candidates.calibrated
     tasks = list(dict.fromkeys(d.task for d in cal.reliability))
-    fig, ax = plt.subplots(1, len(tasks) + 1, figsize=(4.2 * (len(tasks) + 1), 3.8))
+    fig, ax = plt.subplots(1, len(tasks) + 1, figsize=(4.4 * (len(tasks) + 1), 3.9))
     for a, task in zip(ax, tasks):
         plot_reliability([d for d in cal.reliability if d.task == task], ax=a)
         a.set_title(f"reliability, {task}", fontsize=9)
     a = ax[-1]
-    names = [c.target for c in cal.coverage]
-    a.bar(range(len(names)), [c.coverage for c in cal.coverage], color="tab:blue")
+    targets = list(dict.fromkeys(c.target for c in cal.coverage))
+    snrs = list(dict.fromkeys(c.snr for c in cal.coverage))
+    width = 0.8 / len(snrs)
+    for k, snr in enumerate(snrs):
+        a.bar(np.arange(len(targets)) + (k - (len(snrs) - 1) / 2) * width,
+              [cal.coverage_at(t, snr).coverage for t in targets], width,
+              label=f"SNR {'∞' if not np.isfinite(snr) else f'{snr:g}'}")
     a.axhspan(cal.level - 0.02, cal.level + 0.02, color="tab:green", alpha=0.2, label=f"{cal.level:.0%} ± 2 %")
-    a.set_xticks(range(len(names)), names)
-    a.set(ylim=(0.5, 1.0), ylabel="test coverage", title=f"{cal.level:.0%} conformal intervals")
+    a.set_xticks(range(len(targets)), targets, fontsize=8)
+    a.set(ylim=(0.5, 1.0), ylabel="test coverage", title=f"{cal.level:.0%} intervals at each SNR")
     a.title.set_fontsize(9)
-    a.legend(fontsize=7)
+    a.legend(fontsize=6, ncol=2)
     return _save(fig, out / "fig_calibration.png")
 
 
-def fig_angles(r: LearnResults, out: Path) -> str | None:
-    """The angle study: test R² of W and alpha_z from each angle alone and with the first angle."""
-    st = r.angles
-    if st is None:
+def fig_identifiability(r: LearnResults, out: Path) -> str:
+    """Where the range is measurable: the identifiability map of the protocol against the Hahn echo."""
+    from pyecho.learn.design.identifiability import plot_identifiability
+
+    path = out / "fig_identifiability.png"
+    plot_identifiability(r.measurements.identifiability, path)
+    return path.name
+
+
+def fig_selection(r: LearnResults, out: Path) -> str | None:
+    """Forward selection over the dataset's measurements (the design figure), when it has several."""
+    from pyecho.learn.design.output import plot_design
+
+    if r.measurements.selection is None:
         return None
-    snrs = sorted({s.snr for s in st.scores}, reverse=True)
-    fig, ax = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
-    for a, target in zip(ax, ("W", "alpha_z")):
-        for snr in snrs:
-            rows = [s for s in st.scores if s.target == target and s.snr == snr]
-            a.plot([s.label for s in rows], [s.r2_test for s in rows], "o-", ms=4,
-                   label=f"SNR {'∞' if not np.isfinite(snr) else f'{snr:g}'}")
-        a.set(title=f"{target}: ridge on referenced Re, Im", ylabel="test R²", ylim=(0, 1.02))
-        a.tick_params(axis="x", rotation=60, labelsize=7)
-        a.legend(fontsize=7)
-    return _save(fig, out / "fig_angles.png")
+    path = out / "fig_measurement_selection.png"
+    plot_design(r.measurements.selection, path)
+    return path.name
 
 
 def fig_vae_training(r: LearnResults, out: Path) -> str:
@@ -460,5 +476,5 @@ def make_figures(r: LearnResults, out: Path) -> FigurePaths:
         importance_W=fig_reg_importance(r, out, Target.W, 10), importance_L=fig_reg_importance(r, out, Target.L, 11),
         importance_alpha_xy=fig_reg_importance(r, out, Target.ALPHA_XY, 12),
         kernel3=fig_kernel3(r, out), vae_training=fig_vae_training(r, out), leak=fig_leak(r, out),
-        candidates=fig_candidates(r, out), calibration=fig_calibration(r, out), angles=fig_angles(r, out),
-        curves=fig_curves(r, out))
+        candidates=fig_candidates(r, out), calibration=fig_calibration(r, out),
+        identifiability=fig_identifiability(r, out), selection=fig_selection(r, out), curves=fig_curves(r, out))

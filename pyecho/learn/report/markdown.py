@@ -1,6 +1,6 @@
 """``report.md`` of `pyecho learn`: markdown from :class:`LearnResults` and the figure files.
 
-Every number comes from the run's results; every paper number from :mod:`pyecho.learn.paper`,
+Every number comes from the run's results; every paper number from :mod:`pyecho.learn.paper.table`,
 with the metric it is and whether the paper's test set leaked. Every comparison names its metric.
 """
 from __future__ import annotations
@@ -11,14 +11,15 @@ from pathlib import Path
 import numpy as np
 
 from pyecho.atomic import atomic_path
-from pyecho.learn import paper
-from pyecho.learn.base import (FEATURE_SETS, METRIC_TITLES, SUBSETS, TARGETS, TASK_TITLES, ClassScores, Evaluation,
+from pyecho.learn.paper import table as paper
+from pyecho.learn.base import (COUPLING_TARGETS, FEATURE_SETS, METRIC_TITLES, SUBSETS, TASK_TITLES, ClassScores,
+                               Evaluation,
                                FeatureSet, Metric, ModelScore, RegScores, Subset, Target, Task)
-from pyecho.learn.candidates import CANDIDATE_TITLES, TEST_SNRS, TRAIN_SNR_RANGE, Candidate, HeadlineScore
-from pyecho.learn.figures import FigurePaths
-from pyecho.learn.paper import PaperValue
+from pyecho.learn.models.candidates import CANDIDATE_TITLES, TEST_SNRS, TRAIN_SNR_RANGE, Candidate, HeadlineScore
+from pyecho.learn.report.figures import FigurePaths
+from pyecho.learn.paper.table import PaperValue
 from pyecho.learn.results import LearnResults
-from pyecho.learn.vae import BETA, PATIENCE
+from pyecho.learn.paper.vae import BETA, PATIENCE
 
 CLASS_METRICS: tuple[Metric, ...] = tuple(Metric(f.name) for f in fields(ClassScores))
 REG_METRICS: tuple[Metric, ...] = tuple(Metric(f.name) for f in fields(RegScores))
@@ -35,6 +36,7 @@ GOALS: dict[tuple[str, Metric], str] = {
     (Task.KERNEL3, Metric.F1_MACRO): "≥ 0.75", (Target.L, Metric.R2): "≥ 0.80", (Target.ALPHA_XY, Metric.R2): "≥ 0.99",
     (Target.W, Metric.R2): "— at 90° alone; ≥ 0.97 with a second angle",
     (Target.ALPHA_Z, Metric.R2): "— at 90° alone; ≥ 0.95 with a second angle",
+    (Target.T2, Metric.R2): "≥ 0.95 (log10 T2)",
 }
 COVERAGE_GOAL = "0.88–0.92 at 90 %"
 
@@ -88,43 +90,56 @@ class _Doc:
         return "\n".join(self.lines) + "\n"
 
 
-def _hs(h: HeadlineScore, metric: Metric) -> str:
-    """mean ± std over seeds of a headline score."""
-    mean = getattr(h.scores, metric.value)
-    return _f(mean) if h.spread is None else f"{mean:.3f} ± {getattr(h.spread, metric.value):.3f}"
+def _snr(snr: float) -> str:
+    return "∞" if snr == float("inf") else f"{snr:g}"
 
 
 def _the_table(w: _Doc, r: LearnResults, scores: tuple[ModelScore, ...]) -> None:
-    cs = r.candidate_seeds
-    degrees = " + ".join(f"{np.degrees(t):.0f}°" for t in r.data.thetas)
+    cs, hs = r.candidate_seeds, r.hahn_seeds
     over = f"mean ± std over seeds {', '.join(map(str, cs.seeds))}" if len(cs.seeds) > 1 else f"seed {cs.seeds[0]}"
-    w("## The table: the paper, its method here, and the best model here\n")
+    w("## The table: the paper, its method here, and the best models here\n")
     w(f"Test rows of the same split(s), {over}. \"paper's RF here\": the paper's random forest on the pointwise |M| "
-      f"window of the first angle (90° in the paper's protocol). \"best here\": the headline model of each task, chosen on "
-      f"validation rows, with the echoes at {degrees}; noise-free test rows (SNR 200 and 50 in the next column).\n")
-    w(_header("quantity", "metric", "paper", "paper's RF here", "best here", "best here, SNR 200 / 50", "goal"))
+      "window of the 90° Hahn echo. \"best here\": the headline prediction of each task (each task's model chosen on "
+      f"validation rows; the kernel's one calibrated distribution) from the protocol **{cs.label}**"
+      + (f", and from the Hahn echo alone on the same samples ({hs.label})" if hs else "")
+      + "; noise-free test rows, and at SNR 200, 50 and 20 (an independent noise draw each).\n")
+    cols = ["quantity", "metric", "paper", "paper's RF here", f"best here ({cs.label})"]
+    if hs:
+        cols.append(f"best here, {hs.label}")
+    w(_header(*cols, "best here, SNR " + " / ".join(_snr(s) for s in TEST_SNRS[1:]), "goal"))
 
     def rows(task, metrics, paper_cells):
-        rf = _find(scores, Evaluation.PAPER, task)
+        rf = next((s for s in scores if s.evaluation == Evaluation.PAPER and s.task == task), None)
         for m, p in zip(metrics, paper_cells):
             noisy = " / ".join(_hs(cs.headline(task, snr), m) for snr in TEST_SNRS[1:])
-            w.row(TASK_TITLES[task], METRIC_TITLES[m], p, _pm(rf, m), _hs(cs.headline(task), m), noisy,
-                  GOALS.get((task, m), DASH))
+            cells = [TASK_TITLES[task], METRIC_TITLES[m], p, DASH if rf is None else _pm(rf, m), _hs(cs.headline(task), m)]
+            if hs:
+                cells.append(_hs(hs.headline(task), m) if task in hs.tasks else DASH)
+            w.row(*cells, noisy, GOALS.get((task, m), DASH))
 
     rows(Task.PVNP, (Metric.F1_POWER, Metric.F1_WEIGHTED, Metric.ACCURACY),
          (paper.PVNP_F1_POWER.label, f"{paper.PVNP_F1_WEIGHTED.label}; {paper.PVNP_LEAKED.label}", paper.PVNP_ACCURACY.label))
     rows(Task.KERNEL3, (Metric.F1_MACRO,), (paper.KERNEL3_SEPARABLE.label,))
-    for t in TARGETS:
-        rows(t, (Metric.R2,), (_paper_cell(PAPER_R2.get((t, Subset.ALL)) or PAPER_R2.get((t, Subset.P))),))
+    targets = cs.tasks[2:]
+    for t in targets:
+        rows(t, (Metric.R2,), (_paper_cell(PAPER_R2.get((Target(t), Subset.ALL)) or PAPER_R2.get((Target(t), Subset.P))),))
     level = r.candidates.calibrated.level
-    for t in TARGETS:
-        mean, std = cs.coverage(t.value)
-        cov = _f(mean.coverage) if std is None else f"{mean.coverage:.3f} ± {std.coverage:.3f}"
-        w.row(f"{t.value}: {level:.0%} interval", "test coverage (mean width)", "none", DASH,
-              f"{cov} ({mean.mean_width:.3g})", DASH, COVERAGE_GOAL)
-    chosen = {task: sorted(set(cs.headline(task).chosen)) for task in (Task.KERNEL3, *TARGETS)}
+    for t in targets:
+        cells = []
+        for snr in TEST_SNRS:
+            mean, std = cs.coverage(t, snr)
+            cells.append(_f(mean.coverage) if std is None else f"{mean.coverage:.3f} ± {std.coverage:.3f}")
+        w.row(f"{t}: {level:.0%} interval", "test coverage at SNR " + " / ".join(_snr(x) for x in TEST_SNRS), "none",
+              DASH, " / ".join(cells), *([DASH] if hs else []), DASH, COVERAGE_GOAL)
+    chosen = {task: sorted(set(cs.headline(task).chosen)) for task in cs.tasks}
     w("\nHeadline models chosen on validation: " + "; ".join(f"{TASK_TITLES[t]}: {', '.join(c)}" for t, c in chosen.items())
       + ".\n")
+
+
+def _hs(h: HeadlineScore, metric: Metric) -> str:
+    """mean ± std over seeds of a headline score."""
+    mean = getattr(h.scores, metric.value)
+    return _f(mean) if h.spread is None else f"{mean:.3f} ± {getattr(h.spread, metric.value):.3f}"
 
 
 def _headline(w: _Doc, r: LearnResults, scores: tuple[ModelScore, ...]) -> None:
@@ -145,7 +160,7 @@ def _headline(w: _Doc, r: LearnResults, scores: tuple[ModelScore, ...]) -> None:
     for m in CLASS_METRICS:
         w.row("3-class kernel", METRIC_TITLES[m], _pm(k3, m), DASH)
     w.row("3-class kernel: gaussian vs RKKY", "confusion matrix below", DASH, paper.KERNEL3_SEPARABLE.label)
-    for t in TARGETS:
+    for t in COUPLING_TARGETS:
         w.row(f"{t.value}, all kernels", METRIC_TITLES[Metric.R2], _pm(_find(scores, Evaluation.PAPER, t), Metric.R2),
               _paper_cell(PAPER_R2.get((t, Subset.ALL))))
     w.row("L, power-law kernels only (one seed)", METRIC_TITLES[Metric.R2],
@@ -278,7 +293,7 @@ def _kernel3(w: _Doc, r: LearnResults, figs: FigurePaths) -> None:
     for fs, res in r.kernel3.items():
         w.row("RF", fs.value, *_class_vals(res.scores))
     c = r.candidates
-    w.row(f"{c.headline.kernel} (beyond the paper)", c.inputs, *_class_vals(c.run(c.headline.kernel).test_at(float("inf")).kernel3))
+    w.row("headline (beyond the paper)", c.inputs, *_class_vals(c.calibrated.headline_at(float("inf")).kernel3))
     w(f"\nPaper: gaussian vs RKKY {paper.KERNEL3_SEPARABLE.shown}. "
       f"{METRIC_TITLES[Metric.F1_POWER]} here is that of the power class among three.\n")
     w(f"![kernel3](figures/{figs.kernel3})\n")
@@ -287,7 +302,7 @@ def _kernel3(w: _Doc, r: LearnResults, figs: FigurePaths) -> None:
 def _regression(w: _Doc, r: LearnResults, figs: FigurePaths) -> None:
     w("## Fig. 5 — regression (random forests)\n")
     w(_header("target", "subset", "features", "OOB R²", "test R²", "test MAE", "paper"))
-    for t in TARGETS:
+    for t in COUPLING_TARGETS:
         for s in SUBSETS:
             for fs in FEATURE_SETS:
                 res = r.regression.get(t, s, fs)
@@ -295,7 +310,7 @@ def _regression(w: _Doc, r: LearnResults, figs: FigurePaths) -> None:
                       _paper_cell(PAPER_R2.get((t, s))))
     w("\nTop-10 features (all kernels):\n")
     w(_header("target", "features", "top 10 (importance)"))
-    for t in TARGETS:
+    for t in COUPLING_TARGETS:
         for fs in FEATURE_SETS:
             top = ", ".join(f"{f.name} ({f.importance:.3f})" for f in r.regression.get(t, Subset.ALL, fs).top_features)
             w.row(t.value, fs.value, top)
@@ -305,55 +320,84 @@ def _regression(w: _Doc, r: LearnResults, figs: FigurePaths) -> None:
       f"![alpha_xy](figures/{figs.importance_alpha_xy})\n")
 
 
-def _snr(snr: float) -> str:
-    return "∞" if snr == float("inf") else f"{snr:g}"
+def _study_table(w: _Doc, c) -> None:
+    """Every candidate of one study: validation and test scores, and which were chosen."""
+    w(_header("candidate", "fit s", "task", "validation", *(f"test, SNR {_snr(s.snr)}" for s in c.runs[0].test),
+              "headline"))
+    for run in c.runs:
+        for task in run.validation.tasks:
+            metric = Metric.F1_WEIGHTED if task in (Task.PVNP, Task.KERNEL3) else Metric.R2
+            get = lambda scores: _f(getattr(scores[task], metric.value))  # noqa: E731
+            chosen = "✔" if c.headline.for_task(task) == run.name else ""
+            w.row(CANDIDATE_TITLES[Candidate(run.name)], run.fit_seconds, f"{TASK_TITLES[task]} ({METRIC_TITLES[metric]})",
+                  get(run.validation), *(get(s.scores) for s in run.test), chosen)
+    w("")
 
 
 def _candidates(w: _Doc, r: LearnResults, figs: FigurePaths) -> None:
     c = r.candidates
     rows = c.rows
-    w("## Beyond the paper: models on the complex echo\n")
-    w(f"Inputs: {c.inputs}. The training rows are split into {len(rows.fit)} fit, {len(rows.validation)} validation "
-      f"and {len(rows.calibration)} calibration rows; the test rows are the paper models' {len(rows.test)}. The fit "
-      "rows are augmented with one noisy copy each (complex white noise, SNR log-uniform in "
-      f"{TRAIN_SNR_RANGE[0]:g}–{TRAIN_SNR_RANGE[1]:g}; the CNN redraws the noise every epoch). **The headline model of "
-      "each task is the one with the best validation score** (weighted F1, R²); test scores never choose. SNR = "
-      "initial |M| over the per-quadrature noise std.\n")
-    w(_header("candidate", "fit s", "task", "validation", *(f"test, SNR {_snr(s.snr)}" for s in c.runs[0].test),
-              "headline"))
-    for run in c.runs:
-        for task in (Task.PVNP, Task.KERNEL3, *TARGETS):
-            metric = Metric.F1_WEIGHTED if task in (Task.PVNP, Task.KERNEL3) else Metric.R2
-            get = lambda scores: _f(getattr(getattr(scores, str(task)), metric.value))  # noqa: E731
-            chosen = "✔" if c.headline.for_task(task) == run.name else ""
-            w.row(CANDIDATE_TITLES[Candidate(run.name)], run.fit_seconds, f"{TASK_TITLES[task]} ({METRIC_TITLES[metric]})",
-                  get(run.validation), *(get(s.scores) for s in run.test), chosen)
-    w("")
-    w("The headline models against the paper's method on the same test rows (noise-free), all four "
+    w("## Beyond the paper: models on every measurement of the protocol\n")
+    w(f"Inputs: {c.inputs}. The training samples are split into {len(rows.fit)} fit, {len(rows.validation)} validation "
+      f"and {len(rows.calibration)} calibration samples; the test samples are the paper models' {len(rows.test)}. The "
+      "fit samples are augmented with one noisy copy each (complex white noise, SNR log-uniform in "
+      f"{TRAIN_SNR_RANGE[0]:g}–{TRAIN_SNR_RANGE[1]:g}; the CNN redraws the noise every epoch), and penalties are chosen "
+      "on a split by sample (a record and its noisy copy on one side). Validation samples are scored clean and once "
+      "noised the same way. **The headline model of each task is the one with the best validation score** "
+      "(weighted F1, R²; P vs NP chosen for itself); test scores never choose. SNR = initial |M| over the "
+      "per-quadrature noise std.\n")
+    w(f"### {c.label}\n")
+    _study_table(w, c)
+    if r.hahn_seeds is not None:
+        h = r.hahn_seeds.results[0]
+        w(f"### {h.label}, the same samples and split\n")
+        _study_table(w, h)
+    w("The headline predictions against the paper's method on the same test rows (noise-free), all four "
       "classification scores:\n")
     w(_header("task", "model", *_class_cols()))
+    studies = [c] + ([r.hahn_seeds.results[0]] if r.hahn_seeds is not None else [])
     for task, rf in ((Task.PVNP, r.pvnp.pointwise.scores), (Task.KERNEL3, r.kernel3.pointwise.scores)):
-        best = c.run(c.headline.for_task(task)).test_at(float("inf"))
         w.row(TASK_TITLES[task], "paper's RF (pointwise |M| window)", *_class_vals(rf))
-        w.row(TASK_TITLES[task], f"{c.headline.for_task(task)} (beyond)", *_class_vals(getattr(best, str(task))))
+        for study in studies:
+            w.row(TASK_TITLES[task], f"headline, {study.label}", *_class_vals(study.calibrated.headline_at(float("inf"))[task]))
     w("")
     w(f"![candidates](figures/{figs.candidates})\n")
 
 
 def _calibration(w: _Doc, r: LearnResults, figs: FigurePaths) -> None:
-    cal = r.candidates.calibrated
-    w(f"## Calibrated uncertainty ({cal.level:.0%})\n")
-    w(f"Split conformal prediction (crepes) on the {len(r.candidates.rows.calibration)} calibration rows: every "
-      "target's interval is the headline prediction ± the calibration residuals' conformal quantile; class "
-      "probabilities are temperature-scaled and conformal prediction sets use the score 1 − p. Coverage and width are "
-      f"measured on the {len(r.candidates.rows.test)} noise-free test rows (goal: 0.88–0.92 at 90 %).\n")
-    w(_header("target", "test coverage", "mean interval width"))
-    for cov in cal.coverage:
-        w.row(cov.target, _f(cov.coverage), f"{cov.mean_width:.4g}")
+    c = r.candidates
+    cal = c.calibrated
+    intervals = cal.calibration.intervals
+    w(f"## Calibrated uncertainty ({cal.level:.0%}) at the measurement's noise\n")
+    w(f"Mondrian split-conformal intervals on the {len(c.rows.calibration)} calibration samples, each clean and "
+      f"{r.info.budget.calibration_copies} times noised (SNR log-uniform in {TRAIN_SNR_RANGE[0]:g}–{TRAIN_SNR_RANGE[1]:g}): "
+      "one half-width per band of the *estimated* SNR (the records' own noise, from their second differences; "
+      "pyecho.learn.models.inputs.estimate_noise), so an interval is valid at the record's noise, wide for a noisy "
+      "record and narrow for a clean one. Widths are on each target's learning scale (log10 for T2, µs otherwise "
+      "its units). The kernel has one calibrated distribution: P vs NP from its own model, the short-range split from "
+      "the kernel model, each temperature-scaled; p_power_law is p_power, and kernel and range are decided from it "
+      f"and never contradict. Test rows: {len(c.rows.test)}, an independent noise draw at each SNR (goal: 0.88–0.92 at "
+      "90 %).\n")
+    w(_header("target", "SNR bands (estimated SNR edges)", "half-width per band", "calibration rows per band"))
+    for iv in intervals:
+        w.row(iv.target, ", ".join(f"{e:g}" for e in iv.band_edges) or "one band",
+              ", ".join(f"{q:.3g}" for q in iv.q), ", ".join(map(str, iv.n_calibration)))
     w("")
-    w(_header("task", "set coverage", "mean set size"))
-    for st in cal.sets:
-        w.row(st.task, _f(st.coverage), _f(st.mean_set_size, 2))
+    targets = [iv.target for iv in intervals]
+    w(_header("target", *(f"coverage, SNR {_snr(s)}" for s in TEST_SNRS), *(f"mean width, SNR {_snr(s)}" for s in TEST_SNRS)))
+    for t in targets:
+        reports = [cal.coverage_at(t, snr) for snr in TEST_SNRS]
+        w.row(t, *(_f(x.coverage) for x in reports), *(f"{x.mean_width:.3g}" for x in reports))
+    w("\nConditional coverage (by kernel family and by W tercile of the test rows):\n")
+    groups = list(dict.fromkeys(x.group for x in cal.coverage if x.group != "all"))
+    w(_header("target", "SNR", *groups))
+    for t in targets:
+        for snr in TEST_SNRS:
+            w.row(t, _snr(snr), *(_f(cal.coverage_at(t, snr, g).coverage) for g in groups))
+    w("")
+    w(_header("kernel prediction sets", *(f"coverage, SNR {_snr(s.snr)}" for s in cal.sets),
+              *(f"mean size, SNR {_snr(s.snr)}" for s in cal.sets)))
+    w.row("3-class", *(_f(x.coverage) for x in cal.sets), *(_f(x.mean_set_size, 2) for x in cal.sets))
     w("")
     w(_header("task", "probabilities", "ECE"))
     for d in cal.reliability:
@@ -361,22 +405,53 @@ def _calibration(w: _Doc, r: LearnResults, figs: FigurePaths) -> None:
     w(f"\n![calibration](figures/{figs.calibration})\n")
 
 
-def _angles(w: _Doc, r: LearnResults, figs: FigurePaths) -> None:
-    st = r.angles
-    if st is None:
+def _measurements(w: _Doc, r: LearnResults, figs: FigurePaths) -> None:
+    from pyecho.learn.design.study import TABLE_TASKS, table_value
+
+    st = r.measurements
+    w("## Which measurements tell what, and where the range is measurable\n")
+    if st.selection is not None:
+        sel = st.selection
+        w(f"A linear probe (logistic + ridge on the referenced records, {sel.folds}-fold cross-validation on "
+          f"{sel.n_design} samples, SNR {sel.snr:g}; the design study of `pyecho design`) on every sub-protocol met by "
+          "forward selection over this dataset's measurements (out-of-fold scores; the test rows never choose):\n")
+        tasks = [(t, title) for t, title in TABLE_TASKS if table_value(sel.evaluations[0].cv, t) is not None]
+        w(_header("protocol", "time (ms)", "design score", *(title for _, title in tasks)))
+        for e in sel.ranked():
+            w.row(e.label, f"{e.time_us / 1000:.2f}", _f(e.score), *(_f(table_value(e.cv, t)) for t, _ in tasks))
+        w(f"\n![selection](figures/{figs.selection})\n")
+    w("The identifiability map: per kernel family, the width of a 90 % interval of L and of the kernel parameter "
+      "(relative to the prior's span; 1 = the echo says nothing more than the prior), across W and the kernel "
+      f"parameter, from the same probe at SNR {st.identifiability.snr:g}:\n")
+    w(_header("family", "quantity", *(f"out-of-fold R², {p}" for p in st.identifiability.protocols)))
+    for kernel, quantity in dict.fromkeys((p.kernel, p.quantity) for p in st.identifiability.panels):
+        w.row(kernel, quantity, *(_f(st.identifiability.panel(kernel, quantity, p).r2) for p in st.identifiability.protocols))
+    w(f"\n![identifiability](figures/{figs.identifiability})\n")
+
+
+def _trust(w: _Doc, r: LearnResults) -> None:
+    from pyecho.learn.calibration.trust import GAIN_RANGE, SHIFT_SNR
+
+    t = r.trust
+    w("## Trust on measured echoes: fresh records as a spectrometer gives them\n")
+    if t is None:
+        w("Not run: the dataset carries no `pyecho sim` configuration to draw fresh samples from.\n")
         return
-    w("## Angle study: what a second pulse angle adds\n")
-    w(f"Ridge regression (standardised, penalty by leave-one-out on the {st.n_train} training rows) on the "
-      "phase/gain-referenced Re and Im of each angle alone and of the first angle with each other one. The second "
-      "angle is chosen by the training rows' leave-one-out R² of alpha_z averaged over the SNRs (never the test rows): "
-      f"**{np.degrees(st.best_second_theta):.0f}°**.\n")
-    snrs = sorted({s.snr for s in st.scores}, reverse=True)
-    w(_header("angles", "target", *(f"LOO R², SNR {_snr(n)}" for n in snrs), *(f"test R², SNR {_snr(n)}" for n in snrs)))
-    for combo in dict.fromkeys(s.thetas for s in st.scores):
-        for target in dict.fromkeys(s.target for s in st.scores):
-            cells = [st.score(combo, target, n) for n in snrs]
-            w.row(cells[0].label, target, *(_f(x.r2_train_loo) for x in cells), *(_f(x.r2_test) for x in cells))
-    w(f"\n![angles](figures/{figs.angles})\n")
+    w(f"{3 * t.n_per_kernel} samples drawn fresh from the dataset's prior (another seed: never a training or "
+      "calibration row), simulated by the same engine, each given a random receiver phase and gain (log-uniform "
+      f"{GAIN_RANGE[0]:g}–{GAIN_RANGE[1]:g}), noise (an independent draw per SNR) and the first {t.dead_time_us:g} µs "
+      "after the excitation missing, then read by the saved predictor exactly as `pyecho predict` reads them.\n")
+    targets = list(t.fresh[0].coverage)
+    w(_header("SNR", "samples", "in domain", *(f"90 % coverage {x}" for x in targets), "F1 P", "macro-F1 3-class",
+              *(f"R² {x}" for x in targets)))
+    for f in t.fresh:
+        w.row(_snr(f.snr), f.n, _f(f.in_domain), *(_f(f.coverage[x]) for x in targets), _f(f.scores.pvnp.f1_power),
+              _f(f.scores.kernel3.f1_macro), *(_f(f.scores.regression[x].r2) for x in targets))
+    w(f"\nOutside the prior (SNR {SHIFT_SNR:g}, random receiver): the fraction the guard flags (goal ≥ 0.95).\n")
+    w(_header("records", "samples", "flagged out of domain"))
+    for sh in t.shifted:
+        w.row(sh.name, sh.n, _f(sh.flagged))
+    w("")
 
 
 def _curves(w: _Doc, r: LearnResults, figs: FigurePaths) -> None:
@@ -400,7 +475,8 @@ def write_report(out: Path, r: LearnResults, figs: FigurePaths) -> None:
     scores = r.model_scores()
     w = _Doc()
     w("# pyecho learn report\n")
-    w(f"pyecho {info.pyecho_version} · {info.n_samples} echoes × {info.n_times} samples · seed {info.seed} · "
+    w(f"pyecho {info.pyecho_version} · {info.n_samples} samples measured by {info.protocol} · the 90° Hahn echo "
+      f"{info.n_times} samples · seed {info.seed} · "
       f"n_jobs {info.n_jobs} · wall time before this report {info.wall_seconds_before_report} s\n")
     w(f"Split: stratified by {sp.stratified_by}, {sp.n_train} train / {sp.n_test} test (test fraction {sp.test_size}). "
       "All test scores are on the same held-out rows. \"paper\" quotes Rao et al., PRR 5, 043098 (2023), each "
@@ -442,7 +518,8 @@ def write_report(out: Path, r: LearnResults, figs: FigurePaths) -> None:
     _regression(w, r, figs)
     _candidates(w, r, figs)
     _calibration(w, r, figs)
-    _angles(w, r, figs)
+    _measurements(w, r, figs)
+    _trust(w, r)
     _curves(w, r, figs)
 
     w("## Saved models\n")

@@ -7,36 +7,10 @@ method says itself what to write. So a new stage needs no code here.
 from __future__ import annotations
 
 import dataclasses
-import math
-from enum import Enum
 
-import numpy as np
-
-from pyecho.learn import paper
-from pyecho.learn.base import ClassScores, Evaluation, ModelScore
+from pyecho.learn.paper import table as paper
+from pyecho.learn.base import ClassScores, Evaluation, ModelScore, to_json
 from pyecho.learn.results import LearnResults
-
-
-def to_json(obj):
-    """A JSON-ready copy of ``obj``: dataclasses as objects, enums as their value, NumPy arrays as
-    lists, non-finite floats as None."""
-    if hasattr(obj, "__json__"):
-        return to_json(obj.__json__())
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_json(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.metadata.get("json", True)}
-    if isinstance(obj, Enum):
-        return obj.value
-    if isinstance(obj, dict):
-        return {str(k.value if isinstance(k, Enum) else k): to_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_json(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return to_json(obj.tolist())
-    if isinstance(obj, np.generic):
-        return to_json(obj.item())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def headline(scores: tuple[ModelScore, ...]) -> dict:

@@ -1,0 +1,96 @@
+"""`pyecho design`: which measurements determine the correlations best (pyecho.learn.design)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pyecho.data.factory import plan_run
+from pyecho.data.sampling import PRESETS, ConfigError
+from pyecho.errors import ParameterError
+from pyecho_cli.app import app
+from pyecho_cli.errors import fail, user_errors
+from pyecho_cli.sim import simulate_with_progress
+
+#: rows of the ranked table printed (all of them are in design.csv)
+SHOWN = 15
+
+
+@app.command()
+@user_errors
+def design(
+    cache: Annotated[Path, typer.Option(help="Dataset directory of the candidates' simulations (created, or "
+                                             "resumed and reused: a `pyecho sim` dataset)")],
+    out: Annotated[Path, typer.Option(help="Directory for design.csv, design.json, design.png, identifiability.png")],
+    candidates: Annotated[Optional[str], typer.Option(
+        help="Candidate measurements, SEQUENCE@ANGLE_DEG\\[/TAU_US],... (default: Hahn at 30-90 degrees, CPMG and CP "
+             "trains of 2-32 pulses at tau 100, 50 and 25 us)")] = None,
+    lattice: Annotated[Optional[int], typer.Option(help="Lattice side n (default 100)")] = None,
+    n_per_kernel: Annotated[Optional[int], typer.Option(help="Samples per kernel (default 300)")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the samples, the noise, the split and the folds")] = 0,
+    max_measurements: Annotated[int, typer.Option(help="Budget: measurements per sample")] = 3,
+    max_time_us: Annotated[Optional[float], typer.Option(
+        help="Budget: spectrometer time per sample (us, the records' summed durations); default none")] = None,
+    snr: Annotated[float, typer.Option(help="SNR the protocols are compared at (initial |M| over the noise std)")] = 200.0,
+    folds: Annotated[int, typer.Option(help="Cross-validation folds on the design rows")] = 5,
+    device: Annotated[str, typer.Option(help="Simulation device: auto, cpu or cuda")] = "auto",
+) -> None:
+    """Rank protocols by what they tell about the kernel family, W, L, the alphas and T2.
+
+    Simulates (or reuses) every candidate measurement of the same samples, then adds
+    measurements greedily by a linear probe's cross-validated scores within the budget.
+    """
+    from pyecho.data.store import load_dataset
+    from pyecho.learn.base import LearnData
+    from pyecho.learn.design.identifiability import identifiability_map, plot_identifiability
+    from pyecho.learn.design.output import write_design
+    from pyecho.learn.design.study import DesignBudget, ProtocolProbe, forward_selection, table_value
+    from pyecho.physics.protocol import HAHN_90
+
+    given = {"protocol": candidates, "lattice": lattice, "n_per_kernel": n_per_kernel, "seed": seed}
+    try:
+        config = PRESETS["design"].replace(**{k: v for k, v in given.items() if v is not None})
+        plan = plan_run(config, cache, device=device)
+    except ConfigError as exc:
+        option = "candidates" if exc.option == "protocol" else exc.option
+        fail(f"--{option.replace('_', '-')}: {exc.detail}")
+    try:
+        budget = DesignBudget(max_measurements, max_time_us)
+    except ParameterError as exc:
+        option, _, detail = str(exc).partition(": ")
+        fail(f"--{option.replace('_', '-')}: {detail}")
+    if not snr > 0:
+        raise ParameterError(f"--snr: got {snr}; must be > 0 (inf: no noise)")
+    if folds < 2:
+        raise ParameterError(f"--folds: got {folds}; must be >= 2")
+    console = Console(stderr=True)
+    simulate_with_progress(plan, console, title="pyecho design: simulations")
+    data = LearnData.from_dataset(load_dataset(cache))
+    with console.status("forward selection") as status:
+        probe = ProtocolProbe(data, snr=snr, seed=seed, folds=folds)
+        result = forward_selection(probe, budget, note=lambda text: status.update(f"forward selection: {text}"))
+        status.update("identifiability map")
+        best = result.best
+        maps = {best.label: best.indices}
+        hahn = data.protocol.covering(HAHN_90)
+        if hahn is not None and HAHN_90.text not in best.measurements:
+            maps = {"hahn@90/100 alone": (hahn,), **maps}
+        idmap = identifiability_map(probe, maps)
+    files = write_design(result, out)
+    plot_identifiability(idmap, out / "identifiability.png")
+
+    tasks = [(t, title) for t, title in (("pvnp", "F1 P"), ("kernel3", "macro-F1"), ("L", "R² L"), ("W", "R² W"),
+                                          ("alpha_z", "R² α_z"), ("t2_us", "R² log T2"))
+             if table_value(best.cv, t) is not None]
+    table = Table("#", "protocol", "time (ms)", "score", *(title for _, title in tasks),
+                  title=f"pyecho design: out-of-fold scores, SNR {snr:g}, {result.n_design} samples (best first)")
+    for rank, e in enumerate(result.ranked()[:SHOWN], 1):
+        table.add_row(str(rank), e.label, f"{e.time_us / 1000:.2f}", f"{e.score:.3f}",
+                      *(f"{table_value(e.cv, t):.3f}" for t, _ in tasks))
+    Console().print(table)
+    console.print(f"best protocol: [bold]{best.label}[/] (design score {best.score:.3f}); test rows: "
+                  + ", ".join(f"{title} {table_value(best.test, t):.3f}" for t, title in tasks))
+    console.print(f"[green]wrote[/] {', '.join(str(f) for f in files)}, {out / 'identifiability.png'}")

@@ -1,0 +1,2 @@
+"""Which measurements to make: what each protocol tells about each target, forward selection
+over measurements, identifiability maps."""

@@ -1,0 +1,59 @@
+"""Every task's score of one model's predictions on one set of rows."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+from pyecho.learn.base import (POWER_CLASS, RANGE_NP, RANGE_P, TASK_CLASSES, ClassScores, RegScores, Task,
+                               to_learning_scale)
+from pyecho.learn.models.inputs import KERNEL_CLASSES, EchoPredictions, EchoTargets
+
+
+@dataclass(frozen=True)
+class TaskScores:
+    """P vs NP and the 3-class kernel (decided as :meth:`EchoPredictions.decide` decides), and R²
+    and MAE of every target on its learning scale (log10 for T2).
+
+    pvnp, kernel3 : :class:`ClassScores`; regression : target name -> :class:`RegScores`
+    """
+
+    pvnp: ClassScores
+    kernel3: ClassScores
+    regression: Mapping[str, RegScores]
+
+    @classmethod
+    def of(cls, pred: EchoPredictions, truth: EchoTargets, pvnp_threshold: float) -> "TaskScores":
+        """Scores of ``pred`` against ``truth``; P where p_power >= ``pvnp_threshold``."""
+        kernel, is_power = pred.decide(pvnp_threshold)
+        pvnp_true = np.where(truth.is_power, RANGE_P, RANGE_NP)
+        pvnp_pred = np.where(is_power, RANGE_P, RANGE_NP)
+        return cls(pvnp=ClassScores.of(pvnp_true, pvnp_pred, TASK_CLASSES[Task.PVNP], POWER_CLASS[Task.PVNP]),
+                   kernel3=ClassScores.of(truth.kernel, kernel, KERNEL_CLASSES, POWER_CLASS[Task.KERNEL3]),
+                   regression={t: RegScores.of(to_learning_scale(t, truth[t]), to_learning_scale(t, pred[t]))
+                               for t in truth.targets})
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return (Task.PVNP.value, Task.KERNEL3.value, *self.regression)
+
+    def __getitem__(self, task: str) -> ClassScores | RegScores:
+        task = str(task)
+        if task == Task.PVNP:
+            return self.pvnp
+        if task == Task.KERNEL3:
+            return self.kernel3
+        return self.regression[task]
+
+    def selection_score(self, task: str) -> float:
+        """The validation score that chooses a model for ``task``: weighted F1 or R²."""
+        value = self[task]
+        return value.f1_weighted if isinstance(value, ClassScores) else value.r2
+
+    def objective(self) -> float:
+        """The mean selection score over every task (what a protocol's design maximises)."""
+        return float(np.mean([self.selection_score(t) for t in self.tasks]))
+
+    def __json__(self) -> dict:
+        return {"pvnp": self.pvnp, "kernel3": self.kernel3, **dict(self.regression)}

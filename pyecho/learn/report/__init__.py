@@ -1,0 +1,1 @@
+"""What a `pyecho learn` run writes: metrics.json, the figures and report.md."""
