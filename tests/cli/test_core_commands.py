@@ -140,3 +140,12 @@ def test_every_command_can_be_called_from_python_with_its_defaults():
     for callback in commands:
         for name, param in inspect.signature(callback).parameters.items():
             assert not isinstance(param.default, (OptionInfo, ArgumentInfo)), f"{callback.__name__}: {name}"
+
+
+@pytest.mark.parametrize("command", [
+    "echo", "sweep", "sweep-plot", "sim", "design", "learn", "predict", "demo", "bench", "converge", "info", "julia",
+])
+def test_every_command_prints_its_help(command):
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output

@@ -1,15 +1,25 @@
 """Parts on disk: sharding, resume, atomic writes, config checks and the file contract."""
+import math
 import os
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 import pyecho.data.store as store
-from pyecho import BackendUnavailable, simulate
-from pyecho.data.factory import parse_shard, part_name, part_ranges, plan_run, run_plan
-from pyecho.data.sampling import ConfigError, DatasetConfig, draw_sample
+from pyecho import BackendUnavailable, simulate, simulate_batch
+from pyecho.data.factory import (
+    parse_shard,
+    part_name,
+    part_ranges,
+    plan_run,
+    run_plan,
+    simulate_part,
+    write_one_part,
+)
+from pyecho.data.sampling import ConfigError, DatasetConfig, draw_sample, draw_samples
 from pyecho.data.store import (
     SCHEMA_VERSION,
     DatasetError,
@@ -18,9 +28,12 @@ from pyecho.data.store import (
     read_metadata,
     scan_dataset,
 )
+from pyecho.physics.protocol import Protocol
 
 #: 9 samples in parts of 2 -> 5 parts; T = 3 * round(1.0 / 0.16) = 18
-TINY = DatasetConfig(n_per_kernel=3, lattice=4, tau_us=1.0, part_size=2)
+TINY = DatasetConfig(n_per_kernel=3, lattice=4, protocol="hahn@90/1", part_size=2)
+#: hahn@90/1 is the beginning of cpmg:2@90/1 (T = 18 of 30); hahn@60/1 is simulated on its own
+PREFIX = "hahn@90/1,cpmg:2@90/1,hahn@60/1"
 RUN = {"backend": "torch", "device": "cpu", "batch_size": 2}
 
 
@@ -54,13 +67,15 @@ def test_layout_and_rows(reference):
     ds = load_dataset(reference)
     assert ds.M.shape == (9, 18) and ds.M.dtype == np.complex64
     assert ds.labels["sample_id"].to_list() == list(range(9))
-    assert ds.labels.schema == pl.Schema({k: v for k, v in dataset_schema(18).items() if not k.startswith("M_")})
+    assert ds.records == (ds.M,) and ds.protocol == TINY.protocol and ds.dt_us == 0.16
+    assert ds.labels.schema == pl.Schema({k: v for k, v in dataset_schema().items() if not k.startswith("M_")})
+    assert ds.labels["measurement"].to_list() == [0] * 9
     assert ds.labels["kernel"].to_list() == ["gaussian"] * 3 + ["power"] * 3 + ["rkky"] * 3
     assert ds.labels["is_power"].to_list() == [False] * 3 + [True] * 3 + [False] * 3
     assert (ds.labels["alpha_x"] == ds.labels["alpha_y"]).all()
     np.testing.assert_allclose(ds.labels["W"], 2 * ds.labels["alpha_x"] + ds.labels["alpha_z"])
     np.testing.assert_allclose(ds.t_us, 0.16 * np.arange(1, 19))
-    assert (ds.n_tau, ds.echo_index) == (6, 11)
+    assert (ds.measurement_params(0).n_tau, ds.echo_index) == (6, 11)
     assert np.isclose(ds.t_us[ds.echo_index], 2 * 6 * 0.16)
 
 
@@ -166,8 +181,12 @@ def test_metadata_round_trip(tmp_path):
     meta = read_metadata(out)
     assert meta["schema_version"] == SCHEMA_VERSION
     assert (meta["engine"], meta["device"], meta["dtype"]) == ("torch", "cpu", "float32")
-    assert (meta["lattice"], meta["tau_us"], meta["dt_us"], meta["t2_us"], meta["seed"]) == (4, 1.0, 0.16, 40.0, 0)
-    assert meta["linewidth_khz"] == 8.0 and np.allclose(meta["thetas"], [np.pi / 2])
+    assert (meta["lattice"], meta["dt_us"], meta["t2_us"], meta["seed"]) == (4, 0.16, 40.0, 0)
+    assert meta["linewidth_khz"] == 8.0
+    assert meta["protocol"] == [{"sequence": "hahn", "theta": np.pi / 2, "tau_us": 1.0}]
+    assert Protocol.from_list(meta["protocol"]) == cfg.protocol
+    # the measurement's fields are per-row columns, not experiment metadata
+    assert not {"tau_us", "theta", "thetas", "sequence"} & meta.keys()
     assert DatasetConfig.from_dict(meta["config"]) == cfg
     assert (meta["n_parts"], meta["n_rows"]) == (1, 3)
     assert meta["created"].endswith("+00:00")
@@ -178,7 +197,9 @@ def test_pyarrow_and_pandas_open_a_part(reference):
     part = reference / part_name(0, 1)
     table = pq.read_table(part)
     assert table.num_rows == 2 and b"pyecho.config" in table.schema.metadata
-    assert table.column("M_re").type.list_size == 18
+    assert pa.types.is_large_list(table.column("M_re").type) or pa.types.is_list(table.column("M_re").type)
+    assert table.column("M_re").type.value_type == pa.float32()
+    assert [len(r) for r in table.column("M_im").to_pylist()] == [18, 18]
     pd = pytest.importorskip("pandas")
     frame = pd.read_parquet(part)
     assert len(frame) == 2 and len(frame["M_im"].iloc[0]) == 18
@@ -219,49 +240,142 @@ def test_parse_shard_rejects(text):
     assert parse_shard("2/8") == (2, 8)
 
 
-def test_multi_angle_dataset_round_trips(tmp_path):
-    """Every sample at each angle with the same parameters and detunings; one record per sample."""
-    cfg = TINY.replace(thetas=(np.pi / 2, np.pi / 4, 1.0), center_khz_range=(-2.0, 2.0), n_per_kernel=2)
+
+# ----------------------------------------------------------------------------- protocols
+
+
+def test_protocol_dataset_round_trips(tmp_path):
+    """Every sample measured each way with the same parameters and detunings; one row per
+    (sample, measurement) on disk, one record array per measurement in memory."""
+    thetas = (np.pi / 2, np.pi / 4, 1.0)
+    protocol = Protocol.of([{"sequence": "hahn", "theta": t, "tau_us": 1.0} for t in thetas])
+    cfg = TINY.replace(protocol=protocol, center_khz_range=(-2.0, 2.0), n_per_kernel=2)
     result = make(tmp_path / "ds", cfg)
     assert result.samples_written == 6
     ds = load_dataset(tmp_path / "ds")
-    assert ds.series.shape == (6, 3, 18) and ds.M.shape == (6, 18)
-    np.testing.assert_allclose(ds.thetas, cfg.thetas)
+    assert len(ds) == 6 and len(ds.records) == 3
+    assert [r.shape for r in ds.records] == [(6, 18)] * 3 and ds.M is ds.records[0]
+    assert all(r.dtype == np.complex64 for r in ds.records)
+    assert ds.protocol == cfg.protocol
+    np.testing.assert_allclose(ds.protocol.thetas, thetas)
     assert ds.labels.height == 6 and ds.labels["sample_id"].to_list() == list(range(6))
+    assert ds.labels["measurement"].to_list() == [0] * 6  # the labels are the first measurement's rows
     centers = ds.labels["center_khz"].to_numpy()
     assert np.all(np.abs(centers) <= 2.0) and len(set(centers)) == 6
     for i in (0, 5):
         params, seed = draw_sample(cfg, i)
-        for a, theta in enumerate(cfg.thetas):
-            expected = simulate(params.replace(theta=theta), seed=seed, device="cpu")
-            np.testing.assert_allclose(ds.series[i, a], expected, rtol=1e-5, atol=1e-6)
-    # the rows on disk: one per (sample, angle), each with its own theta
-    rows = scan_dataset(tmp_path / "ds").select("sample_id", "angle", "theta").collect()
-    assert rows.height == 18 and rows.filter(pl.col("angle") == 1)["theta"].unique().to_list() == [np.pi / 4]
-    # a part with a missing angle row is refused, naming the problem
+        for k, theta in enumerate(thetas):
+            assert math.isclose(cfg.measured(params, k).theta, theta)
+            expected = simulate(cfg.measured(params, k), seed=seed, device="cpu")
+            np.testing.assert_allclose(ds.records[k][i], expected, rtol=1e-5, atol=1e-6)
+    # the measurements differ (the same sample seen at other angles)
+    assert np.abs(ds.records[0] - ds.records[1]).max() > 1e-3
+    # the rows on disk: one per (sample, measurement), each with its own theta, same seed per sample
+    rows = scan_dataset(tmp_path / "ds").select("sample_id", "measurement", "theta", "seed", "center_khz").collect()
+    assert rows.height == 18 and rows["measurement"].dtype == pl.Int32
+    assert rows.filter(pl.col("measurement") == 1)["theta"].unique().to_list() == [np.pi / 4]
+    per_sample = rows.group_by("sample_id").agg(pl.col("seed").n_unique(), pl.col("center_khz").n_unique(),
+                                               pl.col("measurement").sort())
+    assert per_sample["seed"].to_list() == [1] * 6 and per_sample["center_khz"].to_list() == [1] * 6
+    assert all(m == [0, 1, 2] for m in per_sample["measurement"].to_list())
+    assert read_metadata(tmp_path / "ds")["n_rows"] == 18
+    # a part with a missing measurement row is refused, naming the problem
     part = sorted((tmp_path / "ds").glob("part-*.parquet"))[0]
     table = pq.read_table(part)
     pq.write_table(table.slice(0, table.num_rows - 1), part)
-    with pytest.raises(DatasetError, match="one row per angle"):
+    with pytest.raises(DatasetError, match="every sample needs one row per measurement"):
         load_dataset(tmp_path / "ds")
+    # ... and so is a resume over it (the part holds too few rows)
+    with pytest.raises(DatasetError, match="holds 5 rows, expected 6"):
+        plan_run(cfg, tmp_path / "ds", **RUN)
+
+
+@pytest.mark.parametrize("protocol", [PREFIX, "cp:2@90/1,cpmg:2@90/1,cp:1@90/1,hahn@90/1", "hahn@75/1,hahn@90/1"])
+def test_protocol_records_equal_each_measurement_simulated_alone(tmp_path, protocol):
+    """The rows of a protocol dataset are exactly what simulate_batch gives for each measurement
+    (the same seeds and batch size), also where a measurement is sliced from a longer train."""
+    cfg = TINY.replace(protocol=protocol, n_per_kernel=2, part_size=3, t2_us_range=(20.0, 200.0),
+                       center_khz_range=(-1.0, 1.0))
+    make(tmp_path / "ds", cfg)
+    ds = load_dataset(tmp_path / "ds")
+    params, seeds = draw_samples(cfg, range(cfg.n_total))
+    assert len(ds.records) == cfg.n_measurements
+    for k in range(cfg.n_measurements):
+        alone = simulate_batch([cfg.measured(p, k) for p in params], seeds=[int(s) for s in seeds],
+                               backend="torch", device="cpu", dtype="float32", batch_size=RUN["batch_size"])
+        assert ds.records[k].shape == alone.shape == (6, cfg.record_lengths[k])
+        np.testing.assert_array_equal(ds.records[k], alone.astype(np.complex64), err_msg=cfg.protocol[k].text)
+    # every row stores its own measurement's fields
+    rows = scan_dataset(tmp_path / "ds").filter(pl.col("sample_id") == 4).sort("measurement").collect()
+    for k, row in enumerate(rows.iter_rows(named=True)):
+        assert store.params_from_row(row) == cfg.measured(params[4], k)
+        assert len(row["M_re"]) == cfg.record_lengths[k]
+
+
+def test_prefix_measurements_are_sliced_not_simulated(tmp_path, monkeypatch):
+    cfg = TINY.replace(protocol=PREFIX, n_per_kernel=1, part_size=3)
+    assert cfg.record_lengths == (18, 30, 18)
+    assert cfg.protocol.sources(cfg.dt_us) == (1, 2)
+    plan = plan_run(cfg, tmp_path / "ds", **RUN)
+    assert plan.samples_todo == 3 and plan.simulations_todo == 3 * 2
+    assert plan_run(TINY.replace(protocol="hahn@90/1,hahn@60/1,hahn@45/1"), tmp_path / "x", **RUN).simulations_todo == 27
+    import pyecho.data.factory as factory
+
+    calls = []
+    real = factory.simulate_batch
+
+    def counting(params, **kwargs):
+        calls.append([(p.sequence, round(p.theta, 6)) for p in params])
+        return real(params, **kwargs)
+
+    monkeypatch.setattr(factory, "simulate_batch", counting)
+    progress = []
+    result = run_plan(plan, on_progress=progress.append)
+    assert result.samples_written == 3
+    assert sum(progress) == plan.simulations_todo
+    # one batch per simulated measurement: cpmg:2@90 (hahn@90 is its beginning) and hahn@60
+    assert calls == [[("cpmg:2", round(np.pi / 2, 6))] * 3, [("hahn", round(np.pi / 3, 6))] * 3]
+
+
+def test_simulate_part_and_write_one_part(tmp_path):
+    cfg = TINY.replace(protocol=PREFIX, part_size=4)
+    frame, spin_steps = simulate_part(cfg, 2, 4, backend="torch", device="cpu", dtype="float32", batch_size=2)
+    # rows in (sample, measurement) order
+    assert frame.height == 9 and frame.schema == pl.Schema(dataset_schema())
+    assert frame["sample_id"].to_list() == [2, 2, 2, 3, 3, 3, 4, 4, 4]
+    assert frame["measurement"].to_list() == [0, 1, 2] * 3
+    assert frame["sequence"].to_list() == ["hahn", "cpmg:2", "hahn"] * 3
+    assert [len(r) for r in frame["M_re"].to_list()] == [18, 30, 18] * 3
+    # spins x steps of the simulated measurements only: cpmg:2@90 (30) and hahn@60 (18)
+    assert spin_steps == 3 * 4 * 4 * (30 + 18)
+    # the Hahn row is the beginning of the CPMG row
+    hahn, cpmg = frame.filter(pl.col("sample_id") == 3)["M_re"].to_list()[:2]
+    assert hahn == cpmg[:18]
+    plan = plan_run(cfg, tmp_path / "ds", **RUN)
+    (tmp_path / "ds").mkdir()
+    path, steps = write_one_part(plan, 2, 4)
+    assert path == tmp_path / "ds" / part_name(2, 4) and steps == spin_steps
+    written = pl.read_parquet(path)
+    assert written.equals(frame)
+    assert read_metadata(path)["protocol"] == cfg.protocol.to_list()
 
 
 def test_every_row_carries_its_echo_params(reference):
-    """A row alone reproduces its echo: the experiment's fields are columns."""
+    """A row alone reproduces its echo: the experiment's and the measurement's fields are columns."""
     row = scan_dataset(reference).filter(pl.col("sample_id") == 3).collect().row(0, named=True)
     params = store.params_from_row(row)
     assert params == draw_sample(TINY, 3)[0]
     assert (row["scheme"], row["field_every"], row["sequence"], row["geometry"]) == ("extrapolated", 4, "hahn", "square")
+    assert (row["measurement"], row["tau_us"], row["theta"]) == (0, 1.0, np.pi / 2)
 
 
-@pytest.mark.parametrize(("changes", "option"), [({"thetas": ()}, "thetas"), ({"thetas": (1.0, 1.0)}, "thetas"),
-                                                 ({"thetas": "a,b"}, "thetas"), ({"scheme": "rk4"}, "scheme"),
-                                                 ({"field_every": 0}, "field_every"),
-                                                 ({"sequence": "cpmg:x"}, "sequence"),
-                                                 ({"geometry": "cubic"}, "geometry"),
-                                                 ({"center_khz_range": (3.0, 1.0)}, "center_khz_range"),
-                                                 ({"gamma2_per_us": -1.0}, "gamma2_per_us")])
-def test_new_config_fields_are_validated(changes, option):
-    with pytest.raises(ConfigError) as info:
-        TINY.replace(**changes)
-    assert info.value.option == option
+def test_measurement_params_of_a_protocol_dataset(tmp_path):
+    cfg = TINY.replace(protocol="cpmg:2@90/1,hahn@45/2", n_per_kernel=1, part_size=3)
+    make(tmp_path / "ds", cfg)
+    ds = load_dataset(tmp_path / "ds", columns=["kernel"])
+    assert ds.labels.columns == ["sample_id", "kernel"]
+    assert [r.shape for r in ds.records] == [(3, 30), (3, 3 * 12)]
+    assert ds.measurement_params(0).echo_samples == (11, 23) and ds.echo_index == 11
+    second = ds.measurement_params(1)
+    assert (second.sequence, second.tau_us, second.n_samples, second.echo_samples) == ("hahn", 2.0, 36, (23,))
+    np.testing.assert_allclose(ds.t_us, 0.16 * np.arange(1, 31))

@@ -272,7 +272,7 @@ def test_wrong_dwell_time_is_refused(tmp_path, echo):
     fine = read_acquisition(write_bruker(tmp_path / "fine", data, sw_hz=SW_HZ * 2))  # the same points span half the time
     with pytest.raises(SpectrometerFileError) as e:
         to_model_grid(fine, **model_grid(p))
-    refused(e, str(fine.path), "after the refocusing pulse", "covers 8.080-12.000 µs", "the model needs 8.160-24.000 µs")
+    refused(e, str(fine.path), "after pulse 1 (at 8 µs)", "covers 8.080-12.000 µs", "the model needs up to 24.000 µs")
 
 
 def test_tau_mismatch_missing_and_override(tmp_path, echo):
@@ -300,7 +300,79 @@ def test_record_starting_after_the_refocusing_pulse_is_refused(tmp_path, echo):
     acq = read_acquisition(exp, start_us=TAU_US + DT_US)
     with pytest.raises(SpectrometerFileError) as e:
         to_model_grid(acq, **model_grid(p))
-    refused(e, "before the refocusing pulse", "has no sample", "the model needs 0.160-8.000 µs", "start_us = 8.16")
+    refused(e, "before the first pulse", "has no sample", "the model needs up to 8.000 µs", "start_us = 8.16")
+
+
+def test_samples_before_a_late_record_are_missing_not_refused(tmp_path, echo):
+    """A receiver's dead time: a record that starts after the excitation gives NaN (missing) model
+    samples before its first point, and the model's samples from there on as recorded."""
+    p, m = echo
+    late = 20  # the record's first point is model sample 20, at t = 21 dt
+    exp = write_bruker(tmp_path / "1", np.concatenate([np.zeros(int(GRPDLY)), m[late:]]))
+    acq = read_acquisition(exp, start_us=(late + 1) * DT_US)
+    on_grid = to_model_grid(acq, **model_grid(p))
+    assert on_grid.shape == m.shape and on_grid.dtype == np.complex128
+    # more than one dwell before the record: missing; one dwell before: extrapolated
+    assert np.isnan(on_grid[:late - 1]).all()
+    assert np.isfinite(on_grid[late - 1:]).all()
+    np.testing.assert_allclose(on_grid[late:], m[late:], rtol=0, atol=FLOAT64_ATOL)
+    # a record starting on time leaves nothing missing
+    assert np.isfinite(to_model_grid(read_acquisition(write_bruker(
+        tmp_path / "2", np.concatenate([np.zeros(int(GRPDLY)), from_excitation(p, m)]))), **model_grid(p))).all()
+
+
+def exact_free_train(t_us: np.ndarray, pulse_times_us, detuning_mhz: np.ndarray) -> np.ndarray:
+    """The alpha = 0 echo train (theta = pi/2, ideal pi pulses about y) at any times.
+
+    A pi pulse about y at time p mirrors every spin's phase: with t' = t - c before it, t' = t - (2 p - c)
+    after it (a Hahn echo: c = 2 tau after the pulse at tau; a CPMG train: 4 tau after the one at 3 tau).
+    """
+    w = 2 * np.pi * detuning_mhz.ravel()
+    t_us = np.asarray(t_us, dtype=float)
+    offset = np.zeros_like(t_us)
+    c = 0.0
+    for p in pulse_times_us:
+        c = 2 * p - c
+        offset[t_us > p] = c
+    return -0.5j * np.exp(-1j * np.outer(t_us - offset, w)).mean(axis=1)
+
+
+def test_a_train_is_resampled_between_its_pulses_never_across_one():
+    """A CPMG train recorded half a step off the model's grid: the spline runs between pulses only,
+    so the echo's kink at every pulse is kept (a spline across the second pulse smears it)."""
+    detuning = sample_detuning_mhz(5, 8)
+    p = EchoParams(lattice=8, tau_us=TAU_US, dt_us=DT_US, sequence="cpmg:2")
+    t_model = np.arange(1, p.n_samples + 1) * DT_US
+    pulses = [TAU_US, 3 * TAU_US]
+    assert [s * DT_US for s in p.step_plan().pulse_steps[1:]] == pytest.approx(pulses)
+    # the exact train agrees with the engine's on its grid (alpha = 0, no relaxation)
+    sim = simulate(p.replace(alpha_xy=0.0, alpha_z=0.0), detuning_mhz=detuning, backend="numpy")
+    np.testing.assert_allclose(exact_free_train(t_model, pulses, detuning), sim, rtol=0, atol=1e-9)
+    dwell = DT_US / 2
+    t_record = 0.3 * dwell + dwell * np.arange(2 * p.n_samples + 4)
+    acq = Acquisition(t_us=t_record, M=exact_free_train(t_record, pulses, detuning), dwell_us=dwell, tau_us=TAU_US,
+                      source=BRUKER, path="train")
+    truth = exact_free_train(t_model, pulses, detuning)
+    between = to_model_grid(acq, t_us_model=t_model, tau_us_model=TAU_US, pulse_times_us=pulses)
+    assert np.isfinite(between).all()
+    assert np.abs(between - truth).max() < 1e-5, np.abs(between - truth).max()
+    # the Hahn default knows of the first pulse only: around the second one the spline is wrong
+    across = to_model_grid(acq, t_us_model=t_model, tau_us_model=TAU_US)
+    assert np.abs(across - truth).max() > 10 * np.abs(between - truth).max()
+    # pulse times must lie on the model grid's span
+    with pytest.raises(ValueError, match="pulse times"):
+        to_model_grid(acq, t_us_model=t_model, tau_us_model=TAU_US, pulse_times_us=[TAU_US, 100 * TAU_US])
+
+
+def test_a_train_record_that_ends_early_names_its_segment(tmp_path):
+    p = EchoParams(lattice=8, tau_us=TAU_US, dt_us=DT_US, sequence="cpmg:2")
+    t_model = np.arange(1, p.n_samples + 1) * DT_US
+    t_record = DT_US * np.arange(1, 4 * p.n_tau)  # ends after the second pulse (3 tau), before 4 tau
+    acq = Acquisition(t_us=t_record, M=np.ones(t_record.size), dwell_us=DT_US, tau_us=TAU_US, source=BRUKER,
+                      path=tmp_path / "short")
+    with pytest.raises(SpectrometerFileError) as e:
+        to_model_grid(acq, t_us_model=t_model, tau_us_model=TAU_US, pulse_times_us=[TAU_US, 3 * TAU_US])
+    refused(e, "short", "after pulse 2 (at 24 µs)", "covers 24.160-31.840 µs", "the model needs up to 40.000 µs")
 
 
 def test_missing_truncated_and_unknown_files(tmp_path, echo):

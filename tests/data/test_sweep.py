@@ -9,6 +9,7 @@ from pyecho.data.factory import plan_run, run_plan
 from pyecho.data.sampling import ConfigError, DatasetConfig
 from pyecho.data.store import DatasetError, load_dataset, params_from_row, scan_dataset
 from pyecho.data.sweep import SweepConfig, parse_axis
+from pyecho.physics.protocol import Measurement, Protocol
 from pyecho_cli.app import app
 
 BASE = EchoParams(lattice=6, tau_us=0.8, kernel_param=2.0, scheme="extrapolated")
@@ -33,6 +34,30 @@ def test_grid_order_values_and_detunings(tmp_path):
     np.testing.assert_allclose(ds.M[3], simulate(params, seed=row["seed"], device="cpu"), atol=1e-6)
 
 
+def test_a_sweep_is_one_measurement_per_grid_point(tmp_path):
+    """The interface the factory and store share with DatasetConfig: one measurement, the base's."""
+    base = BASE.replace(sequence="cpmg:2", theta=1.2)
+    config = SweepConfig(base, ("alpha_z=0,0.1", "theta=1.2,0.8"), part_size=4)
+    assert config.protocol == Protocol((Measurement("cpmg:2", 1.2, 0.8),))
+    assert config.record_lengths == (base.n_samples,) == (5 * 5,)
+    assert config.dt_us == base.dt_us and config.protocol.sources(config.dt_us) == (0,)
+    for name in ("thetas", "n_angles", "n_samples", "n_tau", "echo_samples"):
+        assert not hasattr(config, name), name
+    params, _ = config.draw(range(config.n_total))
+    # a grid point is its own measurement: a swept theta stays the point's
+    assert config.measured(params[1], 0) is params[1] and params[1].theta == 0.8
+    with pytest.raises(IndexError):
+        config.measured(params[1], 1)
+    plan = plan_run(config, tmp_path / "sw", **RUN)
+    assert plan.simulations_todo == 4
+    run_plan(plan)
+    ds = load_dataset(tmp_path / "sw")
+    assert ds.protocol == config.protocol and len(ds.records) == 1 and ds.M.shape == (4, 25)
+    assert ds.labels["theta"].to_list() == [1.2, 0.8, 1.2, 0.8] and ds.labels["measurement"].to_list() == [0] * 4
+    assert ds.measurement_params(0).echo_samples == (9, 19) and ds.echo_index == 9
+    np.testing.assert_allclose(ds.M[1], simulate(params[1], seed=int(ds.labels["seed"][1]), device="cpu"), atol=1e-6)
+
+
 def test_own_detunings_and_text_axes(tmp_path):
     config = SweepConfig(BASE, ("kernel=gaussian,power", "geometry=square,triangular"), same_detunings=False)
     run_plan(plan_run(config, tmp_path / "sw", **RUN))
@@ -47,7 +72,7 @@ def test_resume_and_kind_mismatch(tmp_path):
     run_plan(plan_run(config, tmp_path / "sw", **RUN))
     assert plan_run(config, tmp_path / "sw", **RUN).samples_todo == 0
     with pytest.raises(DatasetError, match="differs in: kind"):
-        plan_run(DatasetConfig(n_per_kernel=1, lattice=4, tau_us=1.0), tmp_path / "sw", **RUN)
+        plan_run(DatasetConfig(n_per_kernel=1, lattice=4, protocol="hahn@90/1"), tmp_path / "sw", **RUN)
 
 
 @pytest.mark.parametrize("axes, message", [

@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 from pyecho.data.echo_file import write_echo_csv
 from pyecho.data.store import load_dataset
 from pyecho.learn.base import QUICK, TARGETS, LearnData, make_split
-from pyecho.learn.bundle import HEADLINE_DIR, PREDICTION_COLUMNS, PREDICTOR_FILE, EchoPredictor
-from pyecho.learn.candidates import run_candidates
-from pyecho.learn.domain import EchoGrid
+from pyecho.learn.predictor import HEADLINE_DIR, PREDICTION_COLUMNS, PREDICTOR_FILE, EchoPredictor
+from pyecho.learn.models.candidates import run_candidates
+from pyecho.learn.calibration.domain import EchoGrid
 from pyecho.learn import predict as predict_module
 from pyecho.learn.predict import predict_echoes
 from pyecho_cli.app import app

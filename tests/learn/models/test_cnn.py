@@ -1,4 +1,5 @@
-"""The multitask 1-D CNN: shapes, learning, early stopping, determinism, saving without pickle."""
+"""The multitask 1-D CNN on records of two measurements of different lengths (one branch
+each): shapes, learning, early stopping, determinism, saving without pickle."""
 from __future__ import annotations
 
 import json
@@ -8,55 +9,74 @@ import pytest
 import torch
 from sklearn.metrics import f1_score, r2_score
 
-from pyecho.learn.cnn import CONFIG_FILE, WEIGHTS_FILE, EchoCNN, LossWeights
-from pyecho.learn.inputs import KERNEL_CLASSES, EchoTargets, InputView, ModelFileError
-from tests.learn.test_inputs import make_learnable_echoes
+from pyecho.learn.models.cnn import CONFIG_FILE, WEIGHTS_FILE, EchoCNN, LossWeights
+from pyecho.learn.models.inputs import KERNEL_CLASSES, EchoTargets, InputView, ModelFileError, take_records
+from tests.learn.models.learnable import ONE_MEASUREMENT, TWO_MEASUREMENTS, make_learnable_echoes
 
-#: a network small enough to train in seconds on one thread
-TINY = dict(view=InputView(decimate=2), widths=(8, 16), kernel_size=5, pool_bins=4, hidden=16, dropout=0.0,
-            batch_size=32, device="cpu", n_threads=1)
+#: a network small enough to train in seconds on one thread; 6 dead samples after every pulse
+VIEW = InputView(decimate=2, dead_time_us=0.96)
+TINY = dict(view=VIEW, widths=(8, 16), kernel_size=5, pool_bins=4, hidden=16, dropout=0.0, batch_size=32,
+            device="cpu", n_threads=1)
 
 
 @pytest.fixture(scope="module")
 def data():
-    M, tg = make_learnable_echoes(300, n_samples=240, seed=5)
-    return M, tg, np.arange(240), np.arange(240, 300)
+    records, tg, grid = make_learnable_echoes(300, grid=TWO_MEASUREMENTS, seed=5)
+    assert grid.lengths == (300, 250)
+    return records, tg, grid, np.arange(240), np.arange(240, 300)
 
 
 @pytest.fixture(scope="module")
 def fitted(data):
-    M, tg, train, _ = data
-    return EchoCNN(**TINY, learning_rate=3e-3, max_epochs=25, patience=6, random_state=0).fit(M[train], tg.take(train))
+    records, tg, grid, train, _ = data
+    return EchoCNN(**TINY, learning_rate=3e-3, max_epochs=25, patience=6, random_state=0).fit(
+        take_records(records, train), tg.take(train), grid)
+
+
+def test_one_branch_per_measurement(data, fitted):
+    records, _, grid, _, test = data
+    T = VIEW.n_timepoints(grid)
+    # pulses at (0, 100) and (0, 50, 150): 3 + 3 and 3 + 3 + 3 dead blocks of 2 samples dropped
+    assert T == (150 - 6, 125 - 9)
+    branches = fitted.network_.branches
+    assert len(branches) == 2
+    assert [tuple(b.x_mean.shape) for b in branches] == [(3, T[0]), (3, T[1])]
+    # both branches are read: changing either measurement changes the prediction
+    test_records = take_records(records, test)
+    base = fitted.predict(test_records).kernel_proba
+    for k in range(2):
+        moved = tuple(R * (1.5 if j == k else 1.0) * np.exp(0.5j * np.arange(R.shape[1]) / R.shape[1] * (j == k))
+                      for j, R in enumerate(test_records))
+        assert np.abs(fitted.predict(moved).kernel_proba - base).max() > 1e-4
 
 
 def test_learns_a_trivially_learnable_problem(data, fitted):
-    M, tg, _, test = data
-    pred = fitted.predict(M[test])
-    assert pred.kernel_proba.shape == (60, len(KERNEL_CLASSES)) and pred.W.shape == (60,)
+    records, tg, _, _, test = data
+    pred = fitted.predict(take_records(records, test))
+    assert pred.kernel_proba.shape == (60, len(KERNEL_CLASSES)) and pred["W"].shape == (60,)
     np.testing.assert_allclose(pred.kernel_proba.sum(axis=1), 1.0, atol=1e-12)
     assert f1_score(tg.kernel[test], pred.kernel, average="macro") > 0.9  # chance: 1/3
-    assert r2_score(tg.W[test], pred.W) > 0.8
+    assert r2_score(tg["W"][test], pred["W"]) > 0.8
     h = fitted.history_
     assert h[-1].val_loss < h[0].val_loss and 1 <= fitted.best_epoch_ <= len(h)
+    assert h[fitted.best_epoch_ - 1].val_loss == min(r.val_loss for r in h)
 
 
-def test_multi_angle_records_give_one_channel_set_per_angle(data):
-    M, tg, train, test = data
-    M2 = np.stack([M, M.conj()], axis=1)  # (B, 2, T)
-    model = EchoCNN(**TINY, max_epochs=1).fit(M2[train[:60]], tg.take(train[:60]))
-    assert model.network_.x_mean.shape == (2 * 3, 120)
-    assert model.predict(M2[test]).kernel_proba.shape == (60, 3)
-    with pytest.raises(ValueError, match=r"\(1, 240\).*\(2, 240\)"):
-        model.predict(M[test])
+def test_records_of_another_grid_are_refused(data, fitted):
+    records, _, _, _, test = data
+    with pytest.raises(ValueError, match=r"lengths \[300\].*T = \[300, 250\]"):
+        fitted.predict(take_records(records, test)[:1])
+    one, tg, _ = make_learnable_echoes(20, grid=ONE_MEASUREMENT)
+    with pytest.raises(ValueError, match=r"lengths \[300\]"):
+        EchoCNN(**TINY, max_epochs=1).fit(one, tg, TWO_MEASUREMENTS)
 
 
 def test_early_stopping_stops_and_keeps_the_best_epoch():
     """Labels that are noise: the validation loss stops improving, training stops before max_epochs."""
-    M, tg = make_learnable_echoes(90, n_samples=120, seed=7)
+    records, tg, grid = make_learnable_echoes(90, grid=TWO_MEASUREMENTS, seed=7)
     rng = np.random.default_rng(0)
-    shuffled = EchoTargets(kernel=rng.permutation(tg.kernel), W=rng.permutation(tg.W), L=tg.L,
-                           alpha_xy=tg.alpha_xy, alpha_z=tg.alpha_z)
-    model = EchoCNN(**TINY, learning_rate=1e-2, max_epochs=60, patience=2).fit(M, shuffled)
+    shuffled = EchoTargets(kernel=rng.permutation(tg.kernel), values={"W": rng.permutation(tg["W"]), "L": tg["L"]})
+    model = EchoCNN(**TINY, learning_rate=1e-2, max_epochs=60, patience=2).fit(records, shuffled, grid)
     h = model.history_
     assert model.stopped_early_ and len(h) < 60
     assert len(h) == model.best_epoch_ + 2
@@ -64,42 +84,63 @@ def test_early_stopping_stops_and_keeps_the_best_epoch():
 
 
 def test_fit_is_seeded_and_deterministic(data):
-    M, tg, train, test = data
-    runs = [EchoCNN(**TINY, max_epochs=2, random_state=s).fit(M[train[:90]], tg.take(train[:90])).predict(M[test])
-            for s in (1, 1, 2)]
+    records, tg, grid, train, test = data
+    rows = train[:90]
+    runs = [EchoCNN(**TINY, max_epochs=2, random_state=s).fit(take_records(records, rows), tg.take(rows), grid)
+            .predict(take_records(records, test)) for s in (1, 1, 2)]
     np.testing.assert_array_equal(runs[0].kernel_proba, runs[1].kernel_proba)
-    np.testing.assert_array_equal(runs[0].W, runs[1].W)
+    np.testing.assert_array_equal(runs[0]["W"], runs[1]["W"])
     assert not np.array_equal(runs[0].kernel_proba, runs[2].kernel_proba)
 
 
 def test_noise_augmentation_trains_and_leaves_the_input_alone(data):
-    M, tg, train, test = data
-    before = M.copy()
-    model = EchoCNN(**TINY, max_epochs=2, noise_snr_choices=(np.inf, 50.0)).fit(M[train], tg.take(train))
-    np.testing.assert_array_equal(M, before)
-    clean = EchoCNN(**TINY, max_epochs=2).fit(M[train], tg.take(train))
-    assert model.history_[0].train_loss != clean.history_[0].train_loss
+    records, tg, grid, train, _ = data
+    rows = take_records(records, train)
+    before = tuple(R.copy() for R in rows)
+    noisy = EchoCNN(**TINY, max_epochs=2, noise_snr_choices=(np.inf, 20.0)).fit(rows, tg.take(train), grid)
+    for R, R0 in zip(rows, before):
+        np.testing.assert_array_equal(R, R0)
+    clean = EchoCNN(**TINY, max_epochs=2).fit(rows, tg.take(train), grid)
+    # same seed, same split, same initialisation: only the noisy training rows differ
+    assert noisy.history_[0].train_loss != clean.history_[0].train_loss
+
+
+def test_loss_weights_choose_what_is_learned(data):
+    """With the regression weight 0 the regression head is never trained: its predictions stay
+    as poor as its random initialisation."""
+    records, tg, grid, train, test = data
+    rows, test_rows = take_records(records, train), take_records(records, test)
+    kernel_only = EchoCNN(**TINY, max_epochs=6, learning_rate=3e-3,
+                          loss_weights=LossWeights(kernel=1.0, regression=0.0)).fit(rows, tg.take(train), grid)
+    both = EchoCNN(**TINY, max_epochs=6, learning_rate=3e-3).fit(rows, tg.take(train), grid)
+    assert r2_score(tg["W"][test], kernel_only.predict(test_rows)["W"]) < 0.3
+    assert r2_score(tg["W"][test], both.predict(test_rows)["W"]) > 0.6
 
 
 def test_save_load_round_trip_gives_identical_predictions(data, fitted, tmp_path):
-    M, _, _, test = data
+    records, _, grid, _, test = data
     d = fitted.save(tmp_path / "cnn")
     assert sorted(p.name for p in d.iterdir()) == [CONFIG_FILE, WEIGHTS_FILE]
     state = torch.load(d / WEIGHTS_FILE, weights_only=True)  # tensors only: no pickle of objects
     assert all(isinstance(v, torch.Tensor) for v in state.values())
     cfg = json.loads((d / CONFIG_FILE).read_text())
-    assert cfg["classes"] == list(KERNEL_CLASSES) and cfg["view"] == TINY["view"].to_dict()
+    assert cfg["classes"] == list(KERNEL_CLASSES) and cfg["view"] == VIEW.to_dict()
+    assert cfg["architecture"]["n_timepoints"] == list(VIEW.n_timepoints(grid))
     loaded = EchoCNN.load(d, device="cpu")
-    a, b = fitted.predict(M[test]), loaded.predict(M[test])
+    assert loaded.grid_ == grid and loaded.targets_ == fitted.targets_
+    a, b = fitted.predict(take_records(records, test)), loaded.predict(take_records(records, test))
     np.testing.assert_array_equal(a.kernel_proba, b.kernel_proba)
-    np.testing.assert_array_equal(a.regression(), b.regression())
+    for t in a.targets:
+        np.testing.assert_array_equal(a[t], b[t])
 
 
 @pytest.mark.parametrize("change, match", [
     (lambda c: {**c, "pyecho_version": "0.0.1"}, r"cnn\.json: pyecho_version is '0\.0\.1'"),
     (lambda c: {**c, "classes": ["power", "gaussian", "rkky"]}, "classes"),
     (lambda c: {**c, "architecture": {**c["architecture"], "widths": [8, 32]}}, r"cnn\.pt: does not match cnn\.json"),
+    (lambda c: {**c, "architecture": {**c["architecture"], "n_timepoints": [144]}}, r"cnn\.pt: does not match"),
     (lambda c: {k: v for k, v in c.items() if k != "target_scaler"}, "incomplete or invalid"),
+    (lambda c: {k: v for k, v in c.items() if k != "grid"}, "incomplete or invalid"),
 ])
 def test_a_model_from_another_version_or_config_is_refused(fitted, tmp_path, change, match):
     d = fitted.save(tmp_path / "m")
@@ -110,17 +151,24 @@ def test_a_model_from_another_version_or_config_is_refused(fitted, tmp_path, cha
     assert "\n" not in str(err.value)
 
 
-def test_bad_options_are_refused_with_the_option_name():
+def test_bad_options_are_refused_with_the_option_name(data):
+    records, tg, grid, *_ = data
     for kwargs, match in [(dict(kernel_size=4), "kernel_size"), (dict(widths=()), "widths"),
                           (dict(device="tpu"), "device"), (dict(dropout=1.0), "dropout"),
                           (dict(noise_snr_choices=(50,), noise_snr_range=(10, 100)), "at most one"),
                           (dict(noise_snr_choices=(0.0,)), "noise_snr_choices"),
                           (dict(noise_snr_range=(100, 10)), "noise_snr_range"),
-                          (dict(batch_size=1), "batch_size"), (dict(view="reim"), "view")]:
+                          (dict(batch_size=1), "batch_size"), (dict(view="reim"), "view"),
+                          (dict(loss_weights=(1, 1)), "loss_weights")]:
         with pytest.raises(ValueError, match=match):
             EchoCNN(**kwargs)
-    with pytest.raises(ValueError, match="loss_weights"):
-        LossWeights(kernel=0, W=0, L=0, alpha_xy=0, alpha_z=0)
+    for kwargs in (dict(kernel=0, regression=0), dict(kernel=-1.0), dict(regression=float("nan"))):
+        with pytest.raises(ValueError, match="loss_weights"):
+            LossWeights(**kwargs)
+    with pytest.raises(ValueError, match="not fitted"):
+        EchoCNN().predict(records)
+    with pytest.raises(ValueError, match="grid: got Protocol"):
+        EchoCNN(**TINY).fit(records, tg, grid.protocol)
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA"):
             EchoCNN(device="cuda")

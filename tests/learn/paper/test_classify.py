@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from imblearn.over_sampling import SMOTE
 
-from pyecho.learn import classify
+from pyecho.learn.paper import classify
 from pyecho.learn.base import (RANGE_NP, RANGE_P, ClassScores, LearnData, ModelScore, RegScores, Split, Task,
                                mean_std, pool_seeds)
-from pyecho.learn.features import FeatureLayout, build_features, normalise_abs
-from pyecho.learn.screening import w_bin
+from pyecho.learn.paper.features import FeatureLayout, build_features, normalise_abs
+from pyecho.learn.paper.screening import w_bin
 
 SEEN: list[np.ndarray] = []
 
@@ -83,8 +83,9 @@ def test_smote_never_touches_test_rows():
 
 
 def test_obvious_class_difference_reaches_high_f1(synthetic):
-    lay = FeatureLayout.build(synthetic.t_us, synthetic.echo_index, 120)
-    F = lay.features(normalise_abs(synthetic.M))["pointwise"].to_numpy()
+    ld = LearnData.from_dataset(synthetic)
+    lay = FeatureLayout.build(ld.t_us, ld.echo_index, 120)
+    F = lay.features(normalise_abs(ld.M))["pointwise"].to_numpy()
     y = np.where(synthetic.labels["is_power"].to_numpy(), RANGE_P, RANGE_NP)
     split = _split(synthetic.labels["kernel"].to_numpy(), 0.3, 0)
     res = classify.fit_evaluate(classify.make_rf_pipeline(50, seed=0), F, y, split.train, split.test, Task.PVNP,
@@ -95,31 +96,6 @@ def test_obvious_class_difference_reaches_high_f1(synthetic):
     n = [s.n_features for s in curve.steps]
     assert n[0] == 120 and n[-1] == 2 and all(a > b for a, b in zip(n, n[1:]))
     assert len(curve.steps[-1].features) == 2
-
-
-def test_learn_data_keeps_every_angle_and_features_read_the_first(synthetic):
-    ld = LearnData.from_dataset(synthetic)
-    assert ld.series.shape == (90, 1, 375) and np.array_equal(ld.M, synthetic.M)
-    f = build_features(ld, 120)
-    assert f.tables.pointwise.shape == (90, 120) and f.tables.polynomial.shape == (90, 76)
-    assert f.X_window.shape == (90, 120)
-    # a multi-angle dataset: the complex series travel whole; the |M| route reads the first angle
-    series = np.stack([synthetic.M, 2 * synthetic.M], axis=1)
-    multi = SimpleNamespace(series=series, thetas=np.array([np.pi / 2, np.pi / 4]), labels=synthetic.labels,
-                            t_us=synthetic.t_us, echo_index=synthetic.echo_index, metadata={})
-    ld2 = LearnData.from_dataset(multi)
-    assert ld2.series.shape == (90, 2, 375) and np.array_equal(ld2.M, synthetic.M)
-    np.testing.assert_array_equal(build_features(ld2, 120).tables.pointwise, f.tables.pointwise)
-
-
-def test_learn_data_rejects_too_few_echoes_or_a_missing_kernel(synthetic):
-    few = SimpleNamespace(**{**vars(synthetic), "M": synthetic.M[:19], "labels": synthetic.labels[:19]})
-    with pytest.raises(ValueError, match="19 echoes; learning needs at least 20"):
-        LearnData.from_dataset(few)
-    keep = synthetic.labels["kernel"].to_numpy() != "rkky"
-    no_rkky = SimpleNamespace(**{**vars(synthetic), "M": synthetic.M[keep], "labels": synthetic.labels.filter(keep)})
-    with pytest.raises(ValueError, match="no 'rkky' echoes"):
-        LearnData.from_dataset(no_rkky)
 
 
 def test_w_bins():

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pyecho.learn.features import (FeatureLayout, normalise_abs, pointwise_features, polynomial_coefficients,
+from pyecho.learn.paper.features import (FeatureLayout, normalise_abs, pointwise_features, polynomial_coefficients,
                                    polynomial_features, polynomial_names, section_bounds, window_bounds)
 
 

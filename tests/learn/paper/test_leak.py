@@ -2,10 +2,10 @@
 import numpy as np
 from imblearn.over_sampling import SMOTE
 
-from pyecho.learn import classify
+from pyecho.learn.paper import classify
 from pyecho.learn.base import RANGE_NP, RANGE_P, Budget, LearnData, Task, make_split
-from pyecho.learn.features import build_features
-from pyecho.learn.leak import reproduce_leak
+from pyecho.learn.paper.features import build_features
+from pyecho.learn.paper.leak import reproduce_leak
 
 
 class KeepingSMOTE(SMOTE):

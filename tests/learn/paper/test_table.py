@@ -3,7 +3,7 @@ import re
 from pathlib import Path
 
 import pyecho.learn
-from pyecho.learn import paper
+from pyecho.learn.paper import table as paper
 from pyecho.learn.base import METRIC_TITLES
 
 LEARN = Path(pyecho.learn.__file__).parent
