@@ -37,6 +37,32 @@ def _ratio(x: float | None) -> str:
     return "" if x is None else f"{x:.0f}" if x >= 10 else f"{x:.2f}"
 
 
+def _projected_datasets(text: str) -> dict:
+    """--project: preset names and protocols (measurements joined by +) -> DatasetConfig."""
+    from pyecho.data.sampling import PRESETS, ConfigError
+
+    out = {}
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        try:
+            out[item] = PRESETS[item] if item in PRESETS else PRESETS["paper"].replace(protocol=item.replace("+", ","))
+        except ConfigError as exc:
+            raise ParameterError(f"--project: {item!r} is neither a preset ({', '.join(PRESETS)}) nor a protocol "
+                                 f"({exc.detail})") from None
+    return out
+
+
+def _projection(name: str, config, rows) -> dict:
+    """The dataset's spin-steps over the fastest measured rate of its lattice and scheme (compiled
+    torch where measured): a projection, not a measurement."""
+    scheme = config.scheme if config.scheme == "explicit" else f"{config.scheme}:{config.field_every}"
+    usable = [r for r in rows if r.lattice == config.lattice and r.scheme == scheme and r.engine != "numpy"]
+    best = max(usable, key=lambda r: r.spin_steps_per_s, default=None)
+    rate = None if best is None else best.spin_steps_per_s
+    return {"dataset": name, "samples": config.n_total, "lattice": config.lattice, "spin_steps": config.spin_steps,
+            "rate": rate, "measured_as": None if best is None else f"{best.engine} {best.sequence} B={best.batch}",
+            "seconds": None if rate is None else config.spin_steps / rate}
+
+
 @app.command()
 @user_errors
 def bench(
@@ -52,10 +78,15 @@ def bench(
     baseline: Annotated[bool, typer.Option(help="Also time the straightforward torch loop the speed-ups refer to.")] = True,
     profile: Annotated[bool, typer.Option(help="Also split the compiled torch step into FFT, site update and overhead (CPU).")] = False,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the results as JSON here.")] = None,
+    sequence: Annotated[str, typer.Option(help="Pulse sequence measured: hahn, cpmg:N or cp:N.")] = "hahn",
+    project: Annotated[str, typer.Option(
+        help="Datasets whose simulation time is projected from the measured rates: preset names and/or protocols "
+             "(SEQUENCE@ANGLE_DEG/TAU_US+... with + between measurements: the paper's samples measured that "
+             "way), comma-separated.")] = "paper",
 ) -> None:
     """Measure spin-steps/s per engine, scheme, lattice and batch size; speed-ups over the NumPy
-    reference, the straightforward torch loop and the explicit step; the projected time of
-    `pyecho sim --preset paper`."""
+    reference, the straightforward torch loop and the explicit step; the projected simulation
+    time of any preset or protocol dataset on this machine."""
     from pyecho.engines.base import BACKENDS
 
     names = [e.strip() for e in engines.split(",") if e.strip()]
@@ -71,6 +102,7 @@ def bench(
     modes = {"both": ("never", "always"), "never": ("never",), "always": ("always",)}.get(torch_compile)
     if modes is None:
         raise ParameterError(f"--torch-compile: got {torch_compile!r}; allowed: both, never, always")
+    projected = _projected_datasets(project)
     console = Console(width=max(Console().width, 120))  # a readable table in logs too
     info = machine_info()
     table = Table("engine", "scheme", "dev", "n", "B", "M spin-steps/s", "x ref", "x loop", "x expl", "paper preset",
@@ -86,8 +118,12 @@ def bench(
                       _ratio(row.speedup_vs_baseline), _ratio(row.speedup_vs_explicit), _fmt_seconds(row.projected_paper_s))
 
     start = time.perf_counter()
-    rows, notes = run_bench(names, lattice_list, batch_list, scheme_list, device, dtype, steps, reference_steps, modes,
-                            baseline, on_row=show)
+    try:
+        rows, notes = run_bench(names, lattice_list, batch_list, scheme_list, device, dtype, steps, reference_steps,
+                                modes, baseline, on_row=show, sequence=sequence)
+    except ParameterError as exc:
+        option, _, detail = str(exc).partition(": ")
+        raise ParameterError(f"--{option.replace('_', '-')}: {detail}") from None
     table.title = (f"pyecho bench on {info.get('gpu') or info['platform']}, torch threads {info.get('torch_threads')}, "
                    f"{dtype}")
     console.print(table)
@@ -104,10 +140,19 @@ def bench(
                     ptable.add_row(str(lattice), str(batch), prof.scheme, f"{prof.fft_s / sites * 1e9:.2f}",
                                    f"{prof.site_update_s / sites * 1e9:.2f}", f"{prof.overhead_s * 1e6:.0f}")
         console.print(ptable)
+    projections = [_projection(name, config, rows) for name, config in projected.items()]
+    ptable = Table("dataset", "samples", "lattice", "spin-steps", "rate used (M/s)", "projected time",
+                   title=f"projected `pyecho sim` time on this machine ({info.get('gpu') or 'CPU'})")
+    for p in projections:
+        ptable.add_row(p["dataset"], str(p["samples"]), str(p["lattice"]), f"{p['spin_steps']:.3g}",
+                       "—" if p["rate"] is None else f"{p['rate'] / 1e6:.1f} ({p['measured_as']})",
+                       f"not measured: bench --lattices {p['lattice']}" if p["seconds"] is None
+                       else _fmt_seconds(p["seconds"]))
+    console.print(ptable)
     for note in notes:
         console.print(f"[yellow]note:[/] {note}")
     if json_out is not None:
-        payload = {"machine": info, "rows": rows_as_dicts(rows), "notes": notes,
+        payload = {"machine": info, "rows": rows_as_dicts(rows), "notes": notes, "projections": projections,
                    "profiles": [{**vars(p), "step_s": p.step_s} for p in profiles],
                    "wall_s": time.perf_counter() - start}
         with atomic_path(json_out) as tmp:

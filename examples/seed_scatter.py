@@ -20,7 +20,8 @@ import numpy as np
 
 from pyecho import simulate_batch
 from pyecho.data.sampling import PRESETS, draw_samples
-from pyecho.learn.inputs import reference_phase_gain
+from pyecho.learn.models.inputs import reference_phase_gain
+from pyecho.physics.protocol import RecordGrid
 
 WINDOW = 400
 
@@ -49,8 +50,10 @@ def main(n_params: int = 96, lattice: int = 100) -> None:
         a = np.abs(M)
         return (a - a.min(axis=1, keepdims=True)) / np.ptp(a, axis=1, keepdims=True)
 
+    grid = RecordGrid(config.protocol, config.dt_us)
+
     def referenced(M):
-        return reference_phase_gain(M[:, None, :]).M[:, 0]
+        return reference_phase_gain((M,), grid).M[0]
 
     axy, az = np.array([p.alpha_xy for p in params]), np.array([p.alpha_z for p in params])
     couplings = np.stack([np.ones_like(axy), axy, az, axy ** 2, az ** 2, axy * az], axis=1)

@@ -66,6 +66,7 @@ class BenchRow:
 
     engine: str
     scheme: str
+    sequence: str
     device: str
     dtype: str
     lattice: int
@@ -80,15 +81,17 @@ class BenchRow:
     projected_paper_s: float | None
 
 
-def bench_batch(lattice: int, batch: int, steps: int, scheme: Scheme = EXPLICIT) -> EchoBatch:
-    """``batch`` Hahn echoes of 3 (steps // 3) steps: the three paper kernels in turn, alpha_z > 0."""
-    n_tau = max(1, steps // 3)
+def bench_batch(lattice: int, batch: int, steps: int, scheme: Scheme = EXPLICIT, sequence: str = "hahn") -> EchoBatch:
+    """``batch`` echoes of ``sequence`` (hahn, cpmg:N, cp:N) of about ``steps`` steps, (2N + 1)
+    n_tau with n_tau = steps // (2N + 1): the three paper kernels in turn, alpha_z > 0."""
+    periods = EchoParams(lattice=4, tau_us=0.16, sequence=sequence).n_samples  # 2N + 1 at n_tau = 1
+    n_tau = max(1, steps // periods)
     kernels = [("gaussian", 8.0), ("power", 2.0), ("rkky", 13.0)]
     params = [
         EchoParams(
             kernel=kernels[i % 3][0], kernel_param=min(kernels[i % 3][1], lattice / 2), alpha_xy=0.05,
             alpha_z=0.03, lattice=lattice, tau_us=0.16 * n_tau, dt_us=0.16, scheme=scheme.name,
-            field_every=scheme.field_every,
+            field_every=scheme.field_every, sequence=sequence,
         )
         for i in range(batch)
     ]
@@ -96,9 +99,12 @@ def bench_batch(lattice: int, batch: int, steps: int, scheme: Scheme = EXPLICIT)
 
 
 def torch_loop(batch: EchoBatch, device: str = "cpu", dtype: str = "float32") -> np.ndarray:
-    """The straightforward batched torch loop (the explicit Hahn echo, no T2): every step an FFT
-    mean field and a Rodrigues rotation, eager. The baseline the engine's speed-ups refer to."""
+    """The straightforward batched torch loop (the explicit step, no T2): every step an FFT mean
+    field and a Rodrigues rotation, each pulse where it falls, eager. The baseline the engine's
+    speed-ups refer to."""
     import torch
+
+    from pyecho.engines.torch_engine import apply_pulse
 
     real = torch.float32 if dtype == "float32" else torch.float64
     n = batch.lattice
@@ -107,14 +113,18 @@ def torch_loop(batch: EchoBatch, device: str = "cpu", dtype: str = "float32") ->
         alpha = torch.as_tensor(np.stack([batch.alpha_xy, batch.alpha_xy, batch.alpha_z]), dtype=real,
                                 device=device).view(3, -1, 1, 1)
         omega = torch.as_tensor(batch.omega, dtype=real, device=device)
-        theta = torch.as_tensor(batch.pulse_angle[:, 0], dtype=real, device=device).view(-1, 1, 1)
+        as_t = lambda a: torch.as_tensor(a, dtype=real, device=device).view(-1, 1, 1)  # noqa: E731
+        pulses = {}
+        for p, k in enumerate(batch.pulse_steps):
+            angle, phase = batch.pulse_angle[:, p], batch.pulse_phase[:, p]
+            pulses.setdefault(k, []).append((as_t(np.cos(angle)), as_t(np.sin(angle)), as_t(np.cos(phase)),
+                                             as_t(np.sin(phase))))
         m = torch.zeros((3, batch.size, n, n), dtype=real, device=device)
-        m[1], m[2] = -0.5 * torch.sin(theta), 0.5 * torch.cos(theta)
+        m[2] = 0.5
         out = torch.empty((batch.n_steps, batch.size), dtype=torch.complex128, device=device)
         for k in range(batch.n_steps):
-            if k == batch.pulse_steps[1]:  # 2 theta about y
-                c, s = torch.cos(2 * theta), torch.sin(2 * theta)
-                m = torch.stack((c * m[0] + s * m[2], m[1], c * m[2] - s * m[0]))
+            for pulse in pulses.get(k, ()):
+                m = apply_pulse(m, *pulse)
             f = torch.fft.irfft2(torch.fft.rfft2(m) * khat, s=(n, n)) * alpha
             b = torch.stack((f[0], f[1], omega + f[2]))
             norm = torch.linalg.vector_norm(b, dim=0).clamp(min=1e-30)
@@ -163,6 +173,7 @@ def run_bench(
     torch_compile: Sequence[str] = ("never", "always"),
     baseline: bool = True,
     on_row: Callable[[BenchRow], None] | None = None,
+    sequence: str = "hahn",
 ) -> tuple[list[BenchRow], list[str]]:
     """Measure every available engine; returns the rows and notes on what was skipped.
 
@@ -170,8 +181,13 @@ def run_bench(
     which large `pyecho sim` runs use) and per scheme; ``baseline`` adds the straightforward
     torch loop (:func:`torch_loop`) at every lattice and batch size. The reference runs the
     explicit scheme once per lattice (batch 1, ``reference_steps`` steps: its cost per spin-step
-    depends on neither) and only up to REFERENCE_MAX_LATTICE.
+    depends on neither) and only up to REFERENCE_MAX_LATTICE. Every run records ``sequence``
+    (hahn, cpmg:N or cp:N: a train's pulses and segments in the measured time).
     """
+    try:
+        EchoParams(lattice=4, sequence=sequence)
+    except ParameterError as exc:
+        raise ParameterError(f"sequence: {exc}") from None
     for name, value in (("steps", steps), ("reference_steps", reference_steps)):
         if value < 3:
             raise ParameterError(f"{name}: got {value}; must be >= 3 (one step per pulse period)")
@@ -196,7 +212,7 @@ def run_bench(
         base = rate_of.get((BASELINE, EXPLICIT.label, False, lattice, batch))
         explicit = rate_of.get((engine, EXPLICIT.label, compiled, lattice, batch))
         row = BenchRow(
-            engine=engine, scheme=scheme.label, device=engine_device, dtype=run_dtype, lattice=lattice, batch=batch,
+            engine=engine, scheme=scheme.label, sequence=sequence, device=engine_device, dtype=run_dtype, lattice=lattice, batch=batch,
             steps=n_steps, compiled=compiled, seconds=seconds, spin_steps_per_s=rate,
             speedup_vs_reference=rate / ref if ref and engine != "numpy" else None,
             speedup_vs_baseline=rate / base if base and engine != BASELINE else None,
@@ -220,13 +236,13 @@ def run_bench(
                 if lattice > REFERENCE_MAX_LATTICE:
                     notes.append(f"numpy reference skipped at lattice {lattice} (> {REFERENCE_MAX_LATTICE}: N^2 memory)")
                     continue
-                problem = bench_batch(lattice, 1, reference_steps)
+                problem = bench_batch(lattice, 1, reference_steps, sequence=sequence)
                 seconds = best_time(lambda: get_engine("numpy").run(problem), repeats=1)
                 add("numpy", EXPLICIT, lattice, 1, problem.n_steps, False, "float64", "cpu", seconds)
                 continue
             for batch in batch_sizes:
                 if is_baseline:
-                    problem = bench_batch(lattice, batch, steps)
+                    problem = bench_batch(lattice, batch, steps, sequence=sequence)
                     seconds = best_time(lambda: torch_loop(problem, engine_device, dtype))
                     add(BASELINE, EXPLICIT, lattice, batch, problem.n_steps, False, dtype, engine_device, seconds)
                     continue
@@ -234,7 +250,7 @@ def run_bench(
                 modes = tuple(torch_compile) if engine_name == "torch" else ("never",)
                 for mode in modes:
                     for scheme in dict.fromkeys((EXPLICIT, *schemes)) if EXPLICIT in schemes else schemes:
-                        problem = bench_batch(lattice, batch, steps, scheme)
+                        problem = bench_batch(lattice, batch, steps, scheme, sequence)
                         with torch_compile_policy(mode):
                             seconds = best_time(lambda: engine.run(problem, device=engine_device, dtype=dtype))
                         add(engine_name, scheme, lattice, batch, problem.n_steps, mode == "always", dtype,

@@ -257,6 +257,13 @@ class DatasetConfig:
         """Samples T_k recorded by every measurement of the protocol."""
         return self.protocol.n_samples(self.dt_us)
 
+    @property
+    def spin_steps(self) -> int:
+        """What simulating the whole dataset costs: samples x sites x steps of every simulated
+        measurement (a measurement that begins a longer one costs nothing)."""
+        steps = sum(self.record_lengths[k] for k in self.protocol.sources(self.dt_us))
+        return self.n_total * self.lattice**2 * steps
+
     def echo_params(
         self, kernel: str = "uniform", kernel_param: float = 0.0, alpha_xy: float = 0.0, alpha_z: float = 0.0,
         *, measurement: Measurement | None = None, center_khz: float = 0.0, **nuisance,
@@ -327,6 +334,9 @@ DESIGN_CANDIDATES = ("hahn@30,hahn@45,hahn@60,hahn@75,hahn@90,cpmg:2@90,cpmg:4@9
                      "cp:2@90,cp:4@90,cp:8@90,cp:16@90,cpmg:4@90/50,cpmg:8@90/50,cpmg:16@90/50,cpmg:32@90/50,"
                      "cpmg:8@90/25,cpmg:16@90/25,cpmg:32@90/25,cpmg:8@75")
 
+#: the measurements of the `range` preset (docs/design.md says how they were chosen)
+RANGE_PROTOCOL = "cpmg:3@90/100,hahn@75/100,cpmg:8@90/25"
+
 #: named starting points; CLI options and config files override single fields
 PRESETS: dict[str, DatasetConfig] = {
     # The paper's protocol (docs/model.md): 3 x 5000 samples on 100 x 100, tau 100 us, dt 0.16 us.
@@ -339,6 +349,12 @@ PRESETS: dict[str, DatasetConfig] = {
     "angles": DatasetConfig(protocol="hahn@90,hahn@75"),
     # `pyecho design`'s simulations: every candidate measurement of 900 samples with the nuisances
     "design": DatasetConfig(protocol=DESIGN_CANDIDATES, n_per_kernel=300, part_size=30, **NUISANCE_PRIOR),
+    # What the correlations' range needs (docs/design.md): the paper's samples with the nuisances
+    # of a real sample, each measured by a short CPMG train at 90 degrees and tau = 100 us (it
+    # begins with the paper's Hahn echo), a Hahn echo at 75 degrees (alpha_z, W) and a fast CPMG
+    # train at tau = 25 us (T2, the echo-to-echo evolution). Chosen by `pyecho design` (64 x 64,
+    # 600 samples, SNR 200) as the best protocol within ~9 000 simulated steps per sample.
+    "range": DatasetConfig(protocol=RANGE_PROTOCOL, **NUISANCE_PRIOR),
 }
 #: one line per preset, for help texts
 PRESET_NOTES: dict[str, str] = {
@@ -346,6 +362,7 @@ PRESET_NOTES: dict[str, str] = {
     "quick": "600 Hahn echoes on 32 x 32, a few minutes",
     "angles": "the paper's samples at 90 and 75 degrees",
     "design": "900 samples measured by every candidate of `pyecho design`, with T2, gamma1 and carrier offset drawn",
+    "range": f"15 000 samples with T2, gamma1 and carrier offset drawn, measured by {RANGE_PROTOCOL}",
 }
 
 

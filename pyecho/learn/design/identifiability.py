@@ -18,6 +18,7 @@ from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from pyecho.learn.base import KERNELS, NO_JSON
 from pyecho.learn.design.study import DEFAULT_FOLDS, INTERVAL_LEVEL, DesignResult, ProtocolProbe
@@ -74,6 +75,12 @@ def _edges(values: np.ndarray, n: int) -> np.ndarray:
 def identifiability_map(probe: ProtocolProbe, protocols: dict[str, tuple[int, ...]], *, bins: int = DEFAULT_BINS,
                         folds: int = DEFAULT_FOLDS) -> IdentifiabilityMap:
     """The map for every protocol of ``protocols`` (label -> the probe's measurement indices)."""
+    with threadpool_limits(limits=probe.n_jobs):
+        return _identifiability_map(probe, protocols, bins, folds)
+
+
+def _identifiability_map(probe: ProtocolProbe, protocols: dict[str, tuple[int, ...]], bins: int, folds: int
+                         ) -> IdentifiabilityMap:
     lab = probe.data.labels
     panels = []
     for kernel in KERNELS:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
+from threadpoolctl import threadpool_limits
 
 from pyecho.errors import ParameterError
 from pyecho.learn.base import NO_JSON, LearnData, Note, Target, no_note, target_title, to_learning_scale
@@ -131,15 +132,18 @@ class ProtocolProbe:
     view : the probe's :class:`InputView` of each measurement
     folds : K of the K-fold cross-validation on the design rows
     test_size : fraction of the samples held out as test rows
+    n_jobs : BLAS/OpenMP threads of the fits (their matrices are small: more threads than free
+        cores made each logistic fit 12x slower on a shared 2-core machine)
     """
 
     def __init__(self, data: LearnData, *, snr: float = DESIGN_SNR, seed: int = 0, view: InputView = DESIGN_VIEW,
-                 folds: int = DEFAULT_FOLDS, test_size: float = DEFAULT_TEST_SIZE):
+                 folds: int = DEFAULT_FOLDS, test_size: float = DEFAULT_TEST_SIZE, n_jobs: int = 1):
         if not (snr > 0):
             raise ParameterError(f"snr: got {snr!r}; must be > 0 (inf: no noise)")
         if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
             raise ParameterError(f"folds: got {folds!r}; must be an integer >= 2")
         self.data, self.snr, self.seed, self.view, self.folds = data, float(snr), int(seed), view, folds
+        self.n_jobs = int(n_jobs)
         rng = np.random.default_rng(seed)
         noisy = add_complex_noise(data.records, snr, rng) if math.isfinite(snr) else data.records
         grid = data.grid
@@ -173,7 +177,10 @@ class ProtocolProbe:
 
     def evaluate(self, indices) -> ProtocolEvaluation:
         """Scores of the protocol made of the candidate measurements ``indices``."""
-        indices = tuple(int(k) for k in indices)
+        with threadpool_limits(limits=self.n_jobs):
+            return self._evaluate(tuple(int(k) for k in indices))
+
+    def _evaluate(self, indices: tuple[int, ...]) -> ProtocolEvaluation:
         truth = self.targets.take(self.design)
         oof = self.out_of_fold(indices)
         widths = {t: 2.0 * float(np.quantile(np.abs(to_learning_scale(t, truth[t]) - to_learning_scale(t, oof[t])),
