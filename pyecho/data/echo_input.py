@@ -167,21 +167,29 @@ def read_echoes(paths: Sequence[str | Path], grid: RecordGrid, *, tau_us: float 
         if kind == DATASET:
             raise InputFileError(f"{path}: a dataset holds its own measurements; give it alone, not as one of "
                                  "several inputs")
-        if kind == NPY:
-            M = single if single is not None else _read_npy(path)
-            if M.ndim > 2 or M.shape[-1] != grid.lengths[k]:
-                raise InputFileError(f"{path}: holds complex records of shape {M.shape}; as measurement {k} "
-                                     f"({grid.protocol[k].text}) it must be (T,) or (B, T) with T = {grid.lengths[k]}")
-        elif kind == CSV:
-            M = _read_csv(path, grid, k, tau_us)
-        else:
-            M = _read_spectrometer(path, grid, k, tau_us, start)
+        try:
+            M = _read_measurement(path, kind, grid, k, single, tau_us, start)
+        except InputFileError as exc:  # a file in the wrong place is the likeliest cause: say what goes where
+            raise type(exc)(f"{exc}; {_needs(grid)}") from None
         records.append(_blank_before(np.atleast_2d(M), grid, k, start))
     sizes = {r.shape[0] for r in records}
     if len(sizes) != 1:
         raise InputFileError(f"the files hold {[r.shape[0] for r in records]} records; each measurement needs one "
                              "record per sample")
     return EchoRecords(tuple(records), grid, kinds[0] if len(paths) == 1 else PER_MEASUREMENT, paths)
+
+
+def _read_measurement(path: Path, kind: str, grid: RecordGrid, k: int, single, tau_us, start: float) -> np.ndarray:
+    """Measurement ``k`` of the model's protocol from one file (an NPY, a CSV or a spectrometer file)."""
+    if kind == NPY:
+        M = single if single is not None else _read_npy(path)
+        if M.ndim > 2 or M.shape[-1] != grid.lengths[k]:
+            raise InputFileError(f"{path}: holds complex records of shape {M.shape}; as measurement {k + 1} "
+                                 f"({grid.protocol[k].text}) it must be (T,) or (B, T) with T = {grid.lengths[k]}")
+        return M
+    if kind == CSV:
+        return _read_csv(path, grid, k, tau_us)
+    return _read_spectrometer(path, grid, k, tau_us, start)
 
 
 def _check_finite(path: Path, a: np.ndarray) -> None:

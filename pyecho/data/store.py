@@ -350,7 +350,9 @@ class EchoDataset:
 def load_dataset(path: str | Path, columns: Sequence[str] | None = None) -> EchoDataset:
     """Load a dataset file or directory into memory.
 
-    ``columns`` picks label columns (default: all of them); sample_id is always loaded.
+    ``columns`` picks label columns (default: all of them); sample_id is always loaded. The
+    parts are read one at a time into arrays allocated once (the records of every part, one
+    array per measurement), so the peak memory is the dataset's records plus one part.
     """
     columns = list(LABEL_SCHEMA) if columns is None else ["sample_id", *(c for c in columns if c != "sample_id")]
     unknown = [c for c in columns if c not in LABEL_SCHEMA]
@@ -359,24 +361,32 @@ def load_dataset(path: str | Path, columns: Sequence[str] | None = None) -> Echo
     parts = inspect_dataset(path)
     config = parts[0].config
     n_meas = len(config.protocol)
-    frame = (_scan(parts).select(*dict.fromkeys([*columns, "measurement"]), *SERIES_COLUMNS)
-             .sort("sample_id", "measurement").collect())
-    n_rows = frame.height
-    measurement = frame["measurement"].to_numpy()
-    if n_rows % n_meas or not np.array_equal(measurement, np.tile(np.arange(n_meas), n_rows // n_meas)):
-        raise DatasetError(f"{path}: every sample needs one row per measurement ({n_meas}); some are missing or "
+    n_rows = sum(p.num_rows for p in parts)
+    missing = DatasetError(f"{path}: every sample needs one row per measurement ({n_meas}); some are missing or "
                            "repeated")
-    records = []
-    for k, length in enumerate(config.record_lengths):
-        rows = frame.filter(pl.col("measurement") == k)
-        M = np.empty((rows.height, length), dtype=np.complex64)
-        for part, column in ((M.real, "M_re"), (M.imag, "M_im")):
-            flat = rows[column].explode().to_numpy()
-            if flat.size != M.size:
-                raise DatasetError(f"{path}: records of measurement {k} ({config.protocol[k].text}) are not all "
-                                   f"{length} samples long")
-            part[...] = flat.reshape(M.shape)
-        records.append(M)
-    labels = frame.filter(pl.col("measurement") == 0).drop(*SERIES_COLUMNS,
-                                                            *([] if "measurement" in columns else ["measurement"]))
+    if n_rows % n_meas:
+        raise missing
+    records = [np.empty((n_rows // n_meas, length), dtype=np.complex64) for length in config.record_lengths]
+    wanted = list(dict.fromkeys([*columns, "measurement"]))
+    labels, offset = [], 0
+    for part in parts:
+        frame = pl.read_parquet(part.path, columns=[*wanted, *SERIES_COLUMNS]).sort("sample_id", "measurement")
+        measurement = frame["measurement"].to_numpy()
+        if frame.height % n_meas or not np.array_equal(measurement, np.tile(np.arange(n_meas), frame.height // n_meas)):
+            raise missing
+        b = frame.height // n_meas
+        for k, M in enumerate(records):
+            rows = frame.filter(pl.col("measurement") == k)
+            for out, column in ((M.real, "M_re"), (M.imag, "M_im")):
+                flat = rows[column].explode().to_numpy()
+                if flat.size != b * M.shape[1]:
+                    raise DatasetError(f"{part.path}: records of measurement {k} ({config.protocol[k].text}) are not "
+                                       f"all {M.shape[1]} samples long")
+                out[offset:offset + b] = flat.reshape(b, -1)
+        labels.append(frame.filter(pl.col("measurement") == 0).drop(*SERIES_COLUMNS,
+                                                                     *([] if "measurement" in columns else ["measurement"])))
+        offset += b
+    labels = pl.concat(labels)
+    if not labels["sample_id"].is_sorted() or labels["sample_id"].n_unique() != labels.height:
+        raise DatasetError(f"{path}: parts overlap (a sample id appears in two parts)")
     return EchoDataset(records=tuple(records), labels=labels, metadata=_merge_metadata(parts), config=config)

@@ -181,6 +181,7 @@ class Budget:
     dead_time_us: float = DEFAULT_DEAD_TIME_US  # the candidates never read the samples this soon after a pulse (µs)
     calibration_copies: int = 3    # each calibration row is also noised this many times (SNRs of the training range)
     trust_per_kernel: int = 100    # fresh samples per kernel simulated to check the predictor as a user meets it
+    design_max_samples: int = 3000  # the measurement study's linear probe reads at most this many samples
     rocket_kernels: int = 4_000    # MiniRocket kernels: ~4 000 features keep its ridge path to ~1 min at 20 000 rows
     cnn_max_epochs: int = 40
     cnn_patience: int = 6
@@ -352,6 +353,13 @@ class LearnData:
         """The same samples with the 90° Hahn echo as their only measurement (the paper's protocol)."""
         return LearnData(records=(self.M,), grid=RecordGrid(Protocol((self.hahn_measurement,)), self.grid.dt_us),
                          labels=self.labels, metadata=self.metadata)
+
+    def take(self, rows) -> "LearnData":
+        """The samples ``rows`` (int array), every measurement."""
+        rows = np.asarray(rows)
+        return LearnData(records=tuple(r[rows] for r in self.records), grid=self.grid,
+                         labels=Labels(**{f.name: getattr(self.labels, f.name)[rows] for f in fields(Labels)}),
+                         metadata=self.metadata)
 
     def select(self, measurements) -> "LearnData":
         """The same samples measured only by ``measurements`` (indices into the protocol, in order)."""

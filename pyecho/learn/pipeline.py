@@ -197,7 +197,7 @@ def _run_learn(data, out: Path, quick: bool, seed: int, n_jobs: int, window: int
             hahn_main = run_candidates(hahn, split, budget, n_jobs, level=level, label=HAHN_ALONE, note=st.note)
             hahn_seeds = run_candidate_seeds(hahn_main, hahn, seeds, budget, n_jobs, level=level, note=st.note)
         st.start("measurements")
-        measurements = run_measurement_study(ld, seed=seed, note=st.note)
+        measurements = run_measurement_study(ld, seed=seed, max_samples=budget.design_max_samples, note=st.note)
         st.start("learning curves")
         studies = [(ld, candidates)] + ([(hahn, hahn_seeds.results[0])] if hahn is not None else [])
         curves = run_learning_curves(ld, feats, studies, budget, n_jobs, note=st.note) if learning_curve else None

@@ -79,10 +79,11 @@ def predict_echoes(model_dir: str | Path, inputs, *, tau_us: float | None = None
     from pyecho.learn.predictor import EchoPredictor
 
     predictor = EchoPredictor.load(headline_dir(model_dir))
+    if start_us is not None and start_us > predictor.dead_time_us:  # before reading anything
+        raise ParameterError(f"--start-us {start_us}: the model was trained with a dead time of "
+                             f"{predictor.dead_time_us:g} µs (it does without the first {predictor.dead_time_us:g} µs "
+                             "after each pulse), not more; retrain with pyecho learn --dead-time-us")
     records = read_echoes(inputs, predictor.grid, tau_us=tau_us, start_us=start_us)
-    if start_us is not None and start_us > predictor.dead_time_us:
-        raise ParameterError(f"--start-us {start_us}: the model was trained to do without the first "
-                             f"{predictor.dead_time_us:g} µs after each pulse, not more (pyecho learn --dead-time-us)")
     index = np.arange(len(records))
     if row is not None:
         if not 0 <= row < len(records):

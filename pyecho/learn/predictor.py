@@ -92,7 +92,7 @@ class PredictionTable:
         }
         for t in self.values:
             columns |= {t: self.values[t], f"{t}_lo": self.lo[t], f"{t}_hi": self.hi[t]}
-        columns |= {"snr": self.snr, "in_domain": self.in_domain, "ood_reasons": ["; ".join(r) for r in self.reasons]}
+        columns |= {"snr": np.asarray(self.snr, dtype=np.float64), "in_domain": self.in_domain, "ood_reasons": ["; ".join(r) for r in self.reasons]}
         return pl.DataFrame(columns).select(*prediction_columns(self.values), "ood_reasons")
 
 

@@ -155,7 +155,7 @@ def test_one_npy_per_measurement(dataset, tmp_path):
     # in the wrong order, each is the wrong length for its measurement
     with pytest.raises(InputFileError) as e:
         read_echoes([b, a], grid)
-    one_line(e, "b.npy", "as measurement 0 (cpmg:2@90/1) it must be (T,) or (B, T) with T = 30")
+    one_line(e, "b.npy", "as measurement 1 (cpmg:2@90/1) it must be (T,) or (B, T) with T = 30")
     # as many records in every file
     with pytest.raises(InputFileError) as e:
         read_echoes([a, save_npy(tmp_path / "b2.npy", ds.records[1][:2])], grid)

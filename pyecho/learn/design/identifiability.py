@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.linear_model import RidgeCV
-from sklearn.model_selection import KFold
+from sklearn.model_selection import KFold, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
@@ -36,9 +36,9 @@ PARAMETER_NAMES = {"gaussian": "xi", "power": "p", "rkky": "gamma"}
 
 @dataclass(frozen=True)
 class IdentifiabilityPanel:
-    """One family × quantity × protocol: relative 90 % interval width per (W bin, parameter bin).
+    """One family × quantity × protocol: 90 % error relative to the prior's, per (W bin, parameter bin).
 
-    width : array (n_W, n_param), NaN where a bin is empty; count : samples per bin;
+    width : array (n_W, n_param), NaN where a bin has too few samples; count : samples per bin;
     w_edges, param_edges : bin edges (rad/µs; the parameter's units); r2 : out-of-fold R² over
     the family's samples.
     """
@@ -100,8 +100,7 @@ def _identifiability_map(probe: ProtocolProbe, protocols: dict[str, tuple[int, .
                 for fit, held in KFold(folds, shuffle=True, random_state=probe.seed).split(F):
                     model = make_pipeline(StandardScaler(), RidgeCV(alphas=RIDGE_ALPHAS)).fit(F[fit], y[fit])
                     oof[held] = model.predict(F[held])
-                error = np.abs(oof - y)
-                span = np.ptp(y) if np.ptp(y) > 0 else 1.0
+                error, prior_error = np.abs(oof - y), np.abs(y - y.mean())
                 width = np.full((bins, bins), np.nan)
                 count = np.zeros((bins, bins), dtype=int)
                 for i in range(bins):
@@ -109,14 +108,18 @@ def _identifiability_map(probe: ProtocolProbe, protocols: dict[str, tuple[int, .
                         inside = (w_bin == i) & (p_bin == j)
                         count[i, j] = int(inside.sum())
                         if count[i, j] >= MIN_BIN_COUNT:
-                            width[i, j] = 2.0 * np.quantile(error[inside], INTERVAL_LEVEL) / span
+                            width[i, j] = (np.quantile(error[inside], INTERVAL_LEVEL)
+                                           / max(np.quantile(prior_error[inside], INTERVAL_LEVEL), 1e-300))
                 r2 = 1.0 - np.mean((oof - y) ** 2) / np.var(y) if np.var(y) > 0 else float("nan")
                 panels.append(IdentifiabilityPanel(kernel, quantity, label, width, count, w_edges, p_edges, float(r2)))
     return IdentifiabilityMap(tuple(panels), tuple(protocols), probe.snr)
 
 
 def plot_identifiability(m: IdentifiabilityMap, path) -> None:
-    """Heat maps: one row per (family, quantity), one column per protocol; colour = relative width."""
+    """Heat maps: one row per (family, quantity), one column per protocol; colour = the 90 %
+    error relative to the prior's (module docstring)."""
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -125,10 +128,11 @@ def plot_identifiability(m: IdentifiabilityMap, path) -> None:
     from pyecho.atomic import atomic_path
 
     rows = list(dict.fromkeys((p.kernel, p.quantity) for p in m.panels))
-    fig, axes = plt.subplots(len(rows), len(m.protocols), figsize=(3.4 * len(m.protocols), 2.6 * len(rows)),
+    fig, axes = plt.subplots(len(rows), len(m.protocols), figsize=(3.3 * len(m.protocols) + 1.2, 2.4 * len(rows)),
                              squeeze=False, constrained_layout=True)
     image = None
     for i, (kernel, quantity) in enumerate(rows):
+        name = "L" if quantity == "L" else PARAMETER_NAMES[kernel]
         for j, label in enumerate(m.protocols):
             ax = axes[i, j]
             p = m.panel(kernel, quantity, label)
@@ -141,13 +145,13 @@ def plot_identifiability(m: IdentifiabilityMap, path) -> None:
                         y = 0.5 * (p.param_edges[b] + p.param_edges[b + 1])
                         ax.text(x, y, f"{p.width[a, b]:.2f}", ha="center", va="center", fontsize=7,
                                 color="white" if p.width[a, b] > 0.5 else "black")
-            name = "L" if quantity == "L" else PARAMETER_NAMES[kernel]
-            ax.set_title(f"{kernel}: {name} from {label}\nout-of-fold R² {p.r2:.2f}", fontsize=8)
+            top = "\n".join(textwrap.wrap(label, 40)) + "\n" if i == 0 else ""
+            ax.set_title(f"{top}{kernel}: {name}, out-of-fold R² {p.r2:.2f}", fontsize=8)
             ax.set_xlabel("W (rad/µs)", fontsize=8)
             ax.set_ylabel(PARAMETER_NAMES[kernel], fontsize=8)
             ax.tick_params(labelsize=7)
-    fig.colorbar(image, ax=axes, shrink=0.6, label="90 % interval width / prior span")
-    fig.suptitle(f"Where the range is measurable (SNR {m.snr:g}; 1 = no better than the prior)", fontsize=10)
+    fig.colorbar(image, ax=axes, shrink=0.5, label="90 % error / the prior's (1: nothing learned)")
+    fig.suptitle(f"Where the range is measurable (linear probe, SNR {m.snr:g})", fontsize=10)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
@@ -166,15 +170,21 @@ class MeasurementStudy:
 HAHN_ALONE, WHOLE_PROTOCOL = "Hahn 90° alone", "the protocol"
 
 
-def run_measurement_study(data, *, seed: int = 0, note=None) -> MeasurementStudy:
+def run_measurement_study(data, *, seed: int = 0, max_samples: int | None = None, note=None) -> MeasurementStudy:
     """The stage: a :class:`ProtocolProbe` on the dataset's measurements (with the 90° Hahn echo
     cut from a train when it is not a measurement of its own), forward selection when there
-    are several, and the identifiability map."""
+    are several, and the identifiability map; on a stratified (by kernel) subsample of
+    ``max_samples`` samples when the dataset has more (the probe's cross-validation grows with
+    the samples; a few thousand rank protocols as well)."""
     from pyecho.learn.base import LearnData, no_note
     from pyecho.learn.design.study import DesignBudget, forward_selection
     from pyecho.physics.protocol import Protocol, RecordGrid
 
     note = note or no_note
+    if max_samples is not None and data.n_samples > max_samples:
+        keep, _ = train_test_split(np.arange(data.n_samples), train_size=max_samples, random_state=seed,
+                                   stratify=data.labels.kernel)
+        data = data.take(np.sort(keep))
     hahn = data.hahn_measurement
     if hahn in data.protocol:
         probe_data, hahn_index = data, data.protocol.index(hahn)

@@ -421,7 +421,7 @@ def _measurements(w: _Doc, r: LearnResults, figs: FigurePaths) -> None:
             w.row(e.label, f"{e.time_us / 1000:.2f}", _f(e.score), *(_f(table_value(e.cv, t)) for t, _ in tasks))
         w(f"\n![selection](figures/{figs.selection})\n")
     w("The identifiability map: per kernel family, the width of a 90 % interval of L and of the kernel parameter "
-      "(relative to the prior's span; 1 = the echo says nothing more than the prior), across W and the kernel "
+      "(relative to a guess from the prior alone; 1 = the records say nothing more than the prior), across W and the kernel "
       f"parameter, from the same probe at SNR {st.identifiability.snr:g}:\n")
     w(_header("family", "quantity", *(f"out-of-fold R², {p}" for p in st.identifiability.protocols)))
     for kernel, quantity in dict.fromkeys((p.kernel, p.quantity) for p in st.identifiability.panels):
