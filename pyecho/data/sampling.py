@@ -355,6 +355,9 @@ PRESETS: dict[str, DatasetConfig] = {
     # train at tau = 25 us (T2, the echo-to-echo evolution). Chosen by `pyecho design` (64 x 64,
     # 600 samples, SNR 200) as the best protocol within ~9 000 simulated steps per sample.
     "range": DatasetConfig(protocol=RANGE_PROTOCOL, **NUISANCE_PRIOR),
+    # The range preset sized like quick: `make demo`'s data (a minute of simulation here)
+    "quick-range": DatasetConfig(protocol=RANGE_PROTOCOL, n_per_kernel=200, lattice=32, part_size=50,
+                                 **NUISANCE_PRIOR),
 }
 #: one line per preset, for help texts
 PRESET_NOTES: dict[str, str] = {
@@ -363,6 +366,7 @@ PRESET_NOTES: dict[str, str] = {
     "angles": "the paper's samples at 90 and 75 degrees",
     "design": "900 samples measured by every candidate of `pyecho design`, with T2, gamma1 and carrier offset drawn",
     "range": f"15 000 samples with T2, gamma1 and carrier offset drawn, measured by {RANGE_PROTOCOL}",
+    "quick-range": "the range preset's 600 samples on 32 x 32 (make demo)",
 }
 
 

@@ -10,9 +10,13 @@ hierarchically from two models, each chosen on validation rows for its own task:
 * p_gaussian = (1 - p_power) q, p_rkky = (1 - p_power)(1 - q).
 
 So p_gaussian + p_power + p_rkky = 1, ``p_power_law`` *is* p_power, and the decisions made
-from it never contradict: the range is P where p_power >= the threshold (the class-balanced
-rule: the training share of power-law samples), and the kernel is then the power law, otherwise
-the likelier short-range kernel (:meth:`~pyecho.learn.models.inputs.EchoPredictions.decide`).
+from it never contradict: the range is P where p_power >= the threshold, and the kernel is then
+the power law, otherwise the likelier short-range kernel
+(:meth:`~pyecho.learn.models.inputs.EchoPredictions.decide`). The threshold is the
+class-balanced rule -- the model's p_power at least the training share of power-law samples --
+carried through the temperature (which is monotone), so calibrating never moves a decision: a
+weak model's probabilities shrink towards the share, and a threshold left at the share would
+then call every sample one class.
 Conformal prediction sets use the composed probabilities (score 1 - p(true kernel)). The two
 temperatures are fitted on one stratified half of the calibration rows, the sets' threshold on
 the other half, so the sets' guarantee holds exactly.
@@ -38,7 +42,8 @@ class KernelProbability:
     """The kernel's calibrated distribution (module docstring).
 
     beta_pvnp, beta_short : inverse temperatures of the two-class problems; threshold : P where
-    p_power >= it; level, set_q : prediction sets {kernel: 1 - p <= set_q} at ``level``;
+    the calibrated p_power >= it (the model's share threshold through the temperature); level,
+    set_q : prediction sets {kernel: 1 - p <= set_q} at ``level``;
     n_temperature, n_sets : calibration rows that fitted the temperatures, and the sets.
     """
 
@@ -88,8 +93,9 @@ def fit_kernel_probability(p_power, kernel_proba, y_kernel, *, threshold: float,
     """Fit the temperatures and the sets on calibration rows.
 
     p_power : (n,) the P-vs-NP model's p_power; kernel_proba : (n, 3) the kernel model's
-    probabilities; y_kernel : (n,) true kernel names; threshold : the P decision's threshold;
-    level : the sets' level; seed : the stratified halving of the rows.
+    probabilities; y_kernel : (n,) true kernel names; threshold : the P decision's threshold on
+    the model's p_power (the training share of P); level : the sets' level; seed : the
+    stratified halving of the rows.
     """
     level = check_level(level)
     p = np.asarray(p_power, dtype=np.float64)
@@ -102,6 +108,7 @@ def fit_kernel_probability(p_power, kernel_proba, y_kernel, *, threshold: float,
     short = k[short_rows][:, SHORT]
     short = short / np.maximum(short.sum(axis=1, keepdims=True), 1e-300)
     beta_short = fit_temperature(short, (yi[short_rows] == _RKKY).astype(np.int64))
-    partial = KernelProbability(beta_pvnp, beta_short, float(threshold), level, 1.0, len(a), len(b))
+    t = float(temperature_scale(np.array([[1.0 - threshold, threshold]]), beta_pvnp)[0, 1])
+    partial = KernelProbability(beta_pvnp, beta_short, t, level, 1.0, len(a), len(b))
     set_q = fit_set_threshold(partial.probabilities(p[b], k[b]), yi[b], level)
-    return KernelProbability(beta_pvnp, beta_short, float(threshold), level, set_q, len(a), len(b))
+    return KernelProbability(beta_pvnp, beta_short, t, level, set_q, len(a), len(b))

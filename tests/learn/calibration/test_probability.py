@@ -159,3 +159,22 @@ def test_bad_calibration_file(tmp_path):
     p.write_text('{"format_version": 2, "intervals": []}')
     with pytest.raises(InputFileError, match="not a pyecho calibration file"):
         Calibration.load(p)
+
+
+def test_calibration_never_moves_a_p_vs_np_decision():
+    """The class-balanced rule on the model's p_power equals the calibrated rule on the calibrated
+    p_power, however strongly the temperature shrinks a weak model's probabilities."""
+    from pyecho.learn.calibration.probability import fit_kernel_probability
+    from pyecho.learn.models.inputs import KERNEL_CLASSES
+
+    rng = np.random.default_rng(4)
+    n = 600
+    y = np.array(KERNEL_CLASSES)[rng.integers(0, 3, n)]
+    raw = rng.dirichlet([0.3, 0.3, 0.3], n)  # a weak, over-confident model: its temperature shrinks it hard
+    raw[y == "power", 1] += 0.05
+    raw /= raw.sum(axis=1, keepdims=True)
+    share = float(np.mean(y == "power"))
+    kp = fit_kernel_probability(raw[:, 1], raw, y, threshold=share, level=0.9)
+    assert kp.beta_pvnp < 0.5  # the case that used to call every sample P
+    calibrated = kp.probabilities(raw[:, 1], raw)
+    np.testing.assert_array_equal(kp.decide(calibrated)[1], raw[:, 1] >= share)
