@@ -57,6 +57,7 @@ from pyecho.learn.models.inputs import (
     ModelFileError,
     as_records,
     augment_training,
+    check_fit_inputs,
     check_grid,
     check_snr_options,
     model_header,
@@ -280,14 +281,7 @@ class EchoCNN:
 
         A stratified ``validation_fraction`` of these rows is held out for early stopping.
         """
-        if not isinstance(targets, EchoTargets):
-            raise ValueError(f"targets: got {type(targets).__name__}; allowed: an EchoTargets")
-        if not isinstance(grid, RecordGrid):
-            raise ValueError(f"grid: got {type(grid).__name__}; allowed: a RecordGrid")
-        R = as_records(M)
-        check_grid(R, grid)
-        if len(targets) != R[0].shape[0]:
-            raise ValueError(f"targets: {len(targets)} rows for {R[0].shape[0]} records")
+        R = check_fit_inputs(M, targets, grid)
         return self._with_threads(self._fit, R, targets, grid)
 
     def _fit(self, R: tuple[np.ndarray, ...], targets: EchoTargets, grid: RecordGrid) -> "EchoCNN":

@@ -106,6 +106,20 @@ def _check_dead_time(value) -> float:
     return float(value)
 
 
+def check_fit_inputs(M, targets: "EchoTargets", grid: RecordGrid) -> tuple[np.ndarray, ...]:
+    """The records of a model's fit(): checked against ``targets`` (one row each) and ``grid``;
+    ValueError naming what is wrong."""
+    if not isinstance(targets, EchoTargets):
+        raise ValueError(f"targets: got {type(targets).__name__}; allowed: an EchoTargets")
+    if not isinstance(grid, RecordGrid):
+        raise ValueError(f"grid: got {type(grid).__name__}; allowed: a RecordGrid")
+    R = as_records(M)
+    check_grid(R, grid)
+    if len(targets) != R[0].shape[0]:
+        raise ValueError(f"targets: {len(targets)} rows for {R[0].shape[0]} records")
+    return R
+
+
 def check_grid(records: tuple[np.ndarray, ...], grid: RecordGrid) -> None:
     """ValueError unless ``records`` hold one (B, T_k) array per measurement of ``grid``."""
     if len(records) != len(grid.protocol) or any(r.shape[1] != T for r, T in zip(records, grid.lengths)):
@@ -444,8 +458,21 @@ def concat_records(*parts: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
     return tuple(np.concatenate(ms) for ms in zip(*parts, strict=True))
 
 
+class _ByTarget:
+    """Per-target arrays in a ``values`` mapping (target name -> (B,) array, its units)."""
+
+    values: Mapping[str, np.ndarray]
+
+    def __getitem__(self, target: str) -> np.ndarray:
+        return self.values[str(target)]
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return tuple(self.values)
+
+
 @dataclass(frozen=True)
-class EchoTargets:
+class EchoTargets(_ByTarget):
     """What the models learn, one entry per sample.
 
     Attributes
@@ -482,13 +509,6 @@ class EchoTargets:
     def __len__(self) -> int:
         return len(self.kernel)
 
-    def __getitem__(self, target: str) -> np.ndarray:
-        return self.values[str(target)]
-
-    @property
-    def targets(self) -> tuple[str, ...]:
-        return tuple(self.values)
-
     @property
     def kernel_index(self) -> np.ndarray:
         """int array (B,): position of each kernel in :data:`KERNEL_CLASSES`."""
@@ -513,7 +533,7 @@ _POWER_COLUMNS = np.array([is_long_range(k) for k in KERNEL_CLASSES])
 
 
 @dataclass(frozen=True)
-class EchoPredictions:
+class EchoPredictions(_ByTarget):
     """A model's output for B samples.
 
     Attributes
@@ -530,13 +550,6 @@ class EchoPredictions:
         """From regression outputs ``Y`` (B, n_targets) on the learning scale."""
         return cls(kernel_proba=kernel_proba,
                    values={str(t): from_learning_scale(t, Y[:, i]) for i, t in enumerate(targets)})
-
-    def __getitem__(self, target: str) -> np.ndarray:
-        return self.values[str(target)]
-
-    @property
-    def targets(self) -> tuple[str, ...]:
-        return tuple(self.values)
 
     @property
     def kernel(self) -> np.ndarray:

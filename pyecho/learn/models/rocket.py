@@ -53,6 +53,7 @@ from pyecho.learn.models.inputs import (
     InputView,
     ModelFileError,
     as_records,
+    check_fit_inputs,
     check_grid,
     model_header,
     read_model_config,
@@ -232,14 +233,7 @@ class RocketModel:
         ``groups`` (B,), optional: rows of one group (a clean row and its noisy copies) stay on
         one side of the validation split that chooses the penalties.
         """
-        if not isinstance(targets, EchoTargets):
-            raise ValueError(f"targets: got {type(targets).__name__}; allowed: an EchoTargets")
-        if not isinstance(grid, RecordGrid):
-            raise ValueError(f"grid: got {type(grid).__name__}; allowed: a RecordGrid")
-        R = as_records(M)
-        check_grid(R, grid)
-        if len(targets) != R[0].shape[0]:
-            raise ValueError(f"targets: {len(targets)} rows for {R[0].shape[0]} records")
+        R = check_fit_inputs(M, targets, grid)
         missing = sorted(set(KERNEL_CLASSES) - set(targets.kernel.tolist()))
         if missing:
             raise ValueError(f"targets: no training rows of kernel {', '.join(missing)}; every class needs some")
