@@ -13,7 +13,7 @@ from pyecho.data.sampling import PRESETS, ConfigError
 from pyecho.errors import ParameterError
 from pyecho_cli.app import app
 from pyecho_cli.errors import fail, user_errors
-from pyecho_cli.sim import simulate_with_progress
+from pyecho_cli.sim import ExecutorOpt, SchedulerOpt, WorkersOpt, executor_option, simulate_with_progress
 
 #: rows of the ranked table printed (all of them are in design.csv)
 SHOWN = 15
@@ -37,12 +37,16 @@ def design(
     snr: Annotated[float, typer.Option(help="SNR the protocols are compared at (initial |M| over the noise std)")] = 200.0,
     folds: Annotated[int, typer.Option(help="Cross-validation folds on the design rows")] = 5,
     device: Annotated[str, typer.Option(help="Simulation device: auto, cpu or cuda")] = "auto",
+    executor: ExecutorOpt = "serial",
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
     """Rank protocols by what they tell about the kernel family, W, L, the alphas and T2.
 
     Simulates (or reuses) every candidate measurement of the same samples, then adds
     measurements greedily by a linear probe's cross-validated scores within the budget.
     """
+    where = executor_option(executor, scheduler, workers)
     from pyecho.data.store import load_dataset
     from pyecho.learn.base import LearnData
     from pyecho.learn.design.identifiability import identifiability_map, plot_identifiability
@@ -67,7 +71,7 @@ def design(
     if folds < 2:
         raise ParameterError(f"--folds: got {folds}; must be >= 2")
     console = Console(stderr=True)
-    simulate_with_progress(plan, console, title="pyecho design: simulations")
+    simulate_with_progress(plan, console, title="pyecho design: simulations", executor=where)
     data = LearnData.from_dataset(load_dataset(cache))
     with console.status("forward selection") as status:
         probe = ProtocolProbe(data, snr=snr, seed=seed, folds=folds)

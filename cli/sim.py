@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Table
 from rich.text import Text
 
-from pyecho.data.factory import RunPlan, RunResult, parse_shard, plan_run, run_plan
+from pyecho.data.factory import SERIAL, Executor, RunPlan, RunResult, parse_shard, plan_run, run_plan
 from pyecho.data.sampling import PRESET_NOTES, PRESETS, ConfigError, DatasetConfig
 from pyecho.errors import InputFileError, ParameterError
 from pyecho.physics.protocol import DEFAULT_TAU_US, Measurement, Protocol, ProtocolError
@@ -32,6 +32,15 @@ RANGE_FIELDS = ("alpha_xy_range", "alpha_z_range", "w_range", "xi_range", "p_ran
 #: options that describe the measurements in the old way: special cases of --protocol
 MEASUREMENT_OPTIONS = ("thetas", "sequence", "tau_us")
 PRESET_HELP = "; ".join(f"{name} ({note})" for name, note in PRESET_NOTES.items())
+
+#: where the parts run (pyecho sim, sweep and design): pyecho.data.factory.Executor
+ExecutorOpt = Annotated[str, typer.Option(
+    "--executor", help="serial (one part after another here) or dask (one task per part on a Dask cluster: a local "
+                       "one started for the run, or --scheduler's)")]
+SchedulerOpt = Annotated[Optional[str], typer.Option(
+    help="Address tcp://HOST:PORT of a running Dask scheduler (with --executor dask; default: a local cluster)")]
+WorkersOpt = Annotated[Optional[int], typer.Option(
+    help="Worker processes of the local Dask cluster (with --executor dask; default: one, with every core as its threads)")]
 
 
 def RangeOpt(help_: str):  # noqa: N802 (used like a type annotation)
@@ -165,35 +174,69 @@ def sim(
     batch_size: Annotated[Optional[str], typer.Option(help="Simulations per engine call, N or auto (default: auto)")] = None,
     shard: Annotated[str, typer.Option(help="Write only shard K of N (every part j with j % N == K-1)")] = "1/1",
     overwrite: Annotated[bool, typer.Option(help="Delete the directory's parts (this shard's, if sharded) first")] = False,
+    executor: ExecutorOpt = "serial",
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
-    """Simulate a dataset of spin echoes into OUT as Parquet parts (resumable, shardable)."""
+    """Simulate a dataset of spin echoes into OUT as Parquet parts (resumable, shardable; serial or on Dask)."""
     # the dataset and run options as given (None = not given); must stay the first statement
-    cli = {k: v for k, v in locals().items() if k not in ("out", "preset", "config", "shard", "overwrite")}
+    cli = {k: v for k, v in locals().items()
+           if k not in ("out", "preset", "config", "shard", "overwrite", "executor", "scheduler", "workers")}
     try:
+        where = Executor(executor, scheduler, workers)
         cfg, run = _settings(preset, config, cli)
         plan = plan_run(cfg, out, shard=parse_shard(shard), overwrite=overwrite, **run)
     except ConfigError as exc:
         fail(f"--{exc.option.replace('_', '-')}: {exc.detail}")
 
-    simulate_with_progress(plan, Console(), title="pyecho sim")
+    simulate_with_progress(plan, Console(), title="pyecho sim", executor=where)
 
 
-def simulate_with_progress(plan: RunPlan, console: Console, *, title: str) -> RunResult:
-    """Run a plan with the rich progress bar, then print what was done (a table named ``title``)."""
+def executor_option(executor: str, scheduler: str | None, workers: int | None) -> Executor:
+    """The Executor of --executor, --scheduler and --workers; a bad value exits with one line naming it."""
+    try:
+        return Executor(executor, scheduler, workers)
+    except ConfigError as exc:
+        fail(f"--{exc.option}: {exc.detail}")
+
+
+def describe_executor(plan: RunPlan, executor: Executor) -> str:
+    """Where the plan's parts run, in words (for the run's first line)."""
+    if executor.kind == "serial":
+        return "serial"
+    if executor.scheduler is not None:
+        return f"dask at {executor.scheduler}" + (" (device auto: each worker's own)" if plan.auto_device else "")
+    workers, threads = executor.local_cluster(plan.device)
+    return f"dask on a local cluster of {workers} worker(s) x {threads} thread(s)"
+
+
+def run_or_fail(plan: RunPlan, executor: Executor, on_progress=None) -> RunResult:
+    """run_plan; a scheduler that cannot be reached exits with one line naming --scheduler."""
+    try:
+        return run_plan(plan, on_progress, executor)
+    except ConfigError as exc:
+        fail(f"--{exc.option.replace('_', '-')}: {exc.detail}")
+
+
+def simulate_with_progress(plan: RunPlan, console: Console, *, title: str, executor: Executor = SERIAL
+                           ) -> RunResult:
+    """Run a plan with the rich progress bar (with Dask, advanced as parts finish), then print
+    what was done (a table named ``title``)."""
     cfg = plan.config
     k, n = plan.shard
     console.print(
         f"[bold]{cfg.n_total}[/] samples ({', '.join(cfg.kernels)} x {cfg.n_per_kernel}) on "
         f"{cfg.lattice}x{cfg.lattice}, protocol {cfg.protocol.text} (T = {', '.join(map(str, cfg.record_lengths))} "
         f"samples), {cfg.scheme} scheme; shard {k}/{n}: {plan.samples_todo} samples to simulate, {plan.samples_done} already done; "
-        f"{plan.backend}/{plan.device}/{plan.dtype}, batch {plan.batch_size} -> {plan.out}"
+        f"{plan.backend}/{plan.device}/{plan.dtype}, batch {plan.batch_size}, {describe_executor(plan, executor)} "
+        f"-> {plan.out}"
     )
     with Progress(
         TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
         EchoRateColumn(), TimeRemainingColumn(), console=console,
     ) as progress:
         task = progress.add_task("simulating", total=plan.simulations_todo)
-        result = run_plan(plan, on_progress=lambda done: progress.advance(task, done))
+        result = run_or_fail(plan, executor, on_progress=lambda done: progress.advance(task, done))
 
     table = Table(title=title, show_header=False)
     table.add_row("samples written", str(result.samples_written))

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from pyecho.data.factory import parse_shard, plan_run, run_plan
+from pyecho.data.factory import parse_shard, plan_run
 from pyecho.data.store import load_dataset
 from pyecho.data.figures import plot_sweep
 from pyecho.data.sweep import SweepConfig
@@ -18,6 +18,14 @@ from pyecho_cli.options import (
     THETA_DEFAULT, AlphaXY, AlphaZ, Backend, CenterKhz, Device, DtUs, Dtype, FieldEvery, Gamma1, Gamma2, Gamma3,
     Geometry, Kernel, KernelParam, Lattice, LinewidthKhz, SchemeOpt, Sequence, T2Us, TauUs, Theta, echo_params,
 )
+
+# --executor, --scheduler and --workers as in `pyecho sim` (whose helpers the command imports when
+# it runs: importing pyecho_cli.sim here would list `sim` before `sweep` in `pyecho --help`)
+ExecutorOpt = Annotated[str, typer.Option("--executor", help="serial or dask (one task per part on a Dask cluster).")]
+SchedulerOpt = Annotated[Optional[str], typer.Option(help="tcp://HOST:PORT of a running Dask scheduler (default: a "
+                                                          "local cluster).")]
+WorkersOpt = Annotated[Optional[int], typer.Option(help="Worker processes of the local Dask cluster (default: one "
+                                                        "with every core as its threads).")]
 
 
 @app.command()
@@ -54,9 +62,15 @@ def sweep(
     batch_size: Annotated[str, typer.Option(help="Simulations per engine call, N or auto.")] = "auto",
     shard: Annotated[str, typer.Option(help="Write only shard K of N.")] = "1/1",
     overwrite: Annotated[bool, typer.Option(help="Delete the directory's parts (this shard's) first.")] = False,
+    executor: ExecutorOpt = "serial",
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
     """Simulate a grid of experiments into OUT as Parquet parts (the `pyecho sim` schema; the swept
-    fields are columns like every other parameter). Resumable and shardable like `pyecho sim`."""
+    fields are columns like every other parameter). Resumable, shardable and runs on Dask like `pyecho sim`."""
+    from pyecho_cli.sim import describe_executor, executor_option, run_or_fail
+
+    where = executor_option(executor, scheduler, workers)
     base = echo_params(
         kernel=kernel, kernel_param=kernel_param, alpha_xy=alpha_xy, alpha_z=alpha_z, lattice=lattice,
         tau_us=tau_us, dt_us=dt_us, theta=theta, linewidth_khz=linewidth_khz, t2_us=t2_us,
@@ -69,9 +83,9 @@ def sweep(
     console = Console()
     grid = " x ".join(f"{name} ({len(values)})" for name, values in config.axes)
     console.print(f"sweep {grid} = {config.n_total} echoes; {plan.samples_todo} to simulate, "
-                  f"{plan.samples_done} already done -> {plan.out}")
+                  f"{plan.samples_done} already done, {describe_executor(plan, where)} -> {plan.out}")
     with console.status("simulating"):
-        result = run_plan(plan)
+        result = run_or_fail(plan, where)
     console.print(f"wrote {result.samples_written} echoes in {result.wall_s:.1f} s "
                   f"({result.spin_steps_per_s:.3g} spin-steps/s) to [bold]{plan.out}[/]")
 

@@ -15,6 +15,9 @@
 # 60 tasks (the paper preset has 60 parts), and create the log directory first: mkdir -p logs.
 # Check progress with
 #   ls "$OUT"/part-*.parquet | wc -l       # 60 when done
+# The other way onto a cluster is Dask: pyecho sim --executor dask --scheduler tcp://HOST:PORT on
+# workers that dask-jobqueue submits (docs/dataset.md, "On Dask"). This script needs neither Dask
+# nor a scheduler that outlives the jobs.
 #SBATCH --job-name=pyecho-sim
 #SBATCH --cpus-per-task=8
 #SBATCH --mem=8G

@@ -26,6 +26,7 @@ from pyecho.learn.calibration.conformal import DEFAULT_LEVEL
 from pyecho.learn.calibration.trust import run_trust_check
 from pyecho.learn.design.identifiability import HAHN_ALONE, run_measurement_study
 from pyecho.learn.models.candidates import check_calibration_rows, model_rows, run_candidate_seeds, run_candidates
+from pyecho.learn.models.inputs import check_readable
 from pyecho.learn.models.curves import run_learning_curves
 from pyecho.learn.predictor import HEADLINE_DIR, EchoPredictor
 from pyecho.learn.paper.classify import run_classifier, run_pruning, run_zoo
@@ -155,6 +156,7 @@ def _run_learn(data, out: Path, quick: bool, seed: int, n_jobs: int, window: int
     ld = LearnData.from_dataset(dataset)
     lab = ld.labels
     width = default_window(ld.n_times, quick) if window is None else int(window)
+    check_readable(ld.grid, budget.dead_time_us)  # before any work: a dead time a measurement cannot afford
     split = make_split(lab, budget.test_size, seed)
     # before any work: a dataset too small for calibrated intervals is one line, and no directory
     check_calibration_rows(lab.kernel, model_rows(split, lab.kernel, budget).calibration, level)

@@ -30,7 +30,7 @@ from threadpoolctl import threadpool_limits
 
 from pyecho.errors import ParameterError
 from pyecho.learn.base import NO_JSON, LearnData, Note, Target, no_note, target_title, to_learning_scale
-from pyecho.learn.models.inputs import EchoPredictions, EchoTargets, InputView, add_complex_noise
+from pyecho.learn.models.inputs import EchoPredictions, EchoTargets, InputView, add_complex_noise, check_readable
 from pyecho.learn.models.rocket import fit_linear_heads
 from pyecho.learn.models.scores import TaskScores
 from pyecho.physics.protocol import DEFAULT_DEAD_TIME_US, Protocol, RecordGrid
@@ -144,6 +144,7 @@ class ProtocolProbe:
             raise ParameterError(f"folds: got {folds!r}; must be an integer >= 2")
         self.data, self.snr, self.seed, self.view, self.folds = data, float(snr), int(seed), view, folds
         self.n_jobs = int(n_jobs)
+        check_readable(data.grid, view.dead_time_us, view.n_ref)
         rng = np.random.default_rng(seed)
         noisy = add_complex_noise(data.records, snr, rng) if math.isfinite(snr) else data.records
         grid = data.grid

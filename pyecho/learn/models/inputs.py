@@ -36,7 +36,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import polars as pl
 
-from pyecho.errors import InputFileError
+from pyecho.errors import InputFileError, ParameterError
 from pyecho.learn.base import (COUPLING_TARGETS, KERNELS, TARGET_COLUMNS, Target, from_learning_scale,
                                to_learning_scale)
 from pyecho.physics.kernels import is_long_range
@@ -104,6 +104,18 @@ def _check_dead_time(value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
         raise ValueError(f"dead_time_us: got {value!r}; allowed: a number >= 0 (µs)")
     return float(value)
+
+
+def check_readable(grid: RecordGrid, dead_time_us: float, n_ref: int = DEFAULT_N_REF) -> None:
+    """ParameterError naming the measurement when a dead time leaves a record no phase reference
+    (fewer than ``n_ref`` samples between the excitation's dead time and the next pulse)."""
+    for k, m in enumerate(grid.protocol):
+        try:
+            reference_window(grid, k, dead_time_us, n_ref)
+        except ValueError:
+            raise ParameterError(f"{m.text}: a dead time of {dead_time_us:g} µs after each pulse leaves fewer than "
+                                 f"{n_ref} samples before its next pulse for the phase reference; use a longer tau "
+                                 "or a shorter dead time (pyecho learn --dead-time-us)") from None
 
 
 def check_fit_inputs(M, targets: "EchoTargets", grid: RecordGrid) -> tuple[np.ndarray, ...]:
