@@ -522,7 +522,14 @@ def write_report(out: Path, r: LearnResults, figs: FigurePaths) -> None:
     _trust(w, r)
     _curves(w, r, figs)
 
-    w("## Saved models\n")
+    w("## Which measurements to make, and the saved models\n")
+    grid, dead = r.data.grid, r.info.budget.dead_time_us
+    w(f"To predict from a real sample, measure it as the training samples were, in this order, one file each "
+      f"(`pyecho predict DIR` prints the same list): "
+      + "; ".join(f"{k + 1}. `{m.text}` ({m.text.split('@')[0]} at {m.theta_deg:g}°, τ = {m.tau_us:g} µs, "
+                  f"{grid.lengths[k]} samples of {grid.dt_us:g} µs)" for k, m in enumerate(grid.protocol))
+      + f". Each record may start up to {dead:g} µs after its excitation (the receiver's dead time; "
+      "`--start-us`). Then `pyecho predict DIR FILE1 FILE2 ...`.\n")
     w("`models/manifest.json` holds the pyecho version and the feature layout (time grid, window, normalisation, "
       "feature names); the forests are skops files (loaded with an allowlist of scikit-learn/NumPy types), the VAE "
       "weights are `.npz`. Use them with `pyecho predict DIR ECHO_FILE --model paper`; `pyecho predict DIR INPUT` "
