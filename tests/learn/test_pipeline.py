@@ -93,7 +93,13 @@ def test_seed_study_reports_mean_and_spread(learned):
         assert p.seeds == SEEDS and p.spread is not None
     w = next(p for p in pooled if p.task == Target.W)
     assert w.scores.r2 == pytest.approx(np.mean([run_[2].scores.r2 for run_ in study.per_seed]))
-    assert "± " in (learned[0] / "report.md").read_text()
+    text = (learned[0] / "report.md").read_text()
+    assert "± " in text
+    # R² of L within each family, pooled over the seeds like every headline number
+    cs = run.results.candidate_seeds
+    within = [r.calibrated.headline_test[0].scores.within_kernel["power"]["L"].r2 for r in cs.results]
+    assert cs.headline_within("L", "power").scores.r2 == pytest.approx(np.mean(within))
+    assert "| R² L within gaussian / power / rkky | R² |" in text
 
 
 def test_learn_cli_rejects_bad_seeds_and_writes_nothing(tmp_path):

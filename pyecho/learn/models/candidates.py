@@ -283,6 +283,15 @@ class CandidateSeeds:
         mean, std = mean_std([r.calibrated.headline_at(snr)[task] for r in self.results])
         return HeadlineScore(str(task), float(snr), mean, std, chosen)
 
+    def headline_within(self, target: str, kernel: str, snr: float = math.inf) -> HeadlineScore | None:
+        """The headline scores of ``target`` within one true kernel family; None where a seed's
+        test rows hold too few of that family."""
+        within = [r.calibrated.headline_at(snr).within_kernel.get(kernel, {}).get(target) for r in self.results]
+        if any(w is None for w in within):
+            return None
+        mean, std = mean_std(within)
+        return HeadlineScore(str(target), float(snr), mean, std, tuple(r.headline.for_task(target) for r in self.results))
+
     def coverage(self, target: str, snr: float = math.inf, group: str = "all"
                  ) -> tuple[CoverageReport, CoverageReport | None]:
         """Mean (and std) over seeds of one target's interval coverage and width."""

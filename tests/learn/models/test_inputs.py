@@ -485,6 +485,25 @@ def test_task_scores_use_the_consistent_decision():
     assert s.tasks == ("pvnp", "kernel3", "W", "t2_us")
 
 
+def test_within_kernel_scores_are_each_familys_own():
+    """Predicting each family's mean L gives R² ≈ 1 over all rows (the families differ) and 0
+    within each family: the within-family score sees what the overall score hides."""
+    rng = np.random.default_rng(1)
+    kernel = np.repeat(np.array(["gaussian", "power", "rkky"]), 40)
+    offset = {"gaussian": 2.0, "power": 12.0, "rkky": 6.0}
+    L = np.array([offset[k] for k in kernel]) + rng.normal(0, 0.2, kernel.size)
+    family_mean = np.array([L[kernel == k].mean() for k in kernel])
+    truth = EchoTargets(kernel=kernel, values={"L": L})
+    proba = np.tile([1 / 3, 1 / 3, 1 / 3], (kernel.size, 1))
+    s = TaskScores.of(EchoPredictions(proba, {"L": family_mean}), truth, pvnp_threshold=0.5)
+    assert s.regression["L"].r2 > 0.99
+    for k in ("gaussian", "power", "rkky"):
+        assert s.within_kernel[k]["L"].r2 == pytest.approx(0.0, abs=1e-9)
+    few = TaskScores.of(EchoPredictions(proba[:45], {"L": family_mean[:45]}),
+                        EchoTargets(kernel=kernel[:45], values={"L": L[:45]}), pvnp_threshold=0.5)
+    assert set(few.within_kernel) == {"gaussian"}  # 5 power rows are too few to score
+
+
 def test_model_header_check_names_the_file_and_the_mismatch():
     cfg = model_header("pyecho.test")
     check_model_header("m.json", cfg, "pyecho.test")
