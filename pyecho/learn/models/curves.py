@@ -57,8 +57,7 @@ def run_learning_curves(data: LearnData, features: Features, studies, budget: Bu
     X_rf = features.tables[FeatureSet.POINTWISE]
     points = []
     for size in (s for s in budget.curve_sizes if s <= len(rows.fit)):
-        sub = rows.fit if size == len(rows.fit) else np.sort(train_test_split(
-            rows.fit, train_size=size, random_state=seed, stratify=data.labels.kernel[rows.fit])[0])
+        sub = curve_subset(rows.fit, size, data.labels.kernel, seed)
         note(f"{size} rows: paper's RF")
         rf = make_rf_pipeline(budget.rf_trees, seed, n_jobs).fit(X_rf[sub], y_pvnp[sub])
         rf_L = make_rf_regressor(budget.rf_trees, seed, n_jobs).fit(X_rf[sub], data.labels.L[sub])
@@ -66,13 +65,28 @@ def run_learning_curves(data: LearnData, features: Features, studies, budget: Bu
                                                                  TASK_CLASSES[Task.PVNP], POWER_CLASS[Task.PVNP]),
                                  RegScores.of(data.labels.L[rows.test], rf_L.predict(X_rf[rows.test]))))
         for study_data, study in studies:
-            targets = targets_of(study_data)
-            noisy = noisy_rows(study_data, sub, 1, noise_streams(seed)["fit"], budget.dead_time_us)
             for name in budget.candidates:
                 note(f"{size} rows: {name} ({study.label})")
-                model = fit_candidate(Candidate(name), study_data, targets, sub, noisy, budget, seed, n_jobs)
-                scores = TaskScores.of(model.predict(take_records(study_data.records, rows.test)),
-                                       targets.take(rows.test), study.headline.pvnp_threshold)
-                points.append(CurvePoint(f"{CANDIDATE_TITLES[Candidate(name)]} ({study.label})", size, scores.pvnp,
-                                         scores.regression[Target.L.value]))
+                points.append(candidate_point(Candidate(name), study_data, study.label, sub, rows.test,
+                                              study.headline.pvnp_threshold, budget, seed, n_jobs))
     return LearningCurves(tuple(points), len(rows.test))
+
+
+def curve_subset(fit_rows: np.ndarray, size: int, kernel: np.ndarray, seed: int) -> np.ndarray:
+    """``size`` of the fit rows, stratified by kernel (all of them at their number)."""
+    if size == len(fit_rows):
+        return fit_rows
+    return np.sort(train_test_split(fit_rows, train_size=size, random_state=seed, stratify=kernel[fit_rows])[0])
+
+
+def candidate_point(name: Candidate, data: LearnData, label: str, sub: np.ndarray, test_rows: np.ndarray,
+                    pvnp_threshold: float, budget: Budget, seed: int, n_jobs: int) -> CurvePoint:
+    """The candidate ``name`` fitted on the samples ``sub`` (and one noisy copy each, as the
+    candidate stage does), scored on the noise-free ``test_rows``: P vs NP (P where p_power >=
+    ``pvnp_threshold``) and R² of L."""
+    targets = targets_of(data)
+    noisy = noisy_rows(data, sub, 1, noise_streams(seed)["fit"], budget.dead_time_us)
+    model = fit_candidate(name, data, targets, sub, noisy, budget, seed, n_jobs)
+    scores = TaskScores.of(model.predict(take_records(data.records, test_rows)), targets.take(test_rows),
+                           pvnp_threshold)
+    return CurvePoint(f"{CANDIDATE_TITLES[name]} ({label})", len(sub), scores.pvnp, scores.regression[Target.L.value])
