@@ -17,7 +17,7 @@ import numpy as np
 
 from pyecho.data.store import load_dataset
 from pyecho.learn.base import FULL, LearnData, make_split
-from pyecho.learn.models.candidates import Candidate, model_rows
+from pyecho.learn.models.candidates import Candidate, model_rows, targets_of
 from pyecho.learn.models.curves import candidate_point, curve_subset
 
 
@@ -30,17 +30,20 @@ def main() -> None:
     ap.add_argument("--n-jobs", type=int, default=2)
     ap.add_argument("--hahn", action="store_true", help="also the 90° Hahn echo alone")
     args = ap.parse_args()
+    names = args.models.split(",")
+    if unknown := sorted(set(names) - {c.value for c in Candidate}):
+        ap.error(f"--models: unknown {', '.join(unknown)}; choose from {', '.join(c.value for c in Candidate)}")
     data = LearnData.from_dataset(load_dataset(args.data))
     split = make_split(data.labels, FULL.test_size, args.seed)
     rows = model_rows(split, data.labels.kernel, FULL)
-    threshold = float(np.mean(data.labels.kernel[rows.fit] == "power"))
+    threshold = float(np.mean(targets_of(data).is_power[rows.fit]))  # the candidate stage's P threshold
     studies = [(data, data.protocol.text)] + ([(data.hahn_only(), "Hahn 90° alone")] if args.hahn else [])
     print(f"{data.n_samples} samples; {len(rows.fit)} fit rows, {len(rows.test)} test rows; seed {args.seed}")
     print("model | training samples | F1 of the power-law class | weighted F1 | R² L | seconds")
     for size in (int(s) for s in args.sizes.split(",")):
         sub = curve_subset(rows.fit, min(size, len(rows.fit)), data.labels.kernel, args.seed)
         for study, label in studies:
-            for name in args.models.split(","):
+            for name in names:
                 start = time.perf_counter()
                 p = candidate_point(Candidate(name), study, label, sub, rows.test, threshold, FULL, args.seed,
                                     args.n_jobs)

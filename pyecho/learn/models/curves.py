@@ -85,7 +85,8 @@ def candidate_point(name: Candidate, data: LearnData, label: str, sub: np.ndarra
     candidate stage does), scored on the noise-free ``test_rows``: P vs NP (P where p_power >=
     ``pvnp_threshold``) and R² of L."""
     targets = targets_of(data)
-    noisy = noisy_rows(data, sub, 1, noise_streams(seed)["fit"], budget.dead_time_us)
+    # the CNN draws fresh noise every epoch itself
+    noisy = None if name == Candidate.CNN else noisy_rows(data, sub, 1, noise_streams(seed)["fit"], budget.dead_time_us)
     model = fit_candidate(name, data, targets, sub, noisy, budget, seed, n_jobs)
     scores = TaskScores.of(model.predict(take_records(data.records, test_rows)), targets.take(test_rows),
                            pvnp_threshold)
