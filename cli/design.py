@@ -13,7 +13,8 @@ from pyecho.data.sampling import PRESETS, ConfigError
 from pyecho.errors import ParameterError
 from pyecho_cli.app import app
 from pyecho_cli.errors import fail, user_errors
-from pyecho_cli.sim import ExecutorOpt, SchedulerOpt, WorkersOpt, executor_option, simulate_with_progress
+from pyecho_cli.options import ExecutorOpt, SchedulerOpt, WorkersOpt
+from pyecho_cli.sim import executor_option, simulate_with_progress
 
 #: rows of the ranked table printed (all of them are in design.csv)
 SHOWN = 15

@@ -51,3 +51,13 @@ def sequence_option(value: str) -> str | PulseSequence:
 def echo_params(*, sequence: str, **fields) -> EchoParams:
     """EchoParams from the command's options (``sequence`` may name a TOML file)."""
     return EchoParams(sequence=sequence_option(sequence), **fields)
+
+
+#: where the parts run (pyecho sim, sweep and design): pyecho.data.factory.Executor
+ExecutorOpt = Annotated[str, typer.Option(
+    "--executor", help="serial (one part after another here) or dask (one task per part on a Dask cluster: a local "
+                       "one started for the run, or --scheduler's)")]
+SchedulerOpt = Annotated[Optional[str], typer.Option(
+    help="Address tcp://HOST:PORT of a running Dask scheduler (with --executor dask; default: a local cluster)")]
+WorkersOpt = Annotated[Optional[int], typer.Option(
+    help="Worker processes of the local Dask cluster (with --executor dask; default: one, with every core as its threads)")]

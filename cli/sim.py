@@ -23,7 +23,7 @@ from pyecho.errors import InputFileError, ParameterError
 from pyecho.physics.protocol import DEFAULT_TAU_US, Measurement, Protocol, ProtocolError
 from pyecho_cli.app import app
 from pyecho_cli.errors import fail, user_errors
-from pyecho_cli.options import sequence_option
+from pyecho_cli.options import ExecutorOpt, SchedulerOpt, WorkersOpt, sequence_option
 
 #: run options a config file may set besides the DatasetConfig fields, with their defaults
 RUN_DEFAULTS = {"backend": "torch", "device": "auto", "dtype": "float32", "batch_size": "auto"}
@@ -33,14 +33,6 @@ RANGE_FIELDS = ("alpha_xy_range", "alpha_z_range", "w_range", "xi_range", "p_ran
 MEASUREMENT_OPTIONS = ("thetas", "sequence", "tau_us")
 PRESET_HELP = "; ".join(f"{name} ({note})" for name, note in PRESET_NOTES.items())
 
-#: where the parts run (pyecho sim, sweep and design): pyecho.data.factory.Executor
-ExecutorOpt = Annotated[str, typer.Option(
-    "--executor", help="serial (one part after another here) or dask (one task per part on a Dask cluster: a local "
-                       "one started for the run, or --scheduler's)")]
-SchedulerOpt = Annotated[Optional[str], typer.Option(
-    help="Address tcp://HOST:PORT of a running Dask scheduler (with --executor dask; default: a local cluster)")]
-WorkersOpt = Annotated[Optional[int], typer.Option(
-    help="Worker processes of the local Dask cluster (with --executor dask; default: one, with every core as its threads)")]
 
 
 def RangeOpt(help_: str):  # noqa: N802 (used like a type annotation)
@@ -182,8 +174,8 @@ def sim(
     # the dataset and run options as given (None = not given); must stay the first statement
     cli = {k: v for k, v in locals().items()
            if k not in ("out", "preset", "config", "shard", "overwrite", "executor", "scheduler", "workers")}
+    where = executor_option(executor, scheduler, workers)
     try:
-        where = Executor(executor, scheduler, workers)
         cfg, run = _settings(preset, config, cli)
         plan = plan_run(cfg, out, shard=parse_shard(shard), overwrite=overwrite, **run)
     except ConfigError as exc:

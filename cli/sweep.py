@@ -16,16 +16,9 @@ from pyecho_cli.app import app
 from pyecho_cli.errors import user_errors
 from pyecho_cli.options import (
     THETA_DEFAULT, AlphaXY, AlphaZ, Backend, CenterKhz, Device, DtUs, Dtype, FieldEvery, Gamma1, Gamma2, Gamma3,
-    Geometry, Kernel, KernelParam, Lattice, LinewidthKhz, SchemeOpt, Sequence, T2Us, TauUs, Theta, echo_params,
+    ExecutorOpt, Geometry, Kernel, KernelParam, Lattice, LinewidthKhz, SchedulerOpt, SchemeOpt, Sequence, T2Us, TauUs,
+    Theta, WorkersOpt, echo_params,
 )
-
-# --executor, --scheduler and --workers as in `pyecho sim` (whose helpers the command imports when
-# it runs: importing pyecho_cli.sim here would list `sim` before `sweep` in `pyecho --help`)
-ExecutorOpt = Annotated[str, typer.Option("--executor", help="serial or dask (one task per part on a Dask cluster).")]
-SchedulerOpt = Annotated[Optional[str], typer.Option(help="tcp://HOST:PORT of a running Dask scheduler (default: a "
-                                                          "local cluster).")]
-WorkersOpt = Annotated[Optional[int], typer.Option(help="Worker processes of the local Dask cluster (default: one "
-                                                        "with every core as its threads).")]
 
 
 @app.command()
