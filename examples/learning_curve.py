@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from pyecho.data.store import load_dataset
+from pyecho.errors import PyechoError
 from pyecho.learn.base import FULL, LearnData, make_split
 from pyecho.learn.models.candidates import Candidate, model_rows, targets_of
 from pyecho.learn.models.curves import candidate_point, curve_subset
@@ -33,14 +34,23 @@ def main() -> None:
     names = args.models.split(",")
     if unknown := sorted(set(names) - {c.value for c in Candidate}):
         ap.error(f"--models: unknown {', '.join(unknown)}; choose from {', '.join(c.value for c in Candidate)}")
-    data = LearnData.from_dataset(load_dataset(args.data))
+    try:
+        sizes = [int(x) for x in args.sizes.split(",")]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 30:
+        ap.error(f"--sizes: got {args.sizes!r}; must be comma-separated integers >= 30 (training samples)")
+    try:
+        data = LearnData.from_dataset(load_dataset(args.data))
+    except PyechoError as exc:
+        ap.error(str(exc))
     split = make_split(data.labels, FULL.test_size, args.seed)
     rows = model_rows(split, data.labels.kernel, FULL)
     threshold = float(np.mean(targets_of(data).is_power[rows.fit]))  # the candidate stage's P threshold
     studies = [(data, data.protocol.text)] + ([(data.hahn_only(), "Hahn 90° alone")] if args.hahn else [])
     print(f"{data.n_samples} samples; {len(rows.fit)} fit rows, {len(rows.test)} test rows; seed {args.seed}")
     print("model | training samples | F1 of the power-law class | weighted F1 | R² L | seconds")
-    for size in (int(s) for s in args.sizes.split(",")):
+    for size in sizes:
         sub = curve_subset(rows.fit, min(size, len(rows.fit)), data.labels.kernel, args.seed)
         for study, label in studies:
             for name in names:
