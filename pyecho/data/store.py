@@ -294,11 +294,11 @@ def read_metadata(path: str | Path) -> dict:
 
 @dataclass
 class EchoDataset:
-    """A dataset in memory, one record per sample and measurement.
+    """A loaded dataset, one record per sample and measurement.
 
     Attributes
     ----------
-    records : tuple of complex64 ndarrays, one per measurement, each (B, T_k)
+    records : tuple of complex64 ndarrays (or read-only memory maps), one per measurement, each (B, T_k)
         M(t) of every sample (sorted by sample_id) as measured by measurement k of the protocol.
     labels : pl.DataFrame
         The label and parameter columns, one row per sample (same order; the measurement
@@ -347,12 +347,42 @@ class EchoDataset:
                                              else self.config.base)
 
 
-def load_dataset(path: str | Path, columns: Sequence[str] | None = None) -> EchoDataset:
-    """Load a dataset file or directory into memory.
+#: files of a memory-mapped record cache (``load_dataset(..., mmap_dir=...)``)
+_CACHE_MANIFEST = "manifest.json"
+_CACHE_RECORDS = "records-{k}.npy"
+
+
+def _part_fingerprint(parts: Sequence[PartInfo]) -> list[dict]:
+    """What identifies the parts a cache was read from: name, size, modification time."""
+    return [{"name": p.path.name, "bytes": p.path.stat().st_size, "mtime_ns": p.path.stat().st_mtime_ns}
+            for p in parts]
+
+
+def _cached_records(directory: Path, fingerprint: list[dict], shapes: list[tuple[int, int]]
+                    ) -> tuple[np.ndarray, ...] | None:
+    """The records of a complete cache read from exactly these parts (read-only memory maps), or None."""
+    try:
+        manifest = json.loads((directory / _CACHE_MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    if manifest != {"parts": fingerprint, "shapes": [list(s) for s in shapes]}:
+        return None
+    return tuple(np.load(directory / _CACHE_RECORDS.format(k=k), mmap_mode="r") for k in range(len(shapes)))
+
+
+def load_dataset(path: str | Path, columns: Sequence[str] | None = None, *,
+                 mmap_dir: str | Path | None = None) -> EchoDataset:
+    """Load a dataset file or directory: labels in memory, records in memory or memory-mapped.
 
     ``columns`` picks label columns (default: all of them); sample_id is always loaded. The
     parts are read one at a time into arrays allocated once (the records of every part, one
     array per measurement), so the peak memory is the dataset's records plus one part.
+
+    ``mmap_dir``: the records go to ``records-{k}.npy`` files there instead of memory, and come
+    back as read-only memory maps: a dataset larger than memory is read part by part, and the
+    operating system pages in the rows a computation touches. A complete cache read from the
+    same part files (names, sizes, modification times: ``manifest.json``) is reused; a cache
+    is complete only once its manifest is written, the last step.
     """
     columns = list(LABEL_SCHEMA) if columns is None else ["sample_id", *(c for c in columns if c != "sample_id")]
     unknown = [c for c in columns if c not in LABEL_SCHEMA]
@@ -362,20 +392,53 @@ def load_dataset(path: str | Path, columns: Sequence[str] | None = None) -> Echo
     config = parts[0].config
     n_meas = len(config.protocol)
     n_rows = sum(p.num_rows for p in parts)
-    missing = DatasetError(f"{path}: every sample needs one row per measurement ({n_meas}); some are missing or "
-                           "repeated")
     if n_rows % n_meas:
-        raise missing
-    records = [np.empty((n_rows // n_meas, length), dtype=np.complex64) for length in config.record_lengths]
+        raise _missing_rows(path, n_meas)
+    shapes = [(n_rows // n_meas, length) for length in config.record_lengths]
     wanted = list(dict.fromkeys([*columns, "measurement"]))
+    cache = None if mmap_dir is None else Path(mmap_dir)
+    fingerprint = None if cache is None else _part_fingerprint(parts)
+    records = None if cache is None else _cached_records(cache, fingerprint, shapes)
+    if records is None and cache is None:
+        records = tuple(np.empty(shape, dtype=np.complex64) for shape in shapes)
+        labels = _read_parts(path, parts, wanted, columns, records)
+    elif records is None:
+        cache.mkdir(parents=True, exist_ok=True)
+        (cache / _CACHE_MANIFEST).unlink(missing_ok=True)  # incomplete until rewritten below
+        files = [cache / _CACHE_RECORDS.format(k=k) for k in range(n_meas)]
+        maps = tuple(np.lib.format.open_memmap(f, mode="w+", dtype=np.complex64, shape=s) for f, s in zip(files, shapes))
+        labels = _read_parts(path, parts, wanted, columns, maps)
+        for m in maps:
+            m.flush()
+        del maps
+        with atomic_path(cache / _CACHE_MANIFEST) as tmp:
+            tmp.write_text(json.dumps({"parts": fingerprint, "shapes": [list(s) for s in shapes]}))
+        records = tuple(np.load(f, mmap_mode="r") for f in files)
+    else:
+        labels = _read_parts(path, parts, wanted, columns, None)
+    return EchoDataset(records=tuple(records), labels=labels, metadata=_merge_metadata(parts), config=config)
+
+
+def _missing_rows(path, n_meas: int) -> DatasetError:
+    return DatasetError(f"{path}: every sample needs one row per measurement ({n_meas}); some are missing or "
+                        "repeated")
+
+
+def _read_parts(path, parts: Sequence[PartInfo], wanted: list[str], columns: list[str],
+                records: tuple[np.ndarray, ...] | None) -> pl.DataFrame:
+    """The label frame of every part, read one part at a time; each part's records are written
+    into ``records`` (None: the labels only, the records are cached already)."""
+    config = parts[0].config
+    n_meas = len(config.protocol)
     labels, offset = [], 0
     for part in parts:
-        frame = pl.read_parquet(part.path, columns=[*wanted, *SERIES_COLUMNS]).sort("sample_id", "measurement")
+        series = [*SERIES_COLUMNS] if records is not None else []
+        frame = pl.read_parquet(part.path, columns=[*wanted, *series]).sort("sample_id", "measurement")
         measurement = frame["measurement"].to_numpy()
         if frame.height % n_meas or not np.array_equal(measurement, np.tile(np.arange(n_meas), frame.height // n_meas)):
-            raise missing
+            raise _missing_rows(path, n_meas)
         b = frame.height // n_meas
-        for k, M in enumerate(records):
+        for k, M in enumerate(records or ()):
             rows = frame.filter(pl.col("measurement") == k)
             for out, column in ((M.real, "M_re"), (M.imag, "M_im")):
                 flat = rows[column].explode().to_numpy()
@@ -383,10 +446,10 @@ def load_dataset(path: str | Path, columns: Sequence[str] | None = None) -> Echo
                     raise DatasetError(f"{part.path}: records of measurement {k} ({config.protocol[k].text}) are not "
                                        f"all {M.shape[1]} samples long")
                 out[offset:offset + b] = flat.reshape(b, -1)
-        labels.append(frame.filter(pl.col("measurement") == 0).drop(*SERIES_COLUMNS,
+        labels.append(frame.filter(pl.col("measurement") == 0).drop(*series,
                                                                      *([] if "measurement" in columns else ["measurement"])))
         offset += b
     labels = pl.concat(labels)
     if not labels["sample_id"].is_sorted() or labels["sample_id"].n_unique() != labels.height:
         raise DatasetError(f"{path}: parts overlap (a sample id appears in two parts)")
-    return EchoDataset(records=tuple(records), labels=labels, metadata=_merge_metadata(parts), config=config)
+    return labels

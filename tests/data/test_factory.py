@@ -244,6 +244,32 @@ def test_parse_shard_rejects(text):
 # ----------------------------------------------------------------------------- protocols
 
 
+def test_memory_mapped_records_equal_the_loaded_ones_and_are_reused_until_a_part_changes(tmp_path):
+    """load_dataset(mmap_dir=...) reads part by part into .npy files and maps them read-only;
+    a complete cache of the same parts is reused, a changed part rebuilds it."""
+    cfg = TINY.replace(protocol=Protocol.parse(PREFIX), n_per_kernel=2)
+    make(tmp_path / "ds", cfg)
+    in_memory = load_dataset(tmp_path / "ds")
+    cache = tmp_path / "cache"
+    mapped = load_dataset(tmp_path / "ds", mmap_dir=cache)
+    assert all(isinstance(r, np.memmap) and not r.flags.writeable for r in mapped.records)
+    for a, b in zip(mapped.records, in_memory.records):
+        np.testing.assert_array_equal(a, b)
+    assert mapped.labels.equals(in_memory.labels)
+    stamp = {f.name: f.stat().st_mtime_ns for f in cache.iterdir()}
+    again = load_dataset(tmp_path / "ds", mmap_dir=cache)
+    assert {f.name: f.stat().st_mtime_ns for f in cache.iterdir()} == stamp  # reused, not rewritten
+    np.testing.assert_array_equal(again.records[1], in_memory.records[1])
+    # a part rewritten with other records: the cache no longer matches and is rebuilt from the parts
+    part = sorted((tmp_path / "ds").glob("part-*.parquet"))[0]
+    table = pq.read_table(part)
+    negated = pl.from_arrow(table).with_columns(pl.col("M_re").list.eval(-pl.element()))
+    pq.write_table(negated.to_arrow().replace_schema_metadata(table.schema.metadata), part)
+    rebuilt = load_dataset(tmp_path / "ds", mmap_dir=cache)
+    np.testing.assert_array_equal(rebuilt.records[0][:2].real, -in_memory.records[0][:2].real)
+    np.testing.assert_array_equal(rebuilt.records[0][2:], in_memory.records[0][2:])
+
+
 def test_protocol_dataset_round_trips(tmp_path):
     """Every sample measured each way with the same parameters and detunings; one row per
     (sample, measurement) on disk, one record array per measurement in memory."""
