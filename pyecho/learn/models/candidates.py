@@ -39,8 +39,8 @@ from pyecho.learn.calibration.domain import DEFAULT_PERCENTILE, DomainGuard, fit
 from pyecho.learn.calibration.probability import KernelProbability, fit_kernel_probability
 from pyecho.learn.calibration.saved import Calibration
 from pyecho.learn.models.cnn import EchoCNN
-from pyecho.learn.models.inputs import (KERNEL_CLASSES, EchoPredictions, EchoTargets, InputView, add_complex_noise,
-                                        augment_training, concat_records, draw_snr, estimate_noise, take_records)
+from pyecho.learn.models.inputs import (KERNEL_CLASSES, EchoPredictions, EchoTargets, InputView, NoisyRecords,
+                                        estimate_noise)
 from pyecho.learn.models.rocket import RocketModel
 from pyecho.learn.models.scores import TaskScores
 
@@ -86,10 +86,11 @@ def make_candidate(name: Candidate, budget: Budget, seed: int, n_jobs: int):
                    noise_snr_range=TRAIN_SNR_RANGE, n_threads=n_jobs, random_state=seed)
 
 
-def noise_streams(seed: int) -> dict[str, np.random.Generator]:
-    """Independent generators for every noise draw of one split (named by :data:`_NOISE_STREAMS`)."""
-    children = np.random.SeedSequence([seed, 0x6E6F6973]).spawn(len(_NOISE_STREAMS))
-    return {name: np.random.default_rng(child) for name, child in zip(_NOISE_STREAMS, children)}
+def noise_streams(seed: int) -> dict[str, int]:
+    """Independent noise seeds (:class:`NoisyRecords`) of every noise draw of one split (named by
+    :data:`_NOISE_STREAMS`)."""
+    states = np.random.SeedSequence([seed, 0x6E6F6973]).generate_state(len(_NOISE_STREAMS))
+    return {name: int(state) for name, state in zip(_NOISE_STREAMS, states)}
 
 
 @dataclass(frozen=True)
@@ -116,28 +117,21 @@ def model_rows(split: Split, kernel: np.ndarray, budget: Budget) -> ModelRows:
 
 @dataclass(frozen=True)
 class NoisyRows:
-    """Records of some samples, clean and noised: ``records`` (rows = ``source`` samples, at
-    nominal ``snr``, inf = clean) and each row's ``estimated_snr``."""
+    """Some samples, clean and noised: ``records`` (row i: sample ``records.source[i]`` at nominal
+    SNR ``records.snr[i]``, inf = clean; made a chunk at a time) and each row's ``estimated_snr``."""
 
-    records: tuple[np.ndarray, ...]
-    source: np.ndarray
-    snr: np.ndarray
+    records: NoisyRecords
     estimated_snr: np.ndarray
 
+    @property
+    def source(self) -> np.ndarray:
+        return self.records.source
 
-def noisy_rows(data: LearnData, rows: np.ndarray, copies: int, rng: np.random.Generator, dead_time_us: float
-               ) -> NoisyRows:
+
+def noisy_rows(data: LearnData, rows: np.ndarray, copies: int, seed: int, dead_time_us: float) -> NoisyRows:
     """The samples ``rows`` clean, and ``copies`` times noised at SNRs of the training range."""
-    clean = take_records(data.records, rows)
-    parts, sources, snrs = [clean], [rows], [np.full(len(rows), np.inf)]
-    if copies:
-        noisy = augment_training(data.records, train_index=rows, rng=rng, snr_range=TRAIN_SNR_RANGE, copies=copies)
-        parts.append(noisy.M)
-        sources.append(noisy.source_index)
-        snrs.append(noisy.snr)
-    records = concat_records(*parts)
-    estimated = estimate_noise(records, data.grid, dead_time_us=dead_time_us).snr
-    return NoisyRows(records, np.concatenate(sources), np.concatenate(snrs), estimated)
+    records = NoisyRecords.with_copies(data.records, rows, copies=copies, snr_range=TRAIN_SNR_RANGE, seed=seed)
+    return NoisyRows(records, estimate_noise(records, data.grid, dead_time_us=dead_time_us).snr)
 
 
 @dataclass(frozen=True)
@@ -317,7 +311,7 @@ def fit_candidate(name: Candidate, data: LearnData, targets: EchoTargets, fit_ro
     the others on the fit rows and their noisy copies ``noisy`` (grouped by sample)."""
     model = make_candidate(name, budget, seed, n_jobs)
     if name == Candidate.CNN or noisy is None:
-        return model.fit(take_records(data.records, fit_rows), targets.take(fit_rows), data.grid)
+        return model.fit(NoisyRecords.clean(data.records, fit_rows), targets.take(fit_rows), data.grid)
     return model.fit(noisy.records, targets.take(noisy.source), data.grid, groups=noisy.source)
 
 
@@ -357,12 +351,13 @@ def run_candidates(data: LearnData, split: Split, budget: Budget, n_jobs: int, *
     targets = targets_of(data)
     rows = model_rows(split, data.labels.kernel, budget)
     check_calibration_rows(np.asarray(data.labels.kernel), rows.calibration, level)
-    rng = noise_streams(split.seed)
+    seeds = noise_streams(split.seed)
     dead = budget.dead_time_us
-    fit_noisy = noisy_rows(data, rows.fit, 1, rng["fit"], dead)
-    validation = noisy_rows(data, rows.validation, 1, rng["validation"], dead)
-    calibration = noisy_rows(data, rows.calibration, budget.calibration_copies, rng["calibration"], dead)
-    test_sets = [add_complex_noise(take_records(data.records, rows.test), snr, rng[f"test {snr:g}"])
+    fit_noisy = noisy_rows(data, rows.fit, 1, seeds["fit"], dead)
+    validation = noisy_rows(data, rows.validation, 1, seeds["validation"], dead)
+    calibration = noisy_rows(data, rows.calibration, budget.calibration_copies, seeds["calibration"], dead)
+    n_test = len(rows.test)
+    test_sets = [NoisyRecords(data.records, rows.test, np.full(n_test, snr), np.arange(n_test), seeds[f"test {snr:g}"])
                  for snr in TEST_SNRS]
     inputs = describe_inputs(data, budget)
     threshold = float(np.mean(targets.is_power[rows.fit]))
@@ -442,12 +437,12 @@ def _fit_guard(data: LearnData, fit_noisy: NoisyRows, validation: NoisyRows, cal
                targets: EchoTargets, budget: Budget) -> DomainGuard:
     """Fitted on the rows the models were fitted on, clean and noisy alike; thresholded per SNR
     band on the held-out validation and calibration rows, noised the same way."""
-    held = concat_records(validation.records, calibration.records)
+    dead = budget.dead_time_us
+    held = np.concatenate([guard_features(r.records, data.grid, dead) for r in (validation, calibration)])
     held_snr = np.concatenate([validation.estimated_snr, calibration.estimated_snr])
     labels = {t: targets[t][fit_noisy.source] for t in targets.targets}
-    dead = budget.dead_time_us
-    return fit_domain_guard(guard_features(fit_noisy.records, data.grid, dead), guard_features(held, data.grid, dead),
-                            held_snr, data.grid, labels, percentile=DEFAULT_PERCENTILE)
+    return fit_domain_guard(guard_features(fit_noisy.records, data.grid, dead), held, held_snr, data.grid, labels,
+                            percentile=DEFAULT_PERCENTILE)
 
 
 def run_candidate_seeds(main: CandidatesResult, data: LearnData, seeds: tuple[int, ...], budget: Budget, n_jobs: int,

@@ -28,7 +28,9 @@ the same (cross-entropy at chance is ln 3 ≈ 1.1, each standardised MSE starts 
 Training: Adam, learning rate halved after 2 epochs without improvement, early stopping on the
 validation loss of a stratified split carved from the rows given to :meth:`EchoCNN.fit` (never
 anything else) with the best epoch's weights restored; optional noise augmentation redraws the
-non-validation rows with fresh complex noise every epoch (:func:`~pyecho.learn.inputs.augment_training`).
+non-validation rows with fresh complex noise every epoch (:class:`~pyecho.learn.models.inputs.NoisyRecords`,
+made a chunk at a time: memory-mapped records stay on disk, and an epoch holds its inputs, never
+a noisy copy of the records).
 Seeded; deterministic on the CPU for a given thread count; ``device="auto"`` uses CUDA when
 present.
 
@@ -55,14 +57,14 @@ from pyecho.learn.models.inputs import (
     EchoTargets,
     InputView,
     ModelFileError,
-    as_records,
-    augment_training,
+    NoisyRecords,
+    as_noisy_records,
     check_fit_inputs,
     check_grid,
     check_snr_options,
+    draw_snr,
     model_header,
     read_model_config,
-    take_records,
 )
 from pyecho.physics.protocol import RecordGrid
 
@@ -185,7 +187,8 @@ class EchoCNN:
     patience : epochs without a better validation loss before stopping
     validation_fraction : share of the fit rows held out (stratified by kernel) for early stopping
     noise_snr_choices / noise_snr_range : optional per-epoch noise augmentation of the training
-        rows (not the validation rows), SNRs as in :func:`~pyecho.learn.inputs.augment_training`;
+        rows (not the validation rows): SNRs drawn uniformly from the choices (inf: a clean row)
+        or log-uniformly from the range (definition: :func:`~pyecho.learn.models.inputs.add_complex_noise`);
         at most one of them
     device : "auto" (CUDA when available, else CPU), "cpu" or "cuda"
     n_threads : torch CPU threads during fit/predict (None: leave torch's setting); on a machine
@@ -257,10 +260,10 @@ class EchoCNN:
         finally:
             torch.set_num_threads(old)
 
-    def _records(self, M) -> tuple[np.ndarray, ...]:
-        X = as_records(M)
+    def _records(self, M) -> NoisyRecords:
+        X = as_noisy_records(M)
         if hasattr(self, "network_"):
-            check_grid(X, self.grid_)
+            check_grid(X.records, self.grid_)
         return X
 
     def _outputs(self, views: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -284,7 +287,7 @@ class EchoCNN:
         R = check_fit_inputs(M, targets, grid)
         return self._with_threads(self._fit, R, targets, grid)
 
-    def _fit(self, R: tuple[np.ndarray, ...], targets: EchoTargets, grid: RecordGrid) -> "EchoCNN":
+    def _fit(self, R: NoisyRecords, targets: EchoTargets, grid: RecordGrid) -> "EchoCNN":
         rng = np.random.default_rng(self.random_state)
         torch.manual_seed(self.random_state)
         gen = torch.Generator().manual_seed(self.random_state)
@@ -294,9 +297,13 @@ class EchoCNN:
         except ValueError as exc:
             raise ValueError(f"validation_fraction: cannot carve a stratified validation split ({exc})") from None
         fit_rows, val_rows = np.sort(fit_rows), np.sort(val_rows)
+        augment = self.noise_snr_choices is not None or self.noise_snr_range is not None
+        if augment and np.isfinite(R.snr).any():
+            raise ValueError("M: noise augmentation redraws the noise of clean records; got records with noise "
+                             "already (fit on the clean ones)")
         self.grid_ = grid
-        X_fit = self.view.transform(take_records(R, fit_rows), grid)
-        X_val = self.view.transform(take_records(R, val_rows), grid)
+        X_fit = self.view.transform(R.take(fit_rows), grid)
+        X_val = self.view.transform(R.take(val_rows), grid)
         Y = targets.regression()
         self.targets_ = targets.targets
         self.y_mean_, self.y_std_ = Y[fit_rows].mean(axis=0), Y[fit_rows].std(axis=0)
@@ -311,6 +318,8 @@ class EchoCNN:
             scale = np.sqrt(((X - mean) ** 2).mean(axis=(0, 2)))[:, None]
             branch.x_mean.copy_(torch.from_numpy(mean))
             branch.x_scale.copy_(torch.from_numpy(np.where(scale > 0, scale, 1.0).astype(np.float32)))
+        if augment:
+            del X_fit  # every epoch makes its own inputs
         self.network_.to(dev)
         w_kernel, w_reg = self.loss_weights.kernel, self.loss_weights.regression
 
@@ -326,10 +335,11 @@ class EchoCNN:
         self.stopped_early_ = False
         for epoch in range(1, self.max_epochs + 1):
             t0 = time.perf_counter()
-            if self.noise_snr_choices is not None or self.noise_snr_range is not None:
-                noisy = augment_training(R, train_index=fit_rows, rng=rng, snr_choices=self.noise_snr_choices,
-                                         snr_range=self.noise_snr_range)
-                X_epoch = self.view.transform(noisy.M, grid)
+            if augment:
+                snr = draw_snr(rng, len(fit_rows), snr_choices=self.noise_snr_choices, snr_range=self.noise_snr_range)
+                noisy = NoisyRecords(R.records, R.source[fit_rows], snr, epoch * len(fit_rows) + np.arange(len(fit_rows)),
+                                     self.random_state)
+                X_epoch = self.view.transform(noisy, grid)
             else:
                 X_epoch = X_fit
             X_epoch = [torch.from_numpy(X) for X in X_epoch]

@@ -17,7 +17,7 @@ from pyecho.learn.base import (POWER_CLASS, TASK_CLASSES, Budget, ClassScores, F
                                Target, Task, no_note)
 from pyecho.learn.models.candidates import (CANDIDATE_TITLES, Candidate, fit_candidate, noise_streams, noisy_rows,
                                             targets_of)
-from pyecho.learn.models.inputs import take_records
+from pyecho.learn.models.inputs import NoisyRecords
 from pyecho.learn.models.scores import TaskScores
 from pyecho.learn.paper.classify import make_rf_pipeline
 from pyecho.learn.paper.features import Features
@@ -88,6 +88,6 @@ def candidate_point(name: Candidate, data: LearnData, label: str, sub: np.ndarra
     # the CNN draws fresh noise every epoch itself
     noisy = None if name == Candidate.CNN else noisy_rows(data, sub, 1, noise_streams(seed)["fit"], budget.dead_time_us)
     model = fit_candidate(name, data, targets, sub, noisy, budget, seed, n_jobs)
-    scores = TaskScores.of(model.predict(take_records(data.records, test_rows)), targets.take(test_rows),
+    scores = TaskScores.of(model.predict(NoisyRecords.clean(data.records, test_rows)), targets.take(test_rows),
                            pvnp_threshold)
     return CurvePoint(f"{CANDIDATE_TITLES[name]} ({label})", len(sub), scores.pvnp, scores.regression[Target.L.value])

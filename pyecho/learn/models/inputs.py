@@ -19,9 +19,11 @@ What is here:
   phase's evolution over time (α_z, W at θ ≠ 90°, a carrier offset) is kept.
 * :class:`InputView` -- the float32 channels a model sees: referenced Re, Im (and |M|) of every
   measurement, dead samples dropped, block-averaged in time.
-* :func:`add_complex_noise`, :func:`augment_training` -- complex white Gaussian noise at a
-  defined SNR, and noisy copies of training rows; :func:`estimate_noise` -- a record's noise
-  level and SNR measured from the record itself.
+* :func:`add_complex_noise` -- complex white Gaussian noise at a defined SNR;
+  :class:`NoisyRecords` -- rows of records, clean or noised (noisy copies of training rows, test
+  rows at an SNR), made a chunk at a time with each row's noise fixed by its own seed, so the
+  records may be memory-mapped and no noisy copy of a large set is ever held;
+  :func:`estimate_noise` -- a record's noise level and SNR measured from the record itself.
 * :class:`EchoTargets` and :class:`EchoPredictions` -- the labels the models learn and what
   they return (kernel class probabilities; every target in its own units).
 """
@@ -61,6 +63,9 @@ DEFAULT_MAX_POINTS = 1024
 _MEDIAN_TO_SIGMA = 1.0 / math.sqrt(6.0 * 2.0 * math.log(2.0))
 #: samples averaged when reading a record's peak amplitude for its SNR
 _PEAK_SMOOTHING = 8
+#: rows put through a transform at a time: the transforms' complex temporaries stay a few times
+#: CHUNK_ROWS records, whatever the number of rows (the output is what grows with them)
+CHUNK_ROWS = 512
 
 
 def as_records(M, n_measurements: int | None = None) -> tuple[np.ndarray, ...]:
@@ -83,8 +88,10 @@ def as_records(M, n_measurements: int | None = None) -> tuple[np.ndarray, ...]:
         if not (np.issubdtype(a.dtype, np.number) and a.ndim in (1, 2)) or a.size == 0:
             raise ValueError(f"M: measurement {k}: expected a numeric array (T,) or (B, T); got {a.dtype} {a.shape}")
         # single precision stays single (a dataset's complex64 records, noised, are half the memory)
-        a = np.atleast_2d(a).astype(np.complex64 if a.dtype in (np.complex64, np.float32) else np.complex128)
-        if np.any(np.isinf(a.real) | np.isinf(a.imag)):
+        # no copy when the precision is already right: a memory-mapped dataset stays on disk
+        a = np.atleast_2d(a).astype(np.complex64 if a.dtype in (np.complex64, np.float32) else np.complex128,
+                                    copy=False)
+        if np.isinf(a).any():
             raise ValueError(f"M: measurement {k} contains infinite values")
         out.append(a)
     if len({a.shape[0] for a in out}) != 1:
@@ -118,17 +125,17 @@ def check_readable(grid: RecordGrid, dead_time_us: float, n_ref: int = DEFAULT_N
                                  "or a shorter dead time (pyecho learn --dead-time-us)") from None
 
 
-def check_fit_inputs(M, targets: "EchoTargets", grid: RecordGrid) -> tuple[np.ndarray, ...]:
-    """The records of a model's fit(): checked against ``targets`` (one row each) and ``grid``;
-    ValueError naming what is wrong."""
+def check_fit_inputs(M, targets: "EchoTargets", grid: RecordGrid) -> "NoisyRecords":
+    """The rows of a model's fit() (arrays, see :func:`as_records`, or :class:`NoisyRecords`):
+    checked against ``targets`` (one row each) and ``grid``; ValueError naming what is wrong."""
     if not isinstance(targets, EchoTargets):
         raise ValueError(f"targets: got {type(targets).__name__}; allowed: an EchoTargets")
     if not isinstance(grid, RecordGrid):
         raise ValueError(f"grid: got {type(grid).__name__}; allowed: a RecordGrid")
-    R = as_records(M)
-    check_grid(R, grid)
-    if len(targets) != R[0].shape[0]:
-        raise ValueError(f"targets: {len(targets)} rows for {R[0].shape[0]} records")
+    R = as_noisy_records(M)
+    check_grid(R.records, grid)
+    if len(targets) != len(R):
+        raise ValueError(f"targets: {len(targets)} rows for {len(R)} records")
     return R
 
 
@@ -187,7 +194,7 @@ def reference_window(grid: RecordGrid, k: int, dead_time_us: float, n_ref: int =
 
 
 def reference_phase_gain(records, grid: RecordGrid, *, dead_time_us: float = 0.0,
-                         n_ref: int = DEFAULT_N_REF) -> ReferencedEchoes:
+                         n_ref: int = DEFAULT_N_REF, first_row: int = 0) -> ReferencedEchoes:
     """Remove the arbitrary global receiver phase and gain of every record.
 
     Each record (each measurement on its own) is divided by its reference r, the mean of the
@@ -195,7 +202,8 @@ def reference_phase_gain(records, grid: RecordGrid, *, dead_time_us: float = 0.0
     result is real and positive with magnitude 1, and M·g·e^{iφ} gives the same result as M
     for any g > 0 and φ. The phase's evolution over time is kept.
 
-    Raises ValueError if a reference is zero or holds a missing (NaN) sample.
+    Raises ValueError if a reference is zero or holds a missing (NaN) sample (naming the record
+    as ``first_row`` + its row: the records may be a chunk of a larger set).
     """
     X = as_records(records)
     check_grid(X, grid)
@@ -206,7 +214,7 @@ def reference_phase_gain(records, grid: RecordGrid, *, dead_time_us: float = 0.0
         r = R[:, window].mean(axis=1)
         bad = ~np.isfinite(r) | (np.abs(r) == 0)
         if np.any(bad):
-            b = int(np.flatnonzero(bad)[0])
+            b = first_row + int(np.flatnonzero(bad)[0])
             raise ValueError(f"M: record {b} of {grid.protocol[k].text} has a zero or missing phase reference "
                              f"(samples {window.start}..{window.stop - 1}, after a dead time of {dead_time_us:g} µs)")
         out.append(R / r[:, None])
@@ -273,16 +281,30 @@ class InputView:
     def transform(self, records, grid: RecordGrid) -> list[np.ndarray]:
         """Channels of the referenced records: one float32 array (B, C, T'_k) per measurement.
 
-        Raises ValueError for a missing (NaN) sample outside the dead time."""
-        R = reference_phase_gain(records, grid, dead_time_us=self.dead_time_us, n_ref=self.n_ref).M
+        ``records``: arrays (see :func:`as_records`) or :class:`NoisyRecords`; made
+        :data:`CHUNK_ROWS` rows at a time. Raises ValueError for a missing (NaN) sample outside
+        the dead time."""
+        rows = as_noisy_records(records)
+        check_grid(rows.records, grid)
+        kept = [self.kept_blocks(grid, k) for k in range(len(grid.protocol))]
+        C = len(self.channel_names)
+        out = [np.empty((len(rows), C, len(kk)), dtype=np.float32) for kk in kept]
+        for start, chunk in rows.chunks():
+            for X, part in zip(out, self._transform_chunk(chunk, grid, kept, start)):
+                X[start:start + len(part)] = part
+        return out
+
+    def _transform_chunk(self, records: tuple[np.ndarray, ...], grid: RecordGrid, kept: list[np.ndarray],
+                         first_row: int) -> list[np.ndarray]:
+        R = reference_phase_gain(records, grid, dead_time_us=self.dead_time_us, n_ref=self.n_ref,
+                                 first_row=first_row).M
         out = []
         for k, Mk in enumerate(R):
             d = self.block(Mk.shape[1])
-            kept = self.kept_blocks(grid, k)
             B, T = Mk.shape
-            blocks = Mk[:, : (T // d) * d].reshape(B, T // d, d)[:, kept]  # (B, T', d)
+            blocks = Mk[:, : (T // d) * d].reshape(B, T // d, d)[:, kept[k]]  # (B, T', d)
             if np.isnan(blocks.real).any() or np.isnan(blocks.imag).any():
-                b = int(np.flatnonzero(np.isnan(blocks).any(axis=(1, 2)))[0])
+                b = first_row + int(np.flatnonzero(np.isnan(blocks).any(axis=(1, 2)))[0])
                 raise ValueError(f"M: record {b} of {grid.protocol[k].text} misses samples outside the model's dead "
                                  f"time of {self.dead_time_us:g} µs after each pulse")
             parts = {"re": blocks.real, "im": blocks.imag, "abs": np.abs(blocks)}
@@ -307,6 +329,19 @@ def _first_finite(A: np.ndarray) -> np.ndarray:
     return np.where(finite.any(axis=1), A[np.arange(len(A)), np.argmax(finite, axis=1)], 0.0)
 
 
+def _check_snr(snr, B: int) -> np.ndarray:
+    snr = np.broadcast_to(np.asarray(snr, dtype=float), (B,)) if np.ndim(snr) == 0 else np.asarray(snr, float)
+    if snr.shape != (B,) or np.any(np.isnan(snr)) or np.any(snr <= 0):
+        raise ValueError(f"snr: got {snr if snr.size <= 4 else snr.shape}; allowed: a value > 0 (inf allowed) "
+                         f"or one per record, shape ({B},)")
+    return snr
+
+
+def _noise_sigma(records: tuple[np.ndarray, ...], snr: np.ndarray) -> np.ndarray:
+    """σ (B,) of the noise at ``snr`` (the definition in :func:`add_complex_noise`); 0 where snr is inf."""
+    return np.max(np.column_stack([_first_finite(np.abs(R)) for R in records]), axis=1) / snr
+
+
 def add_complex_noise(records, snr, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
     """Add complex white Gaussian noise at a given signal-to-noise ratio.
 
@@ -324,18 +359,131 @@ def add_complex_noise(records, snr, rng: np.random.Generator) -> tuple[np.ndarra
     Returns
     -------
     tuple of new complex arrays (B, T_k), the input's precision (the input is never modified).
+    :class:`NoisyRecords` makes the same noise row by row, a chunk at a time.
     """
     X = as_records(records)
-    B = X[0].shape[0]
-    snr = np.broadcast_to(np.asarray(snr, dtype=float), (B,)) if np.ndim(snr) == 0 else np.asarray(snr, float)
-    if snr.shape != (B,) or np.any(np.isnan(snr)) or np.any(snr <= 0):
-        raise ValueError(f"snr: got {snr if snr.size <= 4 else snr.shape}; allowed: a value > 0 (inf allowed) "
-                         f"or one per record, shape ({B},)")
+    snr = _check_snr(snr, X[0].shape[0])
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng: got {type(rng).__name__}; allowed: a numpy.random.Generator")
-    sigma = np.max(np.column_stack([_first_finite(np.abs(R)) for R in X]), axis=1) / snr  # (B,), 0 where snr is inf
+    sigma = _noise_sigma(X, snr)
     return tuple((R + sigma[:, None] * (rng.standard_normal(R.shape) + 1j * rng.standard_normal(R.shape)))
                  .astype(R.dtype) for R in X)
+
+
+@dataclass(frozen=True)
+class NoisyRecords:
+    """Rows of records, each clean or with its own noise, made a chunk at a time.
+
+    Row i is row ``source[i]`` of ``records`` plus complex white Gaussian noise at SNR
+    ``snr[i]`` (inf: clean; the definition of :func:`add_complex_noise`) drawn from a generator
+    seeded by (``seed``, ``key[i]``) alone: a row is the same whichever chunk, subset or order it
+    is made in, and nothing holds more than a chunk of noisy records. ``records`` may be
+    memory-mapped (:func:`pyecho.data.store.load_dataset` with ``mmap_dir``): a chunk reads
+    only its rows.
+
+    Attributes
+    ----------
+    records : tuple of complex arrays (B, T_k), one per measurement (never modified)
+    source : int array (N,) -- the row of ``records`` each row is made from
+    snr : float array (N,) -- each row's SNR, > 0 (inf: clean)
+    key : int array (N,) -- each row's noise key (with ``seed``: its noise)
+    seed : int >= 0
+    """
+
+    records: tuple[np.ndarray, ...]
+    source: np.ndarray
+    snr: np.ndarray
+    key: np.ndarray
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not _is_record_tuple(self.records):
+            object.__setattr__(self, "records", as_records(self.records))
+        B = self.records[0].shape[0]
+        source = np.asarray(self.source)
+        if source.ndim != 1 or not np.issubdtype(source.dtype, np.integer) or (
+                source.size and (source.min() < 0 or source.max() >= B)):
+            raise ValueError(f"source: expected a 1-D integer array of rows in [0, {B}); got {source.dtype} {source.shape}")
+        n = source.size
+        key = np.asarray(self.key)
+        if key.shape != (n,) or not np.issubdtype(key.dtype, np.integer) or (n and key.min() < 0):
+            raise ValueError(f"key: expected {n} integers >= 0; got {key.dtype} {key.shape}")
+        object.__setattr__(self, "source", source.astype(np.int64))
+        object.__setattr__(self, "snr", _check_snr(self.snr, n).copy())
+        object.__setattr__(self, "key", key.astype(np.int64))
+        object.__setattr__(self, "seed", _check_int("seed", self.seed, 0))
+
+    @classmethod
+    def clean(cls, records, rows=None) -> "NoisyRecords":
+        """The rows ``rows`` (default: all) of ``records``, without noise. A tuple of complex
+        (B, T_k) arrays (a dataset's records) is used as it is, unread: a memory map stays on
+        disk; anything else goes through :func:`as_records`."""
+        X = records if _is_record_tuple(records) else as_records(records)
+        rows = np.arange(X[0].shape[0]) if rows is None else np.asarray(rows)
+        return cls(X, rows, np.full(len(rows), np.inf), np.zeros(len(rows), dtype=np.int64))
+
+    @classmethod
+    def with_copies(cls, records: tuple[np.ndarray, ...], rows, *, copies: int, snr_range: tuple[float, float],
+                    seed: int) -> "NoisyRecords":
+        """The rows ``rows`` clean, then ``copies`` noisy copies of each (copy c of every row
+        after copy c - 1's), SNRs log-uniform in ``snr_range`` drawn from ``seed``."""
+        rows = np.asarray(rows)
+        copies = _check_int("copies", copies, 0)
+        snr = draw_snr(np.random.default_rng(seed), len(rows) * copies, snr_range=snr_range)
+        n = len(rows) * (copies + 1)
+        return cls(records, np.tile(rows, copies + 1), np.concatenate([np.full(len(rows), np.inf), snr]),
+                   np.arange(n), seed)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def take(self, index) -> "NoisyRecords":
+        """The rows ``index`` (int array), each with its own noise."""
+        index = np.asarray(index)
+        return NoisyRecords(self.records, self.source[index], self.snr[index], self.key[index], self.seed)
+
+    def rows(self, start: int, stop: int) -> tuple[np.ndarray, ...]:
+        """The records of rows [start, stop), noised: complex arrays (stop - start, T_k), the
+        records' precision."""
+        src = self.source[start:stop]
+        order = np.argsort(src, kind="stable")  # a memory map is read fastest in order
+        clean = tuple(np.empty((len(src), R.shape[1]), dtype=R.dtype) for R in self.records)
+        for out, R in zip(clean, self.records):
+            out[order] = R[src[order]]
+        snr = self.snr[start:stop]
+        noisy = np.flatnonzero(np.isfinite(snr))
+        if noisy.size == 0:
+            return clean
+        sigma = _noise_sigma(tuple(X[noisy] for X in clean), snr[noisy])
+        for i, s in zip(noisy, sigma):
+            rng = np.random.default_rng([self.seed, int(self.key[start + i])])
+            for X in clean:
+                T = X.shape[1]
+                X[i] = X[i] + s * (rng.standard_normal(T) + 1j * rng.standard_normal(T))
+        return clean
+
+    def chunks(self, size: int | None = None):
+        """(first row, records of the next ``size`` rows; default :data:`CHUNK_ROWS`) over every row, in order."""
+        size = CHUNK_ROWS if size is None else _check_int("size", size, 1)
+        for start in range(0, len(self), size):
+            yield start, self.rows(start, min(start + size, len(self)))
+
+    def materialize(self) -> tuple[np.ndarray, ...]:
+        """Every row at once (memory: all of them)."""
+        return self.rows(0, len(self))
+
+
+def _is_record_tuple(records) -> bool:
+    return (isinstance(records, tuple) and len(records) > 0
+            and all(isinstance(R, np.ndarray) and R.ndim == 2 and R.dtype in (np.complex64, np.complex128)
+                    for R in records)
+            and len({R.shape[0] for R in records}) == 1)
+
+
+def as_noisy_records(records) -> NoisyRecords:
+    """``records`` as :class:`NoisyRecords`: itself, or every row of arrays, checked by
+    :func:`as_records`, clean."""
+    return records if isinstance(records, NoisyRecords) else NoisyRecords.clean(as_records(records))
 
 
 @dataclass(frozen=True)
@@ -360,9 +508,22 @@ def estimate_noise(records, grid: RecordGrid, *, dead_time_us: float = 0.0) -> N
     Rayleigh; an echo's own curvature over three samples is some 10⁻⁵ of its height, so a
     noise-free record reads SNR ~10⁵ and more). The amplitude: the largest |M| after averaging
     8 samples. Both are invariant to the receiver's phase; their ratio also to its gain.
+    ``records``: arrays (see :func:`as_records`) or :class:`NoisyRecords`, read a chunk at a time.
     """
-    X = as_records(records)
-    check_grid(X, grid)
+    rows = as_noisy_records(records)
+    check_grid(rows.records, grid)
+    sigma, amplitude = np.empty(len(rows)), np.empty(len(rows))
+    for start, chunk in rows.chunks():
+        stop = start + chunk[0].shape[0]
+        sigma[start:stop], amplitude[start:stop] = _noise_and_peak(chunk, grid, dead_time_us)
+    with np.errstate(divide="ignore"):
+        snr = np.where(sigma > 0, amplitude / np.where(sigma > 0, sigma, 1.0), np.inf)
+    return NoiseEstimate(sigma=sigma, amplitude=amplitude, snr=snr)
+
+
+def _noise_and_peak(X: tuple[np.ndarray, ...], grid: RecordGrid, dead_time_us: float
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(σ, peak amplitude) of each row of a chunk of records (see :func:`estimate_noise`)."""
     d2_all, peaks = [], []
     for k, R in enumerate(X):
         keep = ~grid.dead_mask(k, max(dead_time_us, grid.dt_us))  # never across a pulse
@@ -372,12 +533,8 @@ def estimate_noise(records, grid: RecordGrid, *, dead_time_us: float = 0.0) -> N
         blocks = np.abs(R[:, :T]).reshape(R.shape[0], -1, _PEAK_SMOOTHING)
         full = keep[:T].reshape(-1, _PEAK_SMOOTHING).all(axis=1)  # blocks clear of pulses and dead time
         peaks.append(blocks[:, full].mean(axis=2).max(axis=1) if full.any() else np.zeros(R.shape[0]))
-    d2 = np.concatenate(d2_all, axis=1)
-    sigma = np.nanmedian(d2, axis=1) * _MEDIAN_TO_SIGMA
-    amplitude = np.max(np.column_stack(peaks), axis=1)
-    with np.errstate(divide="ignore"):
-        snr = np.where(sigma > 0, amplitude / np.where(sigma > 0, sigma, 1.0), np.inf)
-    return NoiseEstimate(sigma=sigma, amplitude=amplitude, snr=snr)
+    sigma = np.nanmedian(np.concatenate(d2_all, axis=1), axis=1) * _MEDIAN_TO_SIGMA
+    return sigma, np.max(np.column_stack(peaks), axis=1)
 
 
 def check_snr_options(snr_choices, snr_range, *, required: bool, prefix: str = ""):
@@ -412,62 +569,6 @@ def draw_snr(rng: np.random.Generator, size: int, *, snr_choices=None, snr_range
     if choices is not None:
         return rng.choice(np.asarray(choices), size=size)
     return np.exp(rng.uniform(np.log(bounds[0]), np.log(bounds[1]), size=size))
-
-
-@dataclass(frozen=True)
-class NoiseAugmented:
-    """Noisy copies of training rows (see :func:`augment_training`).
-
-    Attributes
-    ----------
-    M : tuple of complex128 arrays (N, T_k) -- new rows, one per (training row, copy)
-    source_index : int array (N,) -- the row of the input each new row was made from (gather
-        the labels with it); every value is one of the given training indices
-    snr : float array (N,) -- the SNR each row got (inf: a clean copy)
-    """
-
-    M: tuple[np.ndarray, ...]
-    source_index: np.ndarray
-    snr: np.ndarray
-
-
-def augment_training(
-    records,
-    *,
-    train_index,
-    rng: np.random.Generator,
-    snr_choices: Sequence[float] | None = None,
-    snr_range: tuple[float, float] | None = None,
-    copies: int = 1,
-) -> NoiseAugmented:
-    """Noisy copies of the training rows only: new arrays, the records untouched.
-
-    Only the rows named by ``train_index`` are read; the result holds ``copies`` noisy copies of
-    each, with SNRs (definition in :func:`add_complex_noise`) drawn per copy, either uniformly
-    from ``snr_choices`` (inf = clean copy) or log-uniformly from ``snr_range`` = (lo, hi).
-    Exactly one of the two must be given.
-    """
-    X = as_records(records)
-    B = X[0].shape[0]
-    idx = np.asarray(train_index)
-    if idx.ndim != 1 or idx.size == 0 or not np.issubdtype(idx.dtype, np.integer):
-        raise ValueError(f"train_index: expected a non-empty 1-D integer array; got {idx.dtype} {idx.shape}")
-    if idx.min() < 0 or idx.max() >= B or np.unique(idx).size != idx.size:
-        raise ValueError(f"train_index: values must be distinct rows in [0, {B})")
-    copies = _check_int("copies", copies, 1)
-    snr = draw_snr(rng, idx.size * copies, snr_choices=snr_choices, snr_range=snr_range)
-    source = np.repeat(idx, copies)
-    return NoiseAugmented(M=add_complex_noise(tuple(R[source] for R in X), snr, rng), source_index=source, snr=snr)
-
-
-def take_records(records: tuple[np.ndarray, ...], index) -> tuple[np.ndarray, ...]:
-    """Rows ``index`` of every measurement."""
-    return tuple(R[index] for R in records)
-
-
-def concat_records(*parts: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
-    """Rows of several record tuples (same protocol), one after the other."""
-    return tuple(np.concatenate(ms) for ms in zip(*parts, strict=True))
 
 
 class _ByTarget:

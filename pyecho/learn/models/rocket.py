@@ -52,7 +52,8 @@ from pyecho.learn.models.inputs import (
     EchoTargets,
     InputView,
     ModelFileError,
-    as_records,
+    NoisyRecords,
+    as_noisy_records,
     check_fit_inputs,
     check_grid,
     model_header,
@@ -73,6 +74,8 @@ _TRUSTED_ROOTS = ("sklearn.", "numpy.")
 MIN_KERNELS = 84
 #: candidate inverse L2 strengths of the logistic regression (standardised features)
 DEFAULT_C_GRID: tuple[float, ...] = (1e-4, 1e-3, 1e-2)
+#: rows of features converted to float64 at a time by the ridge path
+_GRAM_ROWS = 2048
 #: candidate ridge penalties (standardised features), one per decade
 DEFAULT_RIDGE_ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(-1, 5, 7))
 
@@ -83,15 +86,32 @@ def _logistic(C: float) -> LogisticRegression:
 
 def _ridge_validation_mse(F_fit: np.ndarray, Y_fit: np.ndarray, F_val: np.ndarray, Y_val: np.ndarray,
                           alphas) -> np.ndarray:
-    """Validation MSE (alphas, targets) of ridge at every penalty, exactly, from one thin SVD of
-    the centred fit rows (instead of one solve per penalty; its cost grows with the smaller of
-    rows and features, so a few hundred rows of 10 000 features take a fraction of a second)."""
-    mean_f, mean_y = F_fit.mean(axis=0), Y_fit.mean(axis=0)
-    U, sv, Vt = np.linalg.svd((F_fit - mean_f).astype(np.float64), full_matrices=False)
-    UtY = U.T @ (Y_fit - mean_y)  # (rank, targets)
-    P = (F_val - mean_f).astype(np.float64) @ Vt.T
-    return np.array([(((P @ ((sv / (sv ** 2 + a))[:, None] * UtY)) + mean_y - Y_val) ** 2).mean(axis=0)
-                     for a in alphas])
+    """Validation MSE (alphas, targets) of ridge at every penalty, exactly, from one
+    decomposition of the centred fit rows X (instead of one solve per penalty): the thin SVD of
+    X when it has fewer rows than features (a few hundred rows of 10 000 features take a
+    fraction of a second), else the eigendecomposition of XᵀX, built :data:`_GRAM_ROWS` rows at
+    a time (features² memory, whatever the rows: 20 000 rows of 7 200 features would need
+    2.2 GB of float64 for the SVD, 0.8 GB this way)."""
+    mean_f, mean_y = F_fit.mean(axis=0, dtype=np.float64), Y_fit.mean(axis=0)
+    Yc = Y_fit - mean_y
+    if F_fit.shape[0] < F_fit.shape[1]:
+        U, sv, Vt = np.linalg.svd((F_fit - mean_f).astype(np.float64), full_matrices=False)
+        V, shrink = Vt.T, lambda a: sv / (sv ** 2 + a)
+        XtY_in_V = U.T @ Yc  # (rank, targets), already scaled by sv: shrink carries sv / (sv² + a)
+    else:
+        G = np.zeros((F_fit.shape[1],) * 2)
+        XtY = np.zeros((F_fit.shape[1], Yc.shape[1]))
+        for i in range(0, F_fit.shape[0], _GRAM_ROWS):
+            Xc = F_fit[i:i + _GRAM_ROWS].astype(np.float64) - mean_f
+            G += Xc.T @ Xc
+            XtY += Xc.T @ Yc[i:i + _GRAM_ROWS]
+        ev, V = np.linalg.eigh(G)
+        del G
+        ev = np.clip(ev, 0.0, None)  # round-off below zero on a rank-deficient XᵀX
+        XtY_in_V, shrink = V.T @ XtY, lambda a: 1.0 / (ev + a)
+    P = np.concatenate([(F_val[i:i + _GRAM_ROWS].astype(np.float64) - mean_f) @ V
+                        for i in range(0, F_val.shape[0], _GRAM_ROWS)])
+    return np.array([(((P @ (shrink(a)[:, None] * XtY_in_V)) + mean_y - Y_val) ** 2).mean(axis=0) for a in alphas])
 
 
 def group_split(kernel_index: np.ndarray, groups: np.ndarray, fraction: float, seed: int
@@ -136,9 +156,11 @@ def fit_linear_heads(F: np.ndarray, targets: EchoTargets, *, groups: np.ndarray 
     The logistic C (validation log-loss, each fit warm-started from the previous, weakest
     penalty last) and one ridge penalty per target (validation MSE) are chosen on a validation
     split by ``groups`` (:func:`group_split`); the heads are then refitted on every row.
+    F is standardised in place (a float array of the caller's it no longer needs: its memory is
+    the largest of the fit).
     """
     scaler = StandardScaler().fit(F)
-    Z = scaler.transform(F)
+    Z = scaler.transform(F, copy=False)
     k, Y = targets.kernel_index, targets.regression()
     fit, val = group_split(k, np.arange(len(k)) if groups is None else np.asarray(groups), validation_fraction,
                            random_state)
@@ -216,10 +238,10 @@ class RocketModel:
         self.n_jobs = int(n_jobs)
         self.random_state = int(random_state)
 
-    def _records(self, M) -> tuple[np.ndarray, ...]:
-        X = as_records(M)
+    def _records(self, M) -> NoisyRecords:
+        X = as_noisy_records(M)
         if hasattr(self, "heads_"):
-            check_grid(X, self.grid_)
+            check_grid(X.records, self.grid_)
         return X
 
     def _raw_features(self, views: list[np.ndarray], transforms) -> np.ndarray:
@@ -243,7 +265,7 @@ class RocketModel:
         with threadpool_limits(limits=self.n_jobs):
             return self._fit(R, targets, grid, groups)
 
-    def _fit(self, R: tuple[np.ndarray, ...], targets: EchoTargets, grid: RecordGrid, groups: np.ndarray
+    def _fit(self, R: NoisyRecords, targets: EchoTargets, grid: RecordGrid, groups: np.ndarray
              ) -> "RocketModel":
         self.grid_ = grid
         views = self.view.transform(R, grid)

@@ -14,7 +14,7 @@ import pytest
 
 from pyecho.errors import InputFileError
 from pyecho.learn.calibration.domain import SCALE_FLOOR, DomainGuard, fit_domain_guard
-from pyecho.learn.models.inputs import (InputView, add_complex_noise, augment_training, concat_records,
+from pyecho.learn.models.inputs import (InputView, add_complex_noise, NoisyRecords,
                                         estimate_noise)
 from pyecho.physics.protocol import Protocol, RecordGrid
 from tests.learn.models.learnable import TWO_MEASUREMENTS as GRID
@@ -34,11 +34,9 @@ def noisy_rows(n: int, seed: int, copies: int, omega_scale: float = OMEGA_SCALE)
     (records, targets of every row, estimated SNR of every row)."""
     clean, tg, _ = make_learnable_echoes(n, grid=GRID, seed=seed, noise=0.0, omega_scale=omega_scale,
                                          dtype=np.complex128)
-    aug = augment_training(clean, train_index=np.arange(n), rng=np.random.default_rng(seed + 100),
-                           snr_range=TRAIN_SNR_RANGE, copies=copies)
-    records = concat_records(clean, aug.M)
-    return records, tg.take(np.r_[np.arange(n), aug.source_index]), estimate_noise(records, GRID,
-                                                                                     dead_time_us=DEAD_US).snr
+    rows = NoisyRecords.with_copies(clean, np.arange(n), copies=copies, snr_range=TRAIN_SNR_RANGE, seed=seed + 100)
+    records = rows.materialize()
+    return records, tg.take(rows.source), estimate_noise(records, GRID, dead_time_us=DEAD_US).snr
 
 
 def fresh(n: int, seed: int, snr: float, omega_scale: float = OMEGA_SCALE):

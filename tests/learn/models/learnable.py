@@ -49,3 +49,8 @@ def make_learnable_echoes(n: int, grid: RecordGrid = TWO_MEASUREMENTS, seed: int
     targets = EchoTargets(kernel=kernel, values={"W": W, "L": L, "alpha_xy": a_xy, "alpha_z": a_z})
     return tuple(records), targets, grid
 
+
+
+def rows_of(records: tuple[np.ndarray, ...], index) -> tuple[np.ndarray, ...]:
+    """Rows ``index`` of every measurement."""
+    return tuple(R[index] for R in records)

@@ -10,8 +10,8 @@ import torch
 from sklearn.metrics import f1_score, r2_score
 
 from pyecho.learn.models.cnn import CONFIG_FILE, WEIGHTS_FILE, EchoCNN, LossWeights
-from pyecho.learn.models.inputs import KERNEL_CLASSES, EchoTargets, InputView, ModelFileError, take_records
-from tests.learn.models.learnable import ONE_MEASUREMENT, TWO_MEASUREMENTS, make_learnable_echoes
+from pyecho.learn.models.inputs import KERNEL_CLASSES, EchoTargets, InputView, ModelFileError
+from tests.learn.models.learnable import ONE_MEASUREMENT, TWO_MEASUREMENTS, make_learnable_echoes, rows_of
 
 #: a network small enough to train in seconds on one thread; 6 dead samples after every pulse
 VIEW = InputView(decimate=2, dead_time_us=0.96)
@@ -30,7 +30,7 @@ def data():
 def fitted(data):
     records, tg, grid, train, _ = data
     return EchoCNN(**TINY, learning_rate=3e-3, max_epochs=25, patience=6, random_state=0).fit(
-        take_records(records, train), tg.take(train), grid)
+        rows_of(records, train), tg.take(train), grid)
 
 
 def test_one_branch_per_measurement(data, fitted):
@@ -42,7 +42,7 @@ def test_one_branch_per_measurement(data, fitted):
     assert len(branches) == 2
     assert [tuple(b.x_mean.shape) for b in branches] == [(3, T[0]), (3, T[1])]
     # both branches are read: changing either measurement changes the prediction
-    test_records = take_records(records, test)
+    test_records = rows_of(records, test)
     base = fitted.predict(test_records).kernel_proba
     for k in range(2):
         moved = tuple(R * (1.5 if j == k else 1.0) * np.exp(0.5j * np.arange(R.shape[1]) / R.shape[1] * (j == k))
@@ -52,7 +52,7 @@ def test_one_branch_per_measurement(data, fitted):
 
 def test_learns_a_trivially_learnable_problem(data, fitted):
     records, tg, _, _, test = data
-    pred = fitted.predict(take_records(records, test))
+    pred = fitted.predict(rows_of(records, test))
     assert pred.kernel_proba.shape == (60, len(KERNEL_CLASSES)) and pred["W"].shape == (60,)
     np.testing.assert_allclose(pred.kernel_proba.sum(axis=1), 1.0, atol=1e-12)
     assert f1_score(tg.kernel[test], pred.kernel, average="macro") > 0.9  # chance: 1/3
@@ -65,7 +65,7 @@ def test_learns_a_trivially_learnable_problem(data, fitted):
 def test_records_of_another_grid_are_refused(data, fitted):
     records, _, _, _, test = data
     with pytest.raises(ValueError, match=r"lengths \[300\].*T = \[300, 250\]"):
-        fitted.predict(take_records(records, test)[:1])
+        fitted.predict(rows_of(records, test)[:1])
     one, tg, _ = make_learnable_echoes(20, grid=ONE_MEASUREMENT)
     with pytest.raises(ValueError, match=r"lengths \[300\]"):
         EchoCNN(**TINY, max_epochs=1).fit(one, tg, TWO_MEASUREMENTS)
@@ -86,8 +86,8 @@ def test_early_stopping_stops_and_keeps_the_best_epoch():
 def test_fit_is_seeded_and_deterministic(data):
     records, tg, grid, train, test = data
     rows = train[:90]
-    runs = [EchoCNN(**TINY, max_epochs=2, random_state=s).fit(take_records(records, rows), tg.take(rows), grid)
-            .predict(take_records(records, test)) for s in (1, 1, 2)]
+    runs = [EchoCNN(**TINY, max_epochs=2, random_state=s).fit(rows_of(records, rows), tg.take(rows), grid)
+            .predict(rows_of(records, test)) for s in (1, 1, 2)]
     np.testing.assert_array_equal(runs[0].kernel_proba, runs[1].kernel_proba)
     np.testing.assert_array_equal(runs[0]["W"], runs[1]["W"])
     assert not np.array_equal(runs[0].kernel_proba, runs[2].kernel_proba)
@@ -95,7 +95,7 @@ def test_fit_is_seeded_and_deterministic(data):
 
 def test_noise_augmentation_trains_and_leaves_the_input_alone(data):
     records, tg, grid, train, _ = data
-    rows = take_records(records, train)
+    rows = rows_of(records, train)
     before = tuple(R.copy() for R in rows)
     noisy = EchoCNN(**TINY, max_epochs=2, noise_snr_choices=(np.inf, 20.0)).fit(rows, tg.take(train), grid)
     for R, R0 in zip(rows, before):
@@ -109,7 +109,7 @@ def test_loss_weights_choose_what_is_learned(data):
     """With the regression weight 0 the regression head is never trained: its predictions stay
     as poor as its random initialisation."""
     records, tg, grid, train, test = data
-    rows, test_rows = take_records(records, train), take_records(records, test)
+    rows, test_rows = rows_of(records, train), rows_of(records, test)
     kernel_only = EchoCNN(**TINY, max_epochs=6, learning_rate=3e-3,
                           loss_weights=LossWeights(kernel=1.0, regression=0.0)).fit(rows, tg.take(train), grid)
     both = EchoCNN(**TINY, max_epochs=6, learning_rate=3e-3).fit(rows, tg.take(train), grid)
@@ -128,7 +128,7 @@ def test_save_load_round_trip_gives_identical_predictions(data, fitted, tmp_path
     assert cfg["architecture"]["n_timepoints"] == list(VIEW.n_timepoints(grid))
     loaded = EchoCNN.load(d, device="cpu")
     assert loaded.grid_ == grid and loaded.targets_ == fitted.targets_
-    a, b = fitted.predict(take_records(records, test)), loaded.predict(take_records(records, test))
+    a, b = fitted.predict(rows_of(records, test)), loaded.predict(rows_of(records, test))
     np.testing.assert_array_equal(a.kernel_proba, b.kernel_proba)
     for t in a.targets:
         np.testing.assert_array_equal(a[t], b[t])

@@ -9,15 +9,16 @@ import polars as pl
 import pytest
 
 from pyecho import EchoParams, simulate_batch
+import pyecho.learn.models.inputs as inputs_module
 from pyecho.learn.models.inputs import (
     CHANNEL_SETS,
     EchoPredictions,
     EchoTargets,
     InputView,
     ModelFileError,
+    NoisyRecords,
     add_complex_noise,
     as_records,
-    augment_training,
     check_model_header,
     estimate_noise,
     model_header,
@@ -367,56 +368,70 @@ def test_estimate_noise_reads_clean_records_as_clean_and_ignores_the_dead_time()
     np.testing.assert_allclose(d.sigma, a.sigma, rtol=0.10)
 
 
-# -- augmentation ---------------------------------------------------------------------------
-def test_augmentation_never_touches_rows_outside_the_training_indices():
+# -- noisy rows ---------------------------------------------------------------------------------
+def test_noisy_rows_never_touch_rows_outside_their_sources_and_add_noise_at_their_snr():
     records, _, _ = make_learnable_echoes(30, dtype=np.complex128)
     train = np.arange(0, 30, 3)
     test = np.setdiff1d(np.arange(30), train)
     for R in records:
         R[test] = np.nan  # a read of any test row would leak NaN
     before = tuple(R.copy() for R in records)
-    aug = augment_training(records, train_index=train, rng=np.random.default_rng(0), snr_choices=(np.inf, 200, 50),
-                           copies=4)
+    rows = NoisyRecords(records, np.tile(train, 4), np.repeat([np.inf, 200.0, 50.0, 50.0], len(train)),
+                        np.arange(4 * len(train)), seed=3)
+    made = rows.materialize()
     for R, B0 in zip(records, before):
         np.testing.assert_array_equal(R, B0)  # the input is untouched (NaNs compare equal here)
-    assert [R.shape for R in aug.M] == [(len(train) * 4, 300), (len(train) * 4, 250)]
-    assert all(np.all(np.isfinite(R)) and not np.shares_memory(R, R0) for R, R0 in zip(aug.M, records))
-    assert set(aug.source_index.tolist()) == set(train.tolist())
-    assert set(np.unique(aug.snr).tolist()) == {np.inf, 200.0, 50.0}
-    clean = aug.snr == np.inf
-    src = aug.source_index
-    for R, R0 in zip(aug.M, records):
+    assert [R.shape for R in made] == [(len(train) * 4, 300), (len(train) * 4, 250)]
+    assert all(np.all(np.isfinite(R)) and not np.shares_memory(R, R0) for R, R0 in zip(made, records))
+    clean, src = rows.snr == np.inf, rows.source
+    for R, R0 in zip(made, records):
         np.testing.assert_array_equal(R[clean], R0[src[clean]])
-    sigma = np.max(np.column_stack([np.abs(R0[src, 0]) for R0 in records]), axis=1)[~clean] / aug.snr[~clean]
-    resid = np.concatenate([(R - R0[src])[~clean] for R, R0 in zip(aug.M, records)], axis=1)
+    sigma = np.max(np.column_stack([np.abs(R0[src, 0]) for R0 in records]), axis=1)[~clean] / rows.snr[~clean]
+    resid = np.concatenate([(R - R0[src])[~clean] for R, R0 in zip(made, records)], axis=1)
     # 550 samples x 2 quadratures a row: the std's relative standard error is 3 %
     np.testing.assert_allclose(np.concatenate([resid.real, resid.imag], axis=1).std(axis=1) / sigma, 1.0, atol=0.12)
+    # the two SNR-50 copies of a row have their own noise
+    assert not np.allclose(made[0][2 * len(train):3 * len(train)], made[0][3 * len(train):])
 
 
-def test_augmentation_snr_range_is_log_uniform_within_bounds():
+def test_noisy_rows_are_the_same_whichever_chunk_subset_or_order_makes_them(monkeypatch):
+    records, _, _ = make_learnable_echoes(40)
+    rows = NoisyRecords.with_copies(records, np.arange(5, 40), copies=2, snr_range=(20.0, 500.0), seed=7)
+    whole = rows.materialize()
+    monkeypatch.setattr(inputs_module, "CHUNK_ROWS", 6)
+    chunked = [np.concatenate(parts) for parts in zip(*(chunk for _, chunk in rows.chunks(6)))]
+    picked = np.array([70, 3, 41, 3, 12])
+    for W, C, P in zip(whole, chunked, rows.take(picked).materialize()):
+        np.testing.assert_array_equal(C, W)
+        np.testing.assert_array_equal(P, W[picked])
+    assert whole[0].dtype == np.complex64
+    view = InputView(dead_time_us=0.0)
+    for A, B in zip(view.transform(rows, TWO_MEASUREMENTS), view.transform(whole, TWO_MEASUREMENTS)):
+        np.testing.assert_array_equal(A, B)  # made 6 rows at a time, or all at once
+    np.testing.assert_array_equal(estimate_noise(rows, TWO_MEASUREMENTS).snr, estimate_noise(whole, TWO_MEASUREMENTS).snr)
+
+
+def test_noisy_copies_snr_is_log_uniform_within_bounds():
     records, _, _ = make_learnable_echoes(20)
-    aug = augment_training(records, train_index=np.arange(20), rng=np.random.default_rng(0), snr_range=(20.0, 500.0),
-                           copies=50)
-    assert aug.snr.min() >= 20.0 and aug.snr.max() <= 500.0
+    rows = NoisyRecords.with_copies(records, np.arange(20), copies=50, snr_range=(20.0, 500.0), seed=0)
+    snr = rows.snr[20:]
+    assert np.all(np.isinf(rows.snr[:20])) and snr.min() >= 20.0 and snr.max() <= 500.0
     # log-uniform: log(snr) has std log(25) / sqrt(12) = 0.93; its median's standard error at n = 1000 is ~0.04
-    assert abs(np.median(np.log(aug.snr)) - np.log(100.0)) < 0.15  # geometric centre of [20, 500]
-    assert aug.M[0].dtype == np.complex64
+    assert abs(np.median(np.log(snr)) - np.log(100.0)) < 0.15  # geometric centre of [20, 500]
+    np.testing.assert_array_equal(rows.source, np.tile(np.arange(20), 51))
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(train_index=np.array([0, 0, 1]), snr_choices=(50,)), "distinct"),
-    (dict(train_index=np.array([0, 30]), snr_choices=(50,)), r"\[0, 30\)"),
-    (dict(train_index=np.array([0.0, 1.0]), snr_choices=(50,)), "integer"),
-    (dict(train_index=np.array([0, 1])), "exactly one"),
-    (dict(train_index=np.array([0, 1]), snr_choices=(50,), snr_range=(1, 2)), "exactly one"),
-    (dict(train_index=np.array([0, 1]), snr_choices=(0,)), "snr_choices"),
-    (dict(train_index=np.array([0, 1]), snr_range=(50, np.inf)), "snr_range"),
-    (dict(train_index=np.array([0, 1]), snr_choices=(50,), copies=0), "copies"),
+    (dict(source=np.array([0, 30]), snr=[50, 50], key=[0, 1]), r"\[0, 30\)"),
+    (dict(source=np.array([0.0, 1.0]), snr=[50, 50], key=[0, 1]), "integer"),
+    (dict(source=np.array([0, 1]), snr=[0, 50], key=[0, 1]), "snr"),
+    (dict(source=np.array([0, 1]), snr=[50, 50], key=[0]), "key"),
+    (dict(source=np.array([0, 1]), snr=[50, 50], key=[0, 1], seed=-1), "seed"),
 ])
-def test_augmentation_validates_its_options(kwargs, match):
+def test_noisy_rows_validate_their_fields(kwargs, match):
     records, _, _ = make_learnable_echoes(30)
     with pytest.raises(ValueError, match=match):
-        augment_training(records, rng=np.random.default_rng(0), **kwargs)
+        NoisyRecords(records, **kwargs)
 
 
 # -- targets, predictions, decisions, model headers ------------------------------------------

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, r2_score
 
-from pyecho.learn.models.inputs import KERNEL_CLASSES, EchoTargets, InputView, ModelFileError, take_records
+from pyecho.learn.models.inputs import KERNEL_CLASSES, EchoTargets, InputView, ModelFileError
 from pyecho.learn.models.rocket import CONFIG_FILE, MODEL_FILE, RocketModel, fit_linear_heads, group_split
 from pyecho.physics.protocol import Protocol, RecordGrid
-from tests.learn.models.learnable import ONE_MEASUREMENT, TWO_MEASUREMENTS, make_learnable_echoes
+from tests.learn.models.learnable import ONE_MEASUREMENT, TWO_MEASUREMENTS, make_learnable_echoes, rows_of
 
 N_KERNELS = 504  # 6 x 84: small and fast
 VIEW = InputView(decimate=2, dead_time_us=0.96)  # 6 dead samples after every pulse
@@ -27,17 +27,17 @@ def data():
 def fitted(data):
     records, tg, grid, train, _ = data
     model = RocketModel(view=VIEW, n_kernels=N_KERNELS, random_state=0)
-    return model.fit(take_records(records, train), tg.take(train), grid)
+    return model.fit(rows_of(records, train), tg.take(train), grid)
 
 
 def test_learns_a_trivially_learnable_problem(data, fitted):
     records, tg, _, _, test = data
-    pred = fitted.predict(take_records(records, test))
+    pred = fitted.predict(rows_of(records, test))
     assert pred.kernel_proba.shape == (60, len(KERNEL_CLASSES)) and pred.targets == ("W", "L", "alpha_xy", "alpha_z")
     np.testing.assert_allclose(pred.kernel_proba.sum(axis=1), 1.0, atol=1e-12)
     assert f1_score(tg.kernel[test], pred.kernel, average="macro") > 0.9  # chance: 1/3
     assert r2_score(tg["W"][test], pred["W"]) > 0.8
-    assert fitted.features(take_records(records, test)).shape == (60, fitted.n_features_)
+    assert fitted.features(rows_of(records, test)).shape == (60, fitted.n_features_)
     # one transform per measurement, the kernels shared out between them
     assert len(fitted.transforms_) == 2 and fitted.grid_ == TWO_MEASUREMENTS
     assert fitted.C_ in fitted.C_grid and set(fitted.ridge_alpha_.values()) <= set(fitted.ridge_alphas)
@@ -46,15 +46,15 @@ def test_learns_a_trivially_learnable_problem(data, fitted):
 def test_no_transform_is_the_linear_baseline_on_the_view_itself(data, tmp_path):
     records, tg, grid, train, test = data
     view = InputView(channels="reim_abs", decimate=3)
-    model = RocketModel(view=view, transform="none", random_state=0).fit(take_records(records, train), tg.take(train),
+    model = RocketModel(view=view, transform="none", random_state=0).fit(rows_of(records, train), tg.take(train),
                                                                           grid)
     assert model.n_features_ == 3 * (100 + 83)
-    np.testing.assert_array_equal(model.features(take_records(records, test)),
-                                  view.flat(take_records(records, test), grid))
-    assert f1_score(tg.kernel[test], model.predict(take_records(records, test)).kernel, average="macro") > 0.9
+    np.testing.assert_array_equal(model.features(rows_of(records, test)),
+                                  view.flat(rows_of(records, test), grid))
+    assert f1_score(tg.kernel[test], model.predict(rows_of(records, test)).kernel, average="macro") > 0.9
     loaded = RocketModel.load(model.save(tmp_path / "linear"))
-    np.testing.assert_array_equal(loaded.predict(take_records(records, test)).kernel_proba,
-                                  model.predict(take_records(records, test)).kernel_proba)
+    np.testing.assert_array_equal(loaded.predict(rows_of(records, test)).kernel_proba,
+                                  model.predict(rows_of(records, test)).kernel_proba)
 
 
 # -- the grouped validation split -------------------------------------------------------------
@@ -121,7 +121,7 @@ def test_save_load_round_trip_gives_identical_predictions(data, fitted, tmp_path
     assert sorted(p.name for p in d.iterdir()) == [CONFIG_FILE, MODEL_FILE]
     loaded = RocketModel.load(d)
     assert loaded.grid_ == fitted.grid_ and loaded.targets_ == fitted.targets_ and loaded.view == VIEW
-    a, b = fitted.predict(take_records(records, test)), loaded.predict(take_records(records, test))
+    a, b = fitted.predict(rows_of(records, test)), loaded.predict(rows_of(records, test))
     np.testing.assert_array_equal(a.kernel_proba, b.kernel_proba)
     for t in a.targets:
         np.testing.assert_array_equal(a[t], b[t])
@@ -173,25 +173,29 @@ def test_bad_options_and_inputs_are_refused(data):
         with pytest.raises(ValueError, match=match):
             RocketModel(**kwargs)
     with pytest.raises(ValueError, match="not fitted"):
-        RocketModel().predict(take_records(records, np.arange(2)))
+        RocketModel().predict(rows_of(records, np.arange(2)))
     with pytest.raises(ValueError, match="grid: got Protocol"):
         RocketModel().fit(records, tg, grid.protocol)
     with pytest.raises(ValueError, match="targets: 10 rows for 240 records"):
         RocketModel().fit(records, tg.take(np.arange(10)), grid)
     no_rkky = np.flatnonzero(tg.kernel != "rkky")
     with pytest.raises(ValueError, match="no training rows of kernel rkky"):
-        RocketModel().fit(take_records(records, no_rkky), tg.take(no_rkky), grid)
+        RocketModel().fit(rows_of(records, no_rkky), tg.take(no_rkky), grid)
 
 
-def test_ridge_path_from_one_decomposition_equals_sklearn_ridge():
+@pytest.mark.parametrize("n_rows, n_features", [(300, 40), (60, 90)])  # the XᵀX and the SVD route
+def test_ridge_path_from_one_decomposition_equals_sklearn_ridge(n_rows, n_features, monkeypatch):
     from sklearn.linear_model import Ridge
 
+    from pyecho.learn.models import rocket
     from pyecho.learn.models.rocket import _ridge_validation_mse
 
+    monkeypatch.setattr(rocket, "_GRAM_ROWS", 37)  # several blocks
     rng = np.random.default_rng(0)
-    F = rng.standard_normal((300, 40)).astype(np.float32)
-    Y = F[:, :3] @ rng.standard_normal((3, 2)) + 0.1 * rng.standard_normal((300, 2)) + 5.0
-    fit, val = np.arange(200), np.arange(200, 300)
+    F = rng.standard_normal((n_rows, n_features)).astype(np.float32)
+    Y = F[:, :3] @ rng.standard_normal((3, 2)) + 0.1 * rng.standard_normal((n_rows, 2)) + 5.0
+    n_fit = 2 * n_rows // 3
+    fit, val = np.arange(n_fit), np.arange(n_fit, n_rows)
     alphas = (0.1, 10.0, 1000.0)
     got = _ridge_validation_mse(F[fit], Y[fit], F[val], Y[val], alphas)
     for i, a in enumerate(alphas):
