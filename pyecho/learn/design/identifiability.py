@@ -11,7 +11,7 @@ prior did not). Empty bins are NaN.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from sklearn.linear_model import RidgeCV
@@ -21,7 +21,8 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from pyecho.learn.base import KERNELS, NO_JSON
-from pyecho.learn.design.study import DEFAULT_FOLDS, INTERVAL_LEVEL, DesignResult, ProtocolProbe
+from pyecho.learn.design.study import DEFAULT_FOLDS, DESIGN_VIEW, INTERVAL_LEVEL, DesignResult, ProtocolProbe
+from pyecho.physics.protocol import DEFAULT_DEAD_TIME_US
 
 #: what the map shows: L and the family's kernel parameter
 QUANTITIES = ("L", "kernel_param")
@@ -170,12 +171,14 @@ class MeasurementStudy:
 HAHN_ALONE, WHOLE_PROTOCOL = "Hahn 90° alone", "the protocol"
 
 
-def run_measurement_study(data, *, seed: int = 0, max_samples: int | None = None, note=None) -> MeasurementStudy:
+def run_measurement_study(data, *, seed: int = 0, max_samples: int | None = None,
+                          dead_time_us: float = DEFAULT_DEAD_TIME_US, note=None) -> MeasurementStudy:
     """The stage: a :class:`ProtocolProbe` on the dataset's measurements (with the 90° Hahn echo
     cut from a train when it is not a measurement of its own), forward selection when there
     are several, and the identifiability map; on a stratified (by kernel) subsample of
     ``max_samples`` samples when the dataset has more (the probe's cross-validation grows with
-    the samples; a few thousand rank protocols as well)."""
+    the samples; a few thousand rank protocols as well). The probe never reads the samples
+    within ``dead_time_us`` after a pulse, as the models it stands for."""
     from pyecho.learn.base import LearnData, no_note
     from pyecho.learn.design.study import DesignBudget, forward_selection
     from pyecho.physics.protocol import Protocol, RecordGrid
@@ -193,7 +196,7 @@ def run_measurement_study(data, *, seed: int = 0, max_samples: int | None = None
                                grid=RecordGrid(Protocol((*data.protocol, hahn)), data.grid.dt_us),
                                labels=data.labels, metadata=data.metadata)
         hahn_index = len(data.protocol)
-    probe = ProtocolProbe(probe_data, seed=seed)
+    probe = ProtocolProbe(probe_data, seed=seed, view=replace(DESIGN_VIEW, dead_time_us=dead_time_us))
     selection = None
     if len(probe_data.protocol) > 1:
         selection = forward_selection(probe, DesignBudget(max_measurements=len(probe_data.protocol)), note=note)
