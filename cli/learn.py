@@ -37,6 +37,9 @@ def learn(
         "--dead-time-us", help="The models beyond the paper never read the samples within this time after a pulse "
         "(a receiver's dead time): they then take records that start up to this late (pyecho predict --start-us).")
     ] = DEFAULT_DEAD_TIME_US,
+    stream: Annotated[bool, typer.Option(
+        "--stream", help="For datasets larger than memory: read the records part by part into memory-mapped files "
+        "under OUT/cache/records (a rerun on the same dataset reuses them) instead of memory.")] = False,
 ) -> None:
     """Learn kernel family, W, L, the alphas (and T2) from a simulated dataset; write a report."""
     from dataclasses import replace
@@ -53,7 +56,7 @@ def learn(
     t0 = time.perf_counter()
     budget = replace(QUICK if quick else FULL, dead_time_us=float(dead_time_us))
     run = run_learn(data, out, quick=quick, seed=seed, n_jobs=n_jobs, window=window, console=console, seeds=seed_list,
-                    level=level, learning_curve=learning_curve, budget=budget)
+                    level=level, learning_curve=learning_curve, budget=budget, stream=stream)
     rf = {s.task: s.scores for s in run.results.seeds.model_scores()}  # the paper's forests, mean over seeds
     rf_r2 = ", ".join(f"{t.value} {rf[t].r2:.3f}" for t in COUPLING_TARGETS)
     console.print(f"paper's RF: P vs NP F1 of the power-law class {rf[Task.PVNP].f1_power:.3f}, weighted F1 "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from enum import Enum, StrEnum
 from typing import Callable, Generic, Iterator, Mapping, Sequence, TypeVar
 
@@ -188,6 +188,9 @@ class Budget:
     validation_size: float = 0.125  # of the training rows: chooses the headline model per task
     calibration_size: float = 0.125  # of the training rows: conformal intervals, temperature, domain guard
     curve_sizes: tuple[int, ...] = (1000, 2000, 4000, 8000, 12000)  # --learning-curve: training rows per point
+    # the paper's pipeline holds its features, forests and VAE in memory: on a larger dataset it
+    # reads a stratified subsample of this many samples (the paper's own dataset size)
+    paper_max_samples: int = 15_000
 
 
 FULL = Budget()
@@ -412,6 +415,21 @@ class Split:
     def __json__(self) -> dict:
         return {"seed": self.seed, "test_size": self.test_size, "stratified_by": self.stratified_by,
                 "n_train": self.n_train, "n_test": self.n_test}
+
+    def subsample(self, kernel: np.ndarray, max_samples: int) -> np.ndarray | None:
+        """At most ``max_samples`` of the split's rows (sorted), drawn stratified by ``kernel``
+        from the train and the test rows in the split's proportion, so their test rows are
+        test rows here; None when the split holds no more than that."""
+        if self.n_train + self.n_test <= max_samples:
+            return None
+        n_test = max(1, round(max_samples * self.test_size))
+        picked = [train_test_split(rows, train_size=n, random_state=self.seed, stratify=kernel[rows])[0]
+                  for rows, n in ((self.train, max_samples - n_test), (self.test, n_test))]
+        return np.sort(np.concatenate(picked))
+
+    def restrict(self, rows: np.ndarray) -> "Split":
+        """This split on the samples ``rows`` (sorted), renumbered as their positions there."""
+        return replace(self, train=np.flatnonzero(np.isin(rows, self.train)), test=np.flatnonzero(np.isin(rows, self.test)))
 
 
 def make_split(labels: Labels, test_size: float, seed: int) -> Split:

@@ -26,8 +26,12 @@ from pyecho.learn.paper.vae import VaeResult
 
 @dataclass(frozen=True)
 class StageTime:
+    """One stage's wall time and the peak resident memory of the learning process during it
+    (GB; None where the system cannot tell: it is read from Linux's /proc)."""
+
     stage: str
     seconds: float
+    peak_rss_gb: float | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class RunInfo:
     seed: int
     n_jobs: int
     budget: Budget
+    paper_samples: int  # the samples the paper's pipeline read (Budget.paper_max_samples)
     metadata: dict
     stage_seconds: tuple[StageTime, ...]
     wall_seconds_before_report: float
@@ -52,6 +57,7 @@ class LearnResults:
 
     info: RunInfo
     split: Split
+    paper_split: Split  # ``split`` on the paper's samples (``paper_data``)
     features: Features
     unsupervised: UnsupervisedResult
     vae_full: VaeResult
@@ -72,6 +78,8 @@ class LearnResults:
     trust: TrustReport | None
     models: tuple[SavedModel, ...]
     data: LearnData = field(metadata=NO_JSON)
+    #: what the paper's pipeline read: ``data``, or its 90° Hahn echoes of a subsample
+    paper_data: LearnData = field(metadata=NO_JSON)
 
     def model_scores(self) -> tuple[ModelScore, ...]:
         """Every model × task score of the run, from each field that has ``model_scores()``."""

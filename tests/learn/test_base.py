@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pyecho.data.store import DatasetError
-from pyecho.learn.base import LearnData, Target
+from pyecho.learn.base import LearnData, Split, Target
 from pyecho.learn.paper.features import build_features
 from pyecho.physics.protocol import Measurement, Protocol
 
@@ -72,3 +72,16 @@ def test_learn_data_rejects_too_few_samples_or_a_missing_kernel(synthetic):
                                  "labels": synthetic.labels.filter(keep)})
     with pytest.raises(DatasetError, match="no 'rkky' echoes"):
         LearnData.from_dataset(no_rkky)
+
+
+def test_a_split_subsample_keeps_its_test_rows_among_the_test_rows_stratified():
+    kernel = np.array(["gaussian", "power", "rkky"] * 100)
+    split = Split(train=np.arange(60, 300), test=np.arange(60), seed=3, test_size=0.2)
+    assert split.subsample(kernel, 300) is None
+    rows = split.subsample(kernel, 150)
+    assert len(rows) == 150 and np.all(np.diff(rows) > 0)
+    sub = split.restrict(rows)
+    np.testing.assert_array_equal(rows[sub.test], rows[rows < 60])  # the test rows kept are test rows
+    assert sub.n_test == 30 and sub.n_train == 120 and sub.seed == 3
+    counts = np.unique(kernel[rows[sub.train]], return_counts=True)[1]
+    assert counts.max() - counts.min() <= 1  # stratified by kernel

@@ -131,7 +131,7 @@ def _subsample_rows(n, k, seed=0):
 # --------------------------------------------------------------------------- figures
 def fig_dataset(r: LearnResults, out: Path) -> str:
     """Fig. 2: the echoes, the kernels, one echo per kernel, the window, the spectra."""
-    Xn, lab, layout, M = r.features.X_norm, r.data.labels, r.features.layout, r.data.M
+    Xn, lab, layout, M = r.features.X_norm, r.paper_data.labels, r.features.layout, r.paper_data.M
     t = np.asarray(layout.t_us)
     tw = layout.t_window
     a, b = layout.window
@@ -177,7 +177,7 @@ def _scatter3(axes, Z, lab: Labels, xlabel, ylabel):
 
 def fig_vae(r: LearnResults, out: Path) -> str:
     """Fig. 3: the two VAE latent spaces and decoded traversals along the axis that orders W."""
-    lab, layout = r.data.labels, r.features.layout
+    lab, layout = r.paper_data.labels, r.features.layout
     fig, ax = plt.subplots(2, 4, figsize=(20, 8), gridspec_kw={"hspace": 0.35})
     cmap = plt.get_cmap("viridis")
     Wlo, Whi = np.min(lab.W), np.max(lab.W)
@@ -198,7 +198,7 @@ def fig_vae(r: LearnResults, out: Path) -> str:
 
 def fig_pvnp(r: LearnResults, out: Path) -> str:
     """Fig. 4: pruning curve (F1 of the power-law class), confusion matrices, echoes, importances."""
-    lab, layout, Xn = r.data.labels, r.features.layout, r.features.X_norm
+    lab, layout, Xn = r.paper_data.labels, r.features.layout, r.features.X_norm
     fig, ax = plt.subplots(2, 3, figsize=(17, 9), gridspec_kw={"hspace": 0.35})
     nan = float("nan")
     for fs, mk in zip(FEATURE_SETS, "os"):
@@ -235,7 +235,7 @@ def fig_pvnp(r: LearnResults, out: Path) -> str:
 
 def fig_regression(r: LearnResults, out: Path) -> str:
     """Fig. 5: target distributions by kernel; OOB and test R² of every forest."""
-    lab = r.data.labels
+    lab = r.paper_data.labels
     fig = plt.figure(figsize=(18, 8))
     gs = fig.add_gridspec(2, 4)
     for j, t in enumerate(COUPLING_TARGETS):
@@ -268,7 +268,7 @@ def fig_regression(r: LearnResults, out: Path) -> str:
 
 def fig_pca_kmeans(r: LearnResults, out: Path) -> str:
     """Fig. 6: PCA coloured by W, L, kernel; k-means scree and the K = 2 cluster means."""
-    lab, layout = r.data.labels, r.features.layout
+    lab, layout = r.paper_data.labels, r.features.layout
     pca, km = r.unsupervised.pca, r.unsupervised.kmeans
     fig, ax = plt.subplots(1, 5, figsize=(24, 4.3))
     S, ev = pca.scores, pca.explained

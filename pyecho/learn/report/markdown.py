@@ -236,9 +236,9 @@ def _run_section(w: _Doc, r: LearnResults) -> None:
       f"patience {PATIENCE}, 10 % validation), batch {b.vae_batch}. k-means fitted on ≤ {b.kmeans_max_samples} rows "
       f"(SSE on all). Seeds of the headline study: {', '.join(map(str, r.seeds.seeds))} "
       "(`--seeds`; each seed draws its own split and seeds its models).\n")
-    w(_header("stage", "seconds"))
+    w(_header("stage", "seconds", "peak memory (GB)"))
     for st in r.info.stage_seconds:
-        w.row(st.stage, st.seconds)
+        w.row(st.stage, st.seconds, "—" if st.peak_rss_gb is None else st.peak_rss_gb)
     w("")
 
 
@@ -490,7 +490,11 @@ def write_report(out: Path, r: LearnResults, figs: FigurePaths) -> None:
       f"{info.n_times} samples · seed {info.seed} · "
       f"n_jobs {info.n_jobs} · wall time before this report {info.wall_seconds_before_report} s\n")
     w(f"Split: stratified by {sp.stratified_by}, {sp.n_train} train / {sp.n_test} test (test fraction {sp.test_size}). "
-      "All test scores are on the same held-out rows. \"paper\" quotes Rao et al., PRR 5, 043098 (2023), each "
+      + ("All test scores are on the same held-out rows. " if info.paper_samples == info.n_samples else
+         f"The paper's pipeline read a stratified subsample of {info.paper_samples} samples "
+         f"({r.paper_split.n_train} train / {r.paper_split.n_test} test, its test rows among the test rows; "
+         f"`Budget.paper_max_samples`, the paper's dataset size): its methods hold everything in memory. ")
+      + "\"paper\" quotes Rao et al., PRR 5, 043098 (2023), each "
       "number with its metric and whether the paper's test set leaked; \"—\" where the paper gives no number. "
       f"Classification is always scored four ways: {', '.join(_class_cols())}.\n")
     w("Preprocessing: |M| min-max normalised per series over the full series; area of interest = "
