@@ -10,7 +10,7 @@ import torch
 from sklearn.metrics import f1_score, r2_score
 
 from pyecho.learn.models.cnn import CONFIG_FILE, WEIGHTS_FILE, EchoCNN, LossWeights
-from pyecho.learn.models.inputs import KERNEL_CLASSES, EchoTargets, InputView, ModelFileError
+from pyecho.learn.models.inputs import KERNEL_CLASSES, EchoTargets, InputView, ModelFileError, NoisyRecords
 from tests.learn.models.learnable import ONE_MEASUREMENT, TWO_MEASUREMENTS, make_learnable_echoes, rows_of
 
 #: a network small enough to train in seconds on one thread; 6 dead samples after every pulse
@@ -103,6 +103,10 @@ def test_noise_augmentation_trains_and_leaves_the_input_alone(data):
     clean = EchoCNN(**TINY, max_epochs=2).fit(rows, tg.take(train), grid)
     # same seed, same split, same initialisation: only the noisy training rows differ
     assert noisy.history_[0].train_loss != clean.history_[0].train_loss
+    # noise is redrawn on clean rows only: rows that carry noise already are refused, not noised twice
+    already = NoisyRecords(records, train, np.full(len(train), 50.0), np.arange(len(train)), seed=1)
+    with pytest.raises(ValueError, match="redraws the noise of clean records"):
+        EchoCNN(**TINY, max_epochs=1, noise_snr_choices=(20.0,)).fit(already, tg.take(train), grid)
 
 
 def test_loss_weights_choose_what_is_learned(data):
