@@ -397,8 +397,7 @@ class NoisyRecords:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not _is_record_tuple(self.records):
-            object.__setattr__(self, "records", as_records(self.records))
+        object.__setattr__(self, "records", _record_tuple(self.records))
         B = self.records[0].shape[0]
         source = np.asarray(self.source)
         if source.ndim != 1 or not np.issubdtype(source.dtype, np.integer) or (
@@ -418,7 +417,7 @@ class NoisyRecords:
         """The rows ``rows`` (default: all) of ``records``, without noise. A tuple of complex
         (B, T_k) arrays (a dataset's records) is used as it is, unread: a memory map stays on
         disk; anything else goes through :func:`as_records`."""
-        X = records if _is_record_tuple(records) else as_records(records)
+        X = _record_tuple(records)
         rows = np.arange(X[0].shape[0]) if rows is None else np.asarray(rows)
         return cls(X, rows, np.full(len(rows), np.inf), np.zeros(len(rows), dtype=np.int64))
 
@@ -473,11 +472,14 @@ class NoisyRecords:
         return self.rows(0, len(self))
 
 
-def _is_record_tuple(records) -> bool:
-    return (isinstance(records, tuple) and len(records) > 0
-            and all(isinstance(R, np.ndarray) and R.ndim == 2 and R.dtype in (np.complex64, np.complex128)
-                    for R in records)
-            and len({R.shape[0] for R in records}) == 1)
+def _record_tuple(records) -> tuple[np.ndarray, ...]:
+    """A tuple of complex (B, T_k) arrays as it is (unread: a memory map stays on disk); anything
+    else through :func:`as_records`."""
+    ready = (isinstance(records, tuple) and len(records) > 0
+             and all(isinstance(R, np.ndarray) and R.ndim == 2 and R.dtype in (np.complex64, np.complex128)
+                     for R in records)
+             and len({R.shape[0] for R in records}) == 1)
+    return records if ready else as_records(records)
 
 
 def as_noisy_records(records) -> NoisyRecords:
