@@ -2,8 +2,9 @@
 
     python examples/candidate_memory.py runs/range100 --stream --n-jobs 1
 
-Loads the dataset (in memory, or with ``--stream`` memory-mapped under ``--cache``, as
-`pyecho learn --stream` does), then runs the candidate stage with the full budget on seed 0's
+Loads the dataset (in memory, or with ``--stream`` memory-mapped under ``--cache``, where the
+linear and MiniRocket models then also keep their training features, as `pyecho learn --stream`
+does), then runs the candidate stage with the full budget on seed 0's
 split and prints, as one JSON line: the samples, the resident memory before the stage and the
 stage's peak (GB, Linux's VmRSS and VmHWM: the peak is reset when the stage starts), the
 stage's seconds and each candidate's noise-free test F1 of the power-law class.
@@ -31,7 +32,7 @@ def _status_gb(field: str) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data")
-    ap.add_argument("--stream", action="store_true", help="memory-map the records (pyecho learn --stream)")
+    ap.add_argument("--stream", action="store_true", help="memory-map the records, features in scratch files (pyecho learn --stream)")
     ap.add_argument("--cache", default=None, help="where --stream maps them (default: DATA.records-cache)")
     ap.add_argument("--n-jobs", type=int, default=1)
     args = ap.parse_args()
@@ -46,7 +47,7 @@ def main() -> None:
     before = _status_gb("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # the peak from here on
     start = time.perf_counter()
-    result = run_candidates(data, split, FULL, args.n_jobs)
+    result = run_candidates(data, split, FULL, args.n_jobs, feature_dir=cache)
     print(json.dumps({"samples": data.n_samples, "stream": args.stream, "rss_before_gb": before,
                       "stage_peak_gb": _status_gb("VmHWM"), "seconds": round(time.perf_counter() - start, 1),
                       "test_f1_power": {r.name: round(r.test_at(np.inf).pvnp.f1_power, 3) for r in result.runs}}))

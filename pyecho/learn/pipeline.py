@@ -50,8 +50,10 @@ STAGES = ("features", "PCA + k-means", "VAE (full series)", "VAE (window)", "P v
           "Hahn echo alone", "measurements", "learning curves", "trust on measured echoes", "report")
 
 
-#: where ``run_learn(..., stream=True)`` keeps the memory-mapped records, inside the report directory
-RECORDS_CACHE = Path("cache") / "records"
+#: where ``run_learn(..., stream=True)`` keeps its scratch files, inside the report directory: the
+#: memory-mapped records, and the linear and MiniRocket models' training features (unlinked files)
+SCRATCH = Path("cache")
+RECORDS_CACHE = SCRATCH / "records"
 
 
 def load_data(path: str | Path, mmap_dir: str | Path | None = None):
@@ -162,7 +164,8 @@ def run_learn(
         ``(seed,)``, which reuses the main run's models and costs nothing
     stream : read ``data`` (a path) part by part into memory-mapped records under
         ``out_dir/cache/records`` (reused by a rerun on the same dataset) instead of memory: for
-        datasets larger than memory. Every stage reads the records a chunk of rows at a time
+        datasets larger than memory, and keep the linear and MiniRocket models' training features
+        in unlinked scratch files there. Every stage reads the records a chunk of rows at a time
         either way; the paper's pipeline reads at most ``budget.paper_max_samples`` samples.
 
     Returns
@@ -266,14 +269,19 @@ def _run_learn(data, out: Path, quick: bool, seed: int, n_jobs: int, window: int
         st.start("paper's leak")
         leak = run_leak(feats, lab, paper_split, budget, n_jobs)
         st.start("beyond the paper")
-        candidates = run_candidates(ld, split, budget, n_jobs, level=level, label=ld.protocol.text, note=st.note)
-        candidate_seeds = run_candidate_seeds(candidates, ld, seeds, budget, n_jobs, level=level, note=st.note)
+        scratch = out / SCRATCH if stream else None
+        candidates = run_candidates(ld, split, budget, n_jobs, level=level, label=ld.protocol.text, note=st.note,
+                                    feature_dir=scratch)
+        candidate_seeds = run_candidate_seeds(candidates, ld, seeds, budget, n_jobs, level=level, note=st.note,
+                                              feature_dir=scratch)
         st.start("Hahn echo alone")
         hahn = ld.hahn_only() if ld.protocol != ld.hahn_only().protocol else None
         hahn_seeds = None
         if hahn is not None:
-            hahn_main = run_candidates(hahn, split, budget, n_jobs, level=level, label=HAHN_ALONE, note=st.note)
-            hahn_seeds = run_candidate_seeds(hahn_main, hahn, seeds, budget, n_jobs, level=level, note=st.note)
+            hahn_main = run_candidates(hahn, split, budget, n_jobs, level=level, label=HAHN_ALONE, note=st.note,
+                                       feature_dir=scratch)
+            hahn_seeds = run_candidate_seeds(hahn_main, hahn, seeds, budget, n_jobs, level=level, note=st.note,
+                                             feature_dir=scratch)
         st.start("measurements")
         measurements = run_measurement_study(ld, seed=seed, max_samples=budget.design_max_samples,
                                              dead_time_us=budget.dead_time_us, note=st.note)

@@ -5,7 +5,7 @@ whose protocol is the candidate set, so every candidate sees the same parameters
 are split once into design rows and test rows (stratified by kernel). A protocol -- a subset of
 the candidates -- is scored by a linear probe on its records: the referenced, block-averaged
 Re, Im and |M| of each of its measurements side by side, then logistic regression (kernel) and
-ridge (every target; :func:`~pyecho.learn.models.rocket.fit_linear_heads`), at one SNR (complex
+ridge (every target; :func:`~pyecho.learn.models.heads.fit_linear_heads`), at one SNR (complex
 white noise, one independent draw per record). Its *design score* is the mean over the tasks
 (P vs NP weighted F1, 3-class weighted F1, R² of W, L, alpha_xy, alpha_z and log10 T2) of the
 out-of-fold predictions of a K-fold cross-validation over the design rows; the 90 % interval
@@ -31,7 +31,7 @@ from threadpoolctl import threadpool_limits
 from pyecho.errors import ParameterError
 from pyecho.learn.base import NO_JSON, LearnData, Note, Target, no_note, target_title, to_learning_scale
 from pyecho.learn.models.inputs import EchoPredictions, EchoTargets, InputView, add_complex_noise, check_readable
-from pyecho.learn.models.rocket import fit_linear_heads
+from pyecho.learn.models.heads import fit_linear_heads
 from pyecho.learn.models.scores import TaskScores
 from pyecho.physics.protocol import DEFAULT_DEAD_TIME_US, Protocol, RecordGrid
 

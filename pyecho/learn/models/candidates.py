@@ -26,6 +26,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -74,14 +75,15 @@ def guard_view(dead_time_us: float) -> InputView:
                      dead_time_us=dead_time_us)
 
 
-def make_candidate(name: Candidate, budget: Budget, seed: int, n_jobs: int):
-    """An unfitted model of candidate ``name`` (all share fit(records, EchoTargets, grid) / predict(records))."""
+def make_candidate(name: Candidate, budget: Budget, seed: int, n_jobs: int, *, feature_dir: Path | None = None):
+    """An unfitted model of candidate ``name`` (all share fit(records, EchoTargets, grid) / predict(records));
+    ``feature_dir``: where the linear and MiniRocket models keep their training features (None: memory)."""
     view = candidate_view(budget)
     if name == Candidate.LINEAR:
-        return RocketModel(view=view, transform="none", random_state=seed, n_jobs=n_jobs)
+        return RocketModel(view=view, transform="none", random_state=seed, n_jobs=n_jobs, feature_dir=feature_dir)
     if name == Candidate.MINIROCKET:
         return RocketModel(view=view, transform="minirocket", n_kernels=budget.rocket_kernels, random_state=seed,
-                           n_jobs=n_jobs)
+                           n_jobs=n_jobs, feature_dir=feature_dir)
     return EchoCNN(view=view, max_epochs=budget.cnn_max_epochs, patience=budget.cnn_patience,
                    noise_snr_range=TRAIN_SNR_RANGE, n_threads=n_jobs, random_state=seed)
 
@@ -306,10 +308,10 @@ class CandidateSeeds:
 
 
 def fit_candidate(name: Candidate, data: LearnData, targets: EchoTargets, fit_rows: np.ndarray,
-                  noisy: NoisyRows | None, budget: Budget, seed: int, n_jobs: int):
+                  noisy: NoisyRows | None, budget: Budget, seed: int, n_jobs: int, *, feature_dir: Path | None = None):
     """A fitted candidate: the CNN on the clean fit rows (it draws fresh noise every epoch itself),
     the others on the fit rows and their noisy copies ``noisy`` (grouped by sample)."""
-    model = make_candidate(name, budget, seed, n_jobs)
+    model = make_candidate(name, budget, seed, n_jobs, feature_dir=feature_dir)
     if name == Candidate.CNN or noisy is None:
         return model.fit(NoisyRecords.clean(data.records, fit_rows), targets.take(fit_rows), data.grid)
     return model.fit(noisy.records, targets.take(noisy.source), data.grid, groups=noisy.source)
@@ -346,8 +348,9 @@ def check_calibration_rows(kernel: np.ndarray, calibration: np.ndarray, level: f
 
 
 def run_candidates(data: LearnData, split: Split, budget: Budget, n_jobs: int, *, level: float = 0.9,
-                   label: str = "protocol", note: Note = no_note) -> CandidatesResult:
-    """Stage: fit every candidate, choose per task on validation, calibrate, fit the domain guard."""
+                   label: str = "protocol", note: Note = no_note, feature_dir: Path | None = None) -> CandidatesResult:
+    """Stage: fit every candidate, choose per task on validation, calibrate, fit the domain guard.
+    ``feature_dir``: where the linear and MiniRocket fits keep their features (None: memory)."""
     targets = targets_of(data)
     rows = model_rows(split, data.labels.kernel, budget)
     check_calibration_rows(np.asarray(data.labels.kernel), rows.calibration, level)
@@ -365,7 +368,8 @@ def run_candidates(data: LearnData, split: Split, budget: Budget, n_jobs: int, *
     for name in budget.candidates:
         note(f"{label}: {name}: fitting on {len(rows.fit)} samples")
         start = time.perf_counter()
-        model = fit_candidate(Candidate(name), data, targets, rows.fit, fit_noisy, budget, split.seed, n_jobs)
+        model = fit_candidate(Candidate(name), data, targets, rows.fit, fit_noisy, budget, split.seed, n_jobs,
+                              feature_dir=feature_dir)
         seconds = time.perf_counter() - start
         note(f"{label}: {name}: scoring")
         test_pred = tuple(model.predict(M) for M in test_sets)
@@ -446,7 +450,7 @@ def _fit_guard(data: LearnData, fit_noisy: NoisyRows, validation: NoisyRows, cal
 
 
 def run_candidate_seeds(main: CandidatesResult, data: LearnData, seeds: tuple[int, ...], budget: Budget, n_jobs: int,
-                        *, level: float, note: Note = no_note) -> CandidateSeeds:
+                        *, level: float, note: Note = no_note, feature_dir: Path | None = None) -> CandidateSeeds:
     """The candidate stage again on the split of every seed but the main one (its own split and
     model seeds each), beside the main run's ``main``."""
     extra = []
@@ -456,5 +460,5 @@ def run_candidate_seeds(main: CandidatesResult, data: LearnData, seeds: tuple[in
         note(f"seed {seed}")
         split = make_split(data.labels, budget.test_size, seed)
         extra.append(run_candidates(data, split, budget, n_jobs, level=level, label=main.label,
-                                    note=lambda text, seed=seed: note(f"seed {seed}: {text}")))
+                                    note=lambda text, seed=seed: note(f"seed {seed}: {text}"), feature_dir=feature_dir))
     return CandidateSeeds((main, *extra))

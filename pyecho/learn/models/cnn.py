@@ -28,9 +28,10 @@ the same (cross-entropy at chance is ln 3 ≈ 1.1, each standardised MSE starts 
 Training: Adam, learning rate halved after 2 epochs without improvement, early stopping on the
 validation loss of a stratified split carved from the rows given to :meth:`EchoCNN.fit` (never
 anything else) with the best epoch's weights restored; optional noise augmentation redraws the
-non-validation rows with fresh complex noise every epoch (:class:`~pyecho.learn.models.inputs.NoisyRecords`,
-made a chunk at a time: memory-mapped records stay on disk, and an epoch holds its inputs, never
-a noisy copy of the records).
+non-validation rows with fresh complex noise every epoch (:class:`~pyecho.learn.models.inputs.NoisyRecords`).
+Every minibatch's inputs are made from its own rows' records, and the input statistics and the
+validation outputs a chunk of rows at a time: memory-mapped records stay on disk, and training
+never holds the inputs of an epoch, nor a noisy copy of the records.
 Seeded; deterministic on the CPU for a given thread count; ``device="auto"`` uses CUDA when
 present.
 
@@ -73,7 +74,7 @@ CNN_FORMAT = "pyecho.cnn"
 WEIGHTS_FILE = "cnn.pt"
 CONFIG_FILE = "cnn.json"
 DEVICES = ("auto", "cpu", "cuda")
-#: rows per forward pass in predict and validation
+#: rows per forward pass in predict and validation, and per block of the input statistics
 _EVAL_BATCH = 1024
 
 
@@ -266,17 +267,38 @@ class EchoCNN:
             check_grid(X.records, self.grid_)
         return X
 
-    def _outputs(self, views: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Network outputs (kernel logits, standardised regression) for view channels, on the CPU."""
+    def _outputs(self, R: NoisyRecords) -> tuple[torch.Tensor, torch.Tensor]:
+        """Network outputs (kernel logits, standardised regression) for the rows of R, on the
+        CPU; their inputs made :data:`_EVAL_BATCH` rows at a time."""
         dev = next(self.network_.parameters()).device
         self.network_.eval()
         logits, reg = [], []
         with torch.no_grad():
-            for i in range(0, views[0].shape[0], _EVAL_BATCH):
-                lo, re = self.network_([torch.from_numpy(X[i:i + _EVAL_BATCH]).to(dev) for X in views])
+            for block in R.blocks(_EVAL_BATCH):
+                lo, re = self.network_([torch.from_numpy(X).to(dev) for X in self.view.transform(block, self.grid_)])
                 logits.append(lo.cpu())
                 reg.append(re.cpu())
         return torch.cat(logits), torch.cat(reg)
+
+    def _input_statistics(self, R: NoisyRecords) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per measurement, the mean record (C, T') of the rows of R and each channel's RMS
+        deviation from it (C, 1), float32; two passes over blocks of :data:`_EVAL_BATCH` rows."""
+        n_rows, sums = 0, None
+        for block in R.blocks(_EVAL_BATCH):
+            views = self.view.transform(block, self.grid_)
+            part = [X.sum(axis=0, dtype=np.float64) for X in views]
+            sums = part if sums is None else [a + b for a, b in zip(sums, part)]
+            n_rows += views[0].shape[0]
+        means = [s / n_rows for s in sums]
+        squares = [np.zeros(m.shape[0]) for m in means]
+        for block in R.blocks(_EVAL_BATCH):
+            for sq, X, m in zip(squares, self.view.transform(block, self.grid_), means):
+                sq += ((X - m) ** 2).sum(axis=(0, 2))
+        out = []
+        for m, sq in zip(means, squares):
+            scale = np.sqrt(sq / (n_rows * m.shape[1]))[:, None]
+            out.append((m.astype(np.float32), np.where(scale > 0, scale, 1.0).astype(np.float32)))
+        return out
 
     # -- fit ------------------------------------------------------------------------------
     def fit(self, M, targets: EchoTargets, grid: RecordGrid) -> "EchoCNN":
@@ -302,8 +324,7 @@ class EchoCNN:
             raise ValueError("M: noise augmentation redraws the noise of clean records; got records with noise "
                              "already (fit on the clean ones)")
         self.grid_ = grid
-        X_fit = self.view.transform(R.take(fit_rows), grid)
-        X_val = self.view.transform(R.take(val_rows), grid)
+        fit_R, val_R = R.take(fit_rows), R.take(val_rows)
         Y = targets.regression()
         self.targets_ = targets.targets
         self.y_mean_, self.y_std_ = Y[fit_rows].mean(axis=0), Y[fit_rows].std(axis=0)
@@ -311,15 +332,11 @@ class EchoCNN:
         Ys = ((Y - self.y_mean_) / self.y_std_).astype(np.float32)
         k = targets.kernel_index
         dev = self._torch_device()
-        self.network_ = _Network(X_fit[0].shape[1], tuple(X.shape[2] for X in X_fit), self.widths, self.kernel_size,
-                                 self.pool_bins, self.hidden, self.dropout, len(self.targets_))
-        for branch, X in zip(self.network_.branches, X_fit):
-            mean = X.mean(axis=0)
-            scale = np.sqrt(((X - mean) ** 2).mean(axis=(0, 2)))[:, None]
+        self.network_ = _Network(len(self.view.channel_names), self.view.n_timepoints(grid), self.widths,
+                                 self.kernel_size, self.pool_bins, self.hidden, self.dropout, len(self.targets_))
+        for branch, (mean, scale) in zip(self.network_.branches, self._input_statistics(fit_R)):
             branch.x_mean.copy_(torch.from_numpy(mean))
-            branch.x_scale.copy_(torch.from_numpy(np.where(scale > 0, scale, 1.0).astype(np.float32)))
-        if augment:
-            del X_fit  # every epoch makes its own inputs
+            branch.x_scale.copy_(torch.from_numpy(scale))
         self.network_.to(dev)
         w_kernel, w_reg = self.loss_weights.kernel, self.loss_weights.regression
 
@@ -335,14 +352,13 @@ class EchoCNN:
         self.stopped_early_ = False
         for epoch in range(1, self.max_epochs + 1):
             t0 = time.perf_counter()
+            # each minibatch's inputs are made from its rows' records: an epoch never holds its inputs
             if augment:
                 snr = draw_snr(rng, len(fit_rows), snr_choices=self.noise_snr_choices, snr_range=self.noise_snr_range)
-                noisy = NoisyRecords(R.records, R.source[fit_rows], snr, epoch * len(fit_rows) + np.arange(len(fit_rows)),
-                                     self.random_state)
-                X_epoch = self.view.transform(noisy, grid)
+                rows = NoisyRecords(R.records, R.source[fit_rows], snr, epoch * len(fit_rows) + np.arange(len(fit_rows)),
+                                    self.random_state)
             else:
-                X_epoch = X_fit
-            X_epoch = [torch.from_numpy(X) for X in X_epoch]
+                rows = fit_R
             self.network_.train()
             order = torch.randperm(len(fit_rows), generator=gen)
             if order.numel() % self.batch_size == 1:  # batch norm cannot train on one row
@@ -350,13 +366,14 @@ class EchoCNN:
             total = 0.0
             for i in range(0, order.numel(), self.batch_size):
                 idx = order[i:i + self.batch_size]
-                logits, reg = self.network_([X[idx].to(dev) for X in X_epoch])
+                X = self.view.transform(rows.take(idx.numpy()), grid)
+                logits, reg = self.network_([torch.from_numpy(x).to(dev) for x in X])
                 loss = loss_fn(logits, reg, k_fit[idx].to(dev), y_fit[idx].to(dev)).mean()
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
                 total += loss.item() * idx.numel()
-            logits, reg = self._outputs(X_val)
+            logits, reg = self._outputs(val_R)
             val_loss = float(loss_fn(logits.to(dev), reg.to(dev), k_val.to(dev), y_val.to(dev)).mean())
             acc = float((logits.argmax(dim=1) == k_val).float().mean())
             history.append(EpochRecord(epoch, total / order.numel(), val_loss, acc, opt.param_groups[0]["lr"],
@@ -380,8 +397,7 @@ class EchoCNN:
         """Kernel probabilities and every target (its own units) for the records M."""
         if not hasattr(self, "network_"):
             raise ValueError("EchoCNN: not fitted; call fit() or EchoCNN.load() first")
-        views = self.view.transform(self._records(M), self.grid_)
-        logits, reg = self._with_threads(self._outputs, views)
+        logits, reg = self._with_threads(self._outputs, self._records(M))
         proba = torch.softmax(logits.double(), dim=1).numpy()
         Y = reg.double().numpy() * self.y_std_ + self.y_mean_
         return EchoPredictions.from_learning_scale(proba, Y, self.targets_)

@@ -17,35 +17,31 @@ The logistic C and the ridge penalties are chosen on a stratified validation spl
 the training rows (validation log-loss, per-target validation MSE), then the heads are refitted
 on all training rows. The split is by *source*: fit() takes ``groups`` (e.g. the clean row each
 noisy copy was made from), and a group's rows all land on one side, so no row is validated
-against its own noisy copy. (Efficient leave-one-out ``RidgeCV`` decomposes the 12 000 x 10 000
-feature matrix and did not finish in 10 minutes on one core; an lsqr fit takes seconds.)
+against its own noisy copy. The features are made :data:`~pyecho.learn.models.inputs.CHUNK_ROWS`
+rows at a time and the heads fitted from blocks of them (:mod:`pyecho.learn.models.heads`), in
+memory or, for a dataset larger than memory, in a scratch file (``feature_dir``); the transform
+is fitted on at most :data:`TRANSFORM_FIT_ROWS` rows.
 
 aeon (not sktime) provides the transform: measured on the same input, the two gave the same
 accuracy and transform times within this machine's run-to-run noise; aeon covers
 univariate and multivariate input with one class and needs no extra packages here.
 
-Saved as a directory: ``rocket.skops`` (the fitted transform, scaler and heads, loaded with
-an allowlist: scikit-learn and NumPy types plus exactly the aeon transform classes below; no
-pickle) and ``rocket.json`` (input view, options, class and target order, pyecho version).
+Saved as a directory: ``rocket.skops`` (the fitted transforms and the heads' arrays, loaded
+with an allowlist: NumPy types plus exactly the aeon transform classes below; no pickle) and ``rocket.json`` (input view, options, class and target order, pyecho version).
 """
 from __future__ import annotations
 
 import json
-import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import skops.io as sio
 from aeon.transformations.collection.convolution_based import MiniRocket, MultiRocket
-from scipy.linalg import LinAlgWarning
-from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.metrics import log_loss
-from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from pyecho.atomic import atomic_path
+from pyecho.learn.models.heads import (BLOCK_ROWS, DEFAULT_C_GRID, DEFAULT_RIDGE_ALPHAS, FeatureRows, LinearHeads,
+                                       fit_linear_heads)
 from pyecho.learn.models.inputs import (
     KERNEL_CLASSES,
     EchoPredictions,
@@ -67,117 +63,14 @@ MODEL_FILE = "rocket.skops"
 CONFIG_FILE = "rocket.json"
 #: the transforms, by option value; "none": the view's channels, flattened, are the features
 TRANSFORMS = {"minirocket": MiniRocket, "multirocket": MultiRocket, "none": None}
-#: types a saved model may contain besides scikit-learn and NumPy ones
+#: types a saved model may contain besides NumPy ones
 _TRUSTED_TYPES = tuple(f"{cls.__module__}.{cls.__qualname__}" for cls in TRANSFORMS.values() if cls is not None)
-_TRUSTED_ROOTS = ("sklearn.", "numpy.")
+_TRUSTED_ROOTS = ("numpy.",)
 #: fewest kernels of a measurement's transform (MiniRocket's own minimum)
 MIN_KERNELS = 84
-#: candidate inverse L2 strengths of the logistic regression (standardised features)
-DEFAULT_C_GRID: tuple[float, ...] = (1e-4, 1e-3, 1e-2)
-#: rows of features converted to float64 at a time by the ridge path
-_GRAM_ROWS = 2048
-#: candidate ridge penalties (standardised features), one per decade
-DEFAULT_RIDGE_ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(-1, 5, 7))
-
-
-def _logistic(C: float) -> LogisticRegression:
-    return LogisticRegression(C=C, max_iter=2000)
-
-
-def _ridge_validation_mse(F_fit: np.ndarray, Y_fit: np.ndarray, F_val: np.ndarray, Y_val: np.ndarray,
-                          alphas) -> np.ndarray:
-    """Validation MSE (alphas, targets) of ridge at every penalty, exactly, from one
-    decomposition of the centred fit rows X (instead of one solve per penalty): the thin SVD of
-    X when it has fewer rows than features (a few hundred rows of 10 000 features take a
-    fraction of a second), else the eigendecomposition of XᵀX, built :data:`_GRAM_ROWS` rows at
-    a time (features² memory, whatever the rows: 20 000 rows of 7 200 features would need
-    2.2 GB of float64 for the SVD, 0.8 GB this way)."""
-    mean_f, mean_y = F_fit.mean(axis=0, dtype=np.float64), Y_fit.mean(axis=0)
-    Yc = Y_fit - mean_y
-    if F_fit.shape[0] < F_fit.shape[1]:
-        U, sv, Vt = np.linalg.svd((F_fit - mean_f).astype(np.float64), full_matrices=False)
-        V, shrink = Vt.T, lambda a: sv / (sv ** 2 + a)
-        XtY_in_V = U.T @ Yc  # (rank, targets), already scaled by sv: shrink carries sv / (sv² + a)
-    else:
-        G = np.zeros((F_fit.shape[1],) * 2)
-        XtY = np.zeros((F_fit.shape[1], Yc.shape[1]))
-        for i in range(0, F_fit.shape[0], _GRAM_ROWS):
-            Xc = F_fit[i:i + _GRAM_ROWS].astype(np.float64) - mean_f
-            G += Xc.T @ Xc
-            XtY += Xc.T @ Yc[i:i + _GRAM_ROWS]
-        ev, V = np.linalg.eigh(G)
-        del G
-        ev = np.clip(ev, 0.0, None)  # round-off below zero on a rank-deficient XᵀX
-        XtY_in_V, shrink = V.T @ XtY, lambda a: 1.0 / (ev + a)
-    P = np.concatenate([(F_val[i:i + _GRAM_ROWS].astype(np.float64) - mean_f) @ V
-                        for i in range(0, F_val.shape[0], _GRAM_ROWS)])
-    return np.array([(((P @ (shrink(a)[:, None] * XtY_in_V)) + mean_y - Y_val) ** 2).mean(axis=0) for a in alphas])
-
-
-def group_split(kernel_index: np.ndarray, groups: np.ndarray, fraction: float, seed: int
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Rows (fit, validation): whole groups on each side (a clean row and its noisy copies share
-    a group), stratified by each group's kernel."""
-    unique, first = np.unique(groups, return_index=True)
-    try:
-        _, g_val = train_test_split(unique, test_size=fraction, random_state=seed, stratify=kernel_index[first])
-    except ValueError as exc:
-        raise ValueError(f"validation_fraction: cannot carve a stratified validation split ({exc})") from None
-    in_val = np.isin(groups, g_val)
-    return np.flatnonzero(~in_val), np.flatnonzero(in_val)
-
-
-@dataclass(frozen=True)
-class LinearHeads:
-    """Standardisation and linear heads on a feature matrix: multinomial logistic regression for
-    the kernel, ridge for the targets (learning scale), with the penalties they were chosen with."""
-
-    scaler: StandardScaler
-    classifier: LogisticRegression
-    regressor: Ridge
-    targets: tuple[str, ...]
-    C: float
-    ridge_alpha: dict
-
-    def predict(self, F: np.ndarray) -> EchoPredictions:
-        Z = self.scaler.transform(F)
-        # float32 features keep 12 000 x 10 000 in memory; the outputs are float64
-        proba = self.classifier.predict_proba(Z).astype(np.float64)  # fit saw every class: 0, 1, 2
-        proba /= proba.sum(axis=1, keepdims=True)
-        Y = self.regressor.predict(Z).astype(np.float64).reshape(len(Z), -1)
-        return EchoPredictions.from_learning_scale(proba, Y, self.targets)
-
-
-def fit_linear_heads(F: np.ndarray, targets: EchoTargets, *, groups: np.ndarray | None = None,
-                     C_grid=DEFAULT_C_GRID, ridge_alphas=DEFAULT_RIDGE_ALPHAS, validation_fraction: float = 0.2,
-                     random_state: int = 0) -> LinearHeads:
-    """Fit :class:`LinearHeads` on features F (B, n_features) and their targets.
-
-    The logistic C (validation log-loss, each fit warm-started from the previous, weakest
-    penalty last) and one ridge penalty per target (validation MSE) are chosen on a validation
-    split by ``groups`` (:func:`group_split`); the heads are then refitted on every row.
-    F is standardised in place (a float array of the caller's it no longer needs: its memory is
-    the largest of the fit).
-    """
-    scaler = StandardScaler().fit(F)
-    Z = scaler.transform(F, copy=False)
-    k, Y = targets.kernel_index, targets.regression()
-    fit, val = group_split(k, np.arange(len(k)) if groups is None else np.asarray(groups), validation_fraction,
-                           random_state)
-    path = _logistic(min(C_grid)).set_params(warm_start=True)
-    grid = sorted(C_grid)
-    losses = [log_loss(k[val], path.set_params(C=C).fit(Z[fit], k[fit]).predict_proba(Z[val]),
-                       labels=range(len(KERNEL_CLASSES))) for C in grid]
-    C = grid[int(np.argmin(losses))]
-    mse = _ridge_validation_mse(Z[fit], Y[fit], Z[val], Y[val], ridge_alphas)  # (alphas, targets)
-    alphas = np.asarray(ridge_alphas)[np.argmin(mse, axis=0)]
-    with warnings.catch_warnings():
-        # a weak penalty on more features than rows is ill-conditioned by design; the validation
-        # MSE above (from the SVD, exact) is what chose it
-        warnings.simplefilter("ignore", LinAlgWarning)
-        regressor = Ridge(alpha=alphas, solver="cholesky").fit(Z, Y)
-    return LinearHeads(scaler, _logistic(C).fit(Z, k), regressor, targets.targets, float(C),
-                       {str(t): float(a) for t, a in zip(targets.targets, alphas)})
+#: a transform is fitted on at most this many rows, drawn at random: MiniRocket draws one row per
+#: (dilation, kernel) pair for its biases, at most 84 x 32 = 2 688 of them
+TRANSFORM_FIT_ROWS = 4096
 
 
 class RocketModel:
@@ -198,7 +91,10 @@ class RocketModel:
     n_jobs : threads of the transform (numba) and of the linear algebra (BLAS/OpenMP pools are
         limited to it during fit and predict: on a machine shared with other jobs, more threads
         than free cores made these fits tens of times slower)
-    random_state : seed of the transform's kernels and biases and of the validation split
+    random_state : seed of the transform's kernels and biases, of the rows it is fitted on, and
+        of the validation split
+    feature_dir : where fit() keeps the training rows' features: None (memory), or a directory
+        for an unlinked scratch file (float32, rows x features; for datasets larger than memory)
 
     Attributes after fit
     --------------------
@@ -209,7 +105,8 @@ class RocketModel:
 
     def __init__(self, *, view: InputView = InputView(), transform: str = "minirocket", n_kernels: int = 10_000,
                  C_grid: tuple[float, ...] = DEFAULT_C_GRID, ridge_alphas: tuple[float, ...] = DEFAULT_RIDGE_ALPHAS,
-                 validation_fraction: float = 0.2, n_jobs: int = 1, random_state: int = 0):
+                 validation_fraction: float = 0.2, n_jobs: int = 1, random_state: int = 0,
+                 feature_dir: str | Path | None = None):
         if not isinstance(view, InputView):
             raise ValueError(f"view: got {type(view).__name__}; allowed: an InputView")
         if transform not in TRANSFORMS:
@@ -237,6 +134,7 @@ class RocketModel:
         self.validation_fraction = float(validation_fraction)
         self.n_jobs = int(n_jobs)
         self.random_state = int(random_state)
+        self.feature_dir = None if feature_dir is None else Path(feature_dir)
 
     def _records(self, M) -> NoisyRecords:
         X = as_noisy_records(M)
@@ -244,10 +142,16 @@ class RocketModel:
             check_grid(X.records, self.grid_)
         return X
 
-    def _raw_features(self, views: list[np.ndarray], transforms) -> np.ndarray:
-        """Transform features of the view channels (one (B, C, T'_k) array per measurement), float32 (B, F)."""
-        parts = [X.reshape(X.shape[0], -1) if tf is None else tf.transform(X) for X, tf in zip(views, transforms)]
+    def _raw_features(self, records, grid: RecordGrid) -> np.ndarray:
+        """Transform features of a chunk of records, float32 (B, n_features)."""
+        views = self.view.transform(records, grid)
+        parts = [X.reshape(X.shape[0], -1) if tf is None else tf.transform(X) for X, tf in zip(views, self.transforms_)]
         return np.concatenate([np.asarray(F, dtype=np.float32) for F in parts], axis=1)
+
+    def _feature_chunks(self, R: NoisyRecords):
+        """(first row, features) of every chunk of rows of R."""
+        for start, chunk in R.chunks():
+            yield start, self._raw_features(chunk, self.grid_)
 
     def fit(self, M, targets: EchoTargets, grid: RecordGrid, groups=None) -> "RocketModel":
         """Fit transform, scaler and heads on the records M of protocol ``grid`` and their targets.
@@ -268,15 +172,29 @@ class RocketModel:
     def _fit(self, R: NoisyRecords, targets: EchoTargets, grid: RecordGrid, groups: np.ndarray
              ) -> "RocketModel":
         self.grid_ = grid
-        views = self.view.transform(R, grid)
         make = TRANSFORMS[self.transform_name]
-        per_measurement = max(MIN_KERNELS, self.n_kernels // len(views))
-        self.transforms_ = [None if make is None else make(n_kernels=per_measurement, n_jobs=self.n_jobs,
-                                                           random_state=self.random_state).fit(X) for X in views]
-        F = self._raw_features(views, self.transforms_)
-        self.heads_ = fit_linear_heads(F, targets, groups=groups, C_grid=self.C_grid, ridge_alphas=self.ridge_alphas,
-                                       validation_fraction=self.validation_fraction, random_state=self.random_state)
-        self.n_features_ = F.shape[1]
+        per_measurement = max(MIN_KERNELS, self.n_kernels // len(grid.protocol))
+        self.transforms_ = [None] * len(grid.protocol)
+        if make is not None:
+            rng = np.random.default_rng(self.random_state)
+            sample = R if len(R) <= TRANSFORM_FIT_ROWS else R.take(np.sort(rng.choice(len(R), TRANSFORM_FIT_ROWS,
+                                                                                         replace=False)))
+            self.transforms_ = [make(n_kernels=per_measurement, n_jobs=self.n_jobs, random_state=self.random_state).fit(X)
+                                for X in self.view.transform(sample, grid)]
+        chunks = self._feature_chunks(R)
+        start, first = next(chunks)
+        F = FeatureRows(len(R), first.shape[1], directory=self.feature_dir)
+        try:
+            F.write(start, first)
+            for start, block in chunks:
+                F.write(start, block)
+            self.heads_ = fit_linear_heads(F, targets, groups=groups, C_grid=self.C_grid,
+                                           ridge_alphas=self.ridge_alphas,
+                                           validation_fraction=self.validation_fraction,
+                                           random_state=self.random_state)
+        finally:
+            F.close()
+        self.n_features_ = F.n_features
         return self
 
     @property
@@ -298,14 +216,23 @@ class RocketModel:
     def features(self, M) -> np.ndarray:
         """The transform's features of records M, before standardisation: float32 (B, n_features_)."""
         self._check_fitted()
+        R = self._records(M)
         with threadpool_limits(limits=self.n_jobs):
-            return self._raw_features(self.view.transform(self._records(M), self.grid_), self.transforms_)
+            return self._features(R)
+
+    def _features(self, R: NoisyRecords) -> np.ndarray:
+        return np.concatenate([F for _, F in self._feature_chunks(R)])
 
     def predict(self, M) -> EchoPredictions:
-        """Kernel probabilities and every target (its own units) for the records M."""
-        F = self.features(M)
+        """Kernel probabilities and every target (its own units) for the records M, in blocks of
+        :data:`~pyecho.learn.models.heads.BLOCK_ROWS` rows (the same rows' products whatever the
+        chunks their features were made in, so the predictions do not depend on them)."""
+        self._check_fitted()
+        R = self._records(M)
         with threadpool_limits(limits=self.n_jobs):
-            return self.heads_.predict(F)
+            parts = [self.heads_.outputs(self._features(block)) for block in R.blocks(BLOCK_ROWS)]
+        return EchoPredictions.from_learning_scale(np.concatenate([p for p, _ in parts]),
+                                                   np.concatenate([y for _, y in parts]), self.targets_)
 
     def save(self, directory: str | Path) -> Path:
         """Write ``rocket.skops`` and ``rocket.json`` into ``directory`` (created); each atomically."""
@@ -317,9 +244,7 @@ class RocketModel:
                   "n_jobs": self.n_jobs, "random_state": self.random_state, "grid": self.grid_.to_dict(),
                   "targets": list(self.targets_), "n_features": self.n_features_, "ridge_alpha": self.ridge_alpha_}
         with atomic_path(d / MODEL_FILE) as tmp_model, atomic_path(d / CONFIG_FILE) as tmp_json:
-            h = self.heads_
-            sio.dump({"transform": self.transforms_, "scaler": h.scaler, "classifier": h.classifier,
-                      "regressor": h.regressor}, tmp_model)
+            sio.dump({"transform": self.transforms_, "heads": self.heads_.arrays()}, tmp_model)
             tmp_json.write_text(json.dumps(config, indent=2))
         return d
 
@@ -349,11 +274,12 @@ class RocketModel:
         if bad:
             raise ModelFileError(f"{model_path}: contains types that are not trusted: {', '.join(bad)}")
         parts = sio.load(model_path, trusted=untrusted)
-        if not isinstance(parts, dict) or set(parts) != {"transform", "scaler", "classifier", "regressor"}:
+        if (not isinstance(parts, dict) or set(parts) != {"transform", "heads"} or not isinstance(parts["heads"], dict)
+                or set(parts["heads"]) != set(LinearHeads.ARRAYS)):
             raise ModelFileError(f"{model_path}: does not hold a RocketModel's parts")
         try:
-            model.heads_ = LinearHeads(parts["scaler"], parts["classifier"], parts["regressor"], targets,
-                                       float(cfg["C"]), dict(cfg["ridge_alpha"]))
+            model.heads_ = LinearHeads(**parts["heads"], targets=targets, C=float(cfg["C"]),
+                                       ridge_alpha=dict(cfg["ridge_alpha"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"{cfg_path}: incomplete or invalid config ({exc!r})") from None
         model.transforms_, model.grid_, model.n_features_ = parts["transform"], grid, cfg.get("n_features")

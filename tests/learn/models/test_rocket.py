@@ -9,7 +9,8 @@ import pytest
 from sklearn.metrics import f1_score, r2_score
 
 from pyecho.learn.models.inputs import KERNEL_CLASSES, EchoTargets, InputView, ModelFileError
-from pyecho.learn.models.rocket import CONFIG_FILE, MODEL_FILE, RocketModel, fit_linear_heads, group_split
+from pyecho.learn.models.heads import fit_linear_heads, group_split
+from pyecho.learn.models.rocket import CONFIG_FILE, MODEL_FILE, RocketModel
 from pyecho.physics.protocol import Protocol, RecordGrid
 from tests.learn.models.learnable import ONE_MEASUREMENT, TWO_MEASUREMENTS, make_learnable_echoes, rows_of
 
@@ -142,9 +143,7 @@ def test_a_model_file_with_untrusted_types_is_refused(fitted, tmp_path):
     import skops.io as sio
 
     d = fitted.save(tmp_path / "evil")
-    h = fitted.heads_
-    sio.dump({"transform": fitted.transforms_, "scaler": h.scaler, "classifier": h.classifier,
-              "regressor": h.regressor, "extra": InputView()}, d / MODEL_FILE)
+    sio.dump({"transform": fitted.transforms_, "heads": fitted.heads_.arrays(), "extra": InputView()}, d / MODEL_FILE)
     with pytest.raises(ModelFileError, match="not trusted: pyecho.learn.models.inputs.InputView"):
         RocketModel.load(d)
 
@@ -181,23 +180,3 @@ def test_bad_options_and_inputs_are_refused(data):
     no_rkky = np.flatnonzero(tg.kernel != "rkky")
     with pytest.raises(ValueError, match="no training rows of kernel rkky"):
         RocketModel().fit(rows_of(records, no_rkky), tg.take(no_rkky), grid)
-
-
-@pytest.mark.parametrize("n_rows, n_features", [(300, 40), (60, 90)])  # the XᵀX and the SVD route
-def test_ridge_path_from_one_decomposition_equals_sklearn_ridge(n_rows, n_features, monkeypatch):
-    from sklearn.linear_model import Ridge
-
-    from pyecho.learn.models import rocket
-    from pyecho.learn.models.rocket import _ridge_validation_mse
-
-    monkeypatch.setattr(rocket, "_GRAM_ROWS", 37)  # several blocks
-    rng = np.random.default_rng(0)
-    F = rng.standard_normal((n_rows, n_features)).astype(np.float32)
-    Y = F[:, :3] @ rng.standard_normal((3, 2)) + 0.1 * rng.standard_normal((n_rows, 2)) + 5.0
-    n_fit = 2 * n_rows // 3
-    fit, val = np.arange(n_fit), np.arange(n_fit, n_rows)
-    alphas = (0.1, 10.0, 1000.0)
-    got = _ridge_validation_mse(F[fit], Y[fit], F[val], Y[val], alphas)
-    for i, a in enumerate(alphas):
-        want = ((Ridge(alpha=a).fit(F[fit], Y[fit]).predict(F[val]) - Y[val]) ** 2).mean(axis=0)
-        np.testing.assert_allclose(got[i], want, rtol=1e-5)  # float32 features

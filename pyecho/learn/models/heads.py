@@ -1,0 +1,357 @@
+"""Linear heads fitted a block of feature rows at a time: their memory is set by the number of
+features, not of rows.
+
+The kernel head is a multinomial logistic regression, the target heads ridge regressions (one
+penalty per target), both on standardised features, their penalties chosen on a validation
+split by sample group (:func:`group_split`). None of it needs the feature matrix in memory:
+
+* the standardisation: per-block means and variances, merged (Chan, Golub & LeVeque), then the
+  features rewritten standardised, a block at a time;
+* ridge at every penalty from one decomposition of the centred rows X: the eigendecomposition
+  of XᵀX accumulated block by block (features² memory, whatever the rows), or the thin SVD of X
+  when the rows are fewer than the features (X is then smaller than XᵀX);
+* the logistic regression minimises scikit-learn's objective (mean cross-entropy +
+  ‖W‖² / (2 C n), intercepts unpenalised) with scipy's L-BFGS, every loss and gradient one pass
+  over the blocks. scikit-learn's ``LogisticRegression`` needs every row in memory at once, and
+  its estimators that learn from batches (``SGDClassifier.partial_fit``) stop short of this
+  optimum; the tests hold the coefficients to scikit-learn's.
+
+:class:`FeatureRows` holds the features: in memory, or in an unlinked scratch file (gone when
+closed or when the process ends) read with plain reads -- never memory-mapped, so the memory of
+a fit is its blocks, and the page cache stays the system's.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from scipy.linalg import eigh
+from scipy.optimize import minimize
+from scipy.special import logsumexp
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+
+from pyecho.learn.models.inputs import KERNEL_CLASSES, EchoPredictions, EchoTargets
+
+#: rows of features one pass reads at a time (a float64 copy of 2 048 rows of 7 200 features: 118 MB)
+BLOCK_ROWS = 2048
+#: candidate inverse L2 strengths of the logistic regression (standardised features)
+DEFAULT_C_GRID: tuple[float, ...] = (1e-4, 1e-3, 1e-2)
+#: candidate ridge penalties (standardised features), one per decade
+DEFAULT_RIDGE_ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(-1, 5, 7))
+#: the logistic fit's iterations and gradient tolerance (scikit-learn's defaults: max_iter, tol)
+LOGISTIC_MAX_ITER, LOGISTIC_TOL = 2000, 1e-4
+_FLOAT32_BYTES = 4
+
+
+class FeatureRows:
+    """A float32 feature matrix (n_rows, n_features), written and read a block of rows at a time.
+
+    Parameters
+    ----------
+    n_rows, n_features : its shape
+    directory : None: held in memory; a directory: in an unlinked scratch file there (created
+        with the directory if missing), read and written with plain reads and writes
+    """
+
+    def __init__(self, n_rows: int, n_features: int, *, directory: str | Path | None = None):
+        self.shape = (int(n_rows), int(n_features))
+        self._array: np.ndarray | None = None
+        self._fd: int | None = None
+        if directory is None:
+            self._array = np.empty(self.shape, dtype=np.float32)
+        else:
+            Path(directory).mkdir(parents=True, exist_ok=True)
+            self._file = tempfile.TemporaryFile(dir=directory)  # unlinked already: nothing to clean up
+            self._fd = self._file.fileno()
+            os.ftruncate(self._fd, self.shape[0] * self.shape[1] * _FLOAT32_BYTES)
+
+    @classmethod
+    def of(cls, F) -> "FeatureRows":
+        """An array (B, n_features) as FeatureRows in memory: float32, no copy when it is already
+        (its standardisation then rewrites the caller's array)."""
+        F = np.asarray(F)
+        if F.ndim != 2 or not np.issubdtype(F.dtype, np.number):
+            raise ValueError(f"F: expected a numeric array (B, n_features); got {F.dtype} {F.shape}")
+        out = cls.__new__(cls)
+        out.shape, out._fd = F.shape, None
+        out._array = np.ascontiguousarray(F, dtype=np.float32)
+        return out
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self.shape[1]
+
+    def _offset(self, row: int) -> int:
+        return row * self.shape[1] * _FLOAT32_BYTES
+
+    def write(self, start: int, block: np.ndarray) -> None:
+        """Rows [start, start + len(block)) := ``block`` (B, n_features)."""
+        block = np.ascontiguousarray(block, dtype=np.float32)
+        if block.ndim != 2 or block.shape[1] != self.shape[1] or not 0 <= start <= self.shape[0] - len(block):
+            raise ValueError(f"block: {block.shape} at row {start} does not fit features {self.shape}")
+        if self._array is not None:
+            self._array[start:start + len(block)] = block
+            return
+        view, offset = memoryview(block).cast("B"), self._offset(start)
+        while view:
+            n = os.pwrite(self._fd, view, offset)
+            view, offset = view[n:], offset + n
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Rows [start, stop): float32 (stop - start, n_features), a view of the array in memory."""
+        if self._array is not None:
+            return self._array[start:stop]
+        out = np.empty((stop - start, self.shape[1]), dtype=np.float32)
+        view, offset = memoryview(out).cast("B"), self._offset(start)
+        while view:
+            n = os.preadv(self._fd, [view], offset)
+            if n == 0:
+                raise OSError(f"feature scratch file ended {len(view)} bytes early")
+            view, offset = view[n:], offset + n
+        return out
+
+    def blocks(self, size: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """(first row, rows) of every block of ``size`` rows (default :data:`BLOCK_ROWS`), in order."""
+        size = BLOCK_ROWS if size is None else size
+        for start in range(0, self.shape[0], size):
+            yield start, self.read(start, min(start + size, self.shape[0]))
+
+    def standardise(self) -> tuple[np.ndarray, np.ndarray]:
+        """Standardise every feature in place (mean 0, variance 1 over the rows; a constant
+        feature, whose standard deviation is below 10 machine epsilon as in scikit-learn's
+        ``StandardScaler``, is only centred). Returns the float64 (mean, scale), (n_features,) each."""
+        n, mean, m2 = 0, np.zeros(self.shape[1]), np.zeros(self.shape[1])
+        for _, block in self.blocks():
+            b = block.astype(np.float64)
+            nb, mb = len(b), b.mean(axis=0)
+            m2b = ((b - mb) ** 2).sum(axis=0)
+            delta, total = mb - mean, n + nb
+            mean += delta * (nb / total)
+            m2 += m2b + delta ** 2 * (n * nb / total)
+            n = total
+        scale = np.sqrt(m2 / n)
+        scale[scale < 10 * np.finfo(np.float64).eps] = 1.0
+        for start, block in self.blocks():
+            self.write(start, (block - mean) / scale)
+        return mean, scale
+
+    def close(self) -> None:
+        """Release the scratch file (the features in memory stay readable)."""
+        if self._fd is not None:
+            self._file.close()
+            self._fd = None
+
+
+def group_split(kernel_index: np.ndarray, groups: np.ndarray, fraction: float, seed: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (fit, validation): whole groups on each side (a clean row and its noisy copies share
+    a group), stratified by each group's kernel."""
+    unique, first = np.unique(groups, return_index=True)
+    try:
+        _, g_val = train_test_split(unique, test_size=fraction, random_state=seed, stratify=kernel_index[first])
+    except ValueError as exc:
+        raise ValueError(f"validation_fraction: cannot carve a stratified validation split ({exc})") from None
+    in_val = np.isin(groups, g_val)
+    return np.flatnonzero(~in_val), np.flatnonzero(in_val)
+
+
+def _selected(Z: FeatureRows, mask: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(positions, rows) of the rows of every block where ``mask`` (n_rows,) holds."""
+    for start, block in Z.blocks():
+        at = np.flatnonzero(mask[start:start + len(block)])
+        if at.size:
+            yield start + at, block[at]
+
+
+@dataclass(frozen=True)
+class _RidgeBasis:
+    """Ridge on one set of rows at any penalty: coef(a) = V diag(shrink(a)) XtY_V on rows centred
+    by ``mean_x``, intercept ``mean_y`` - mean_x · coef. ``spectrum``: the singular values of X
+    (``svd``) or the eigenvalues of XᵀX."""
+
+    mean_x: np.ndarray
+    mean_y: np.ndarray
+    V: np.ndarray
+    spectrum: np.ndarray
+    XtY_V: np.ndarray
+    svd: bool
+
+    def coef(self, alphas) -> np.ndarray:
+        """(n_features, n_targets): target t at penalty ``alphas[t]``."""
+        s = self.spectrum[:, None]
+        a = np.asarray(alphas, dtype=float)[None, :]
+        shrink = s / (s ** 2 + a) if self.svd else 1.0 / (s + a)
+        return self.V @ (shrink * self.XtY_V)
+
+    def intercept(self, coef: np.ndarray) -> np.ndarray:
+        return self.mean_y - self.mean_x @ coef
+
+
+def _ridge_basis(Z: FeatureRows, mask: np.ndarray, Y: np.ndarray) -> _RidgeBasis:
+    """The :class:`_RidgeBasis` of the rows where ``mask`` holds (targets Y (n_rows, n_targets))."""
+    n = int(mask.sum())
+    mean_y = Y[mask].mean(axis=0)
+    if n < Z.n_features:  # the rows, centred, are smaller than XᵀX
+        X = np.concatenate([rows for _, rows in _selected(Z, mask)]).astype(np.float64)
+        mean_x = X.mean(axis=0)
+        X -= mean_x
+        U, sv, Vt = np.linalg.svd(X, full_matrices=False)
+        del X
+        return _RidgeBasis(mean_x, mean_y, Vt.T, sv, U.T @ (Y[mask] - mean_y), svd=True)
+    mean_x = np.zeros(Z.n_features)
+    for _, rows in _selected(Z, mask):
+        mean_x += rows.sum(axis=0, dtype=np.float64)
+    mean_x /= n
+    G, XtY = np.zeros((Z.n_features,) * 2), np.zeros((Z.n_features, Y.shape[1]))
+    for at, rows in _selected(Z, mask):
+        Xc = rows.astype(np.float64) - mean_x
+        G += Xc.T @ Xc
+        XtY += Xc.T @ (Y[at] - mean_y)
+    ev, V = eigh(G, overwrite_a=True, check_finite=False)
+    del G
+    ev = np.clip(ev, 0.0, None)  # round-off below zero on a rank-deficient XᵀX
+    return _RidgeBasis(mean_x, mean_y, V, ev, V.T @ XtY, svd=False)
+
+
+def _ridge_validation_mse(Z: FeatureRows, Y: np.ndarray, fit: np.ndarray, val: np.ndarray, alphas) -> np.ndarray:
+    """Validation MSE (alphas, targets) of ridge fitted on the rows ``fit`` (mask) at every
+    penalty, exactly, from one decomposition."""
+    basis = _ridge_basis(Z, fit, Y)
+    coefs = [basis.coef(np.full(Y.shape[1], a)) for a in alphas]
+    sse = np.zeros((len(alphas), Y.shape[1]))
+    for at, rows in _selected(Z, val):
+        X = rows.astype(np.float64)
+        for i, coef in enumerate(coefs):
+            sse[i] += ((X @ coef + basis.intercept(coef) - Y[at]) ** 2).sum(axis=0)
+    return sse / int(val.sum())
+
+
+def _logistic_loss(theta: np.ndarray, Z: FeatureRows, mask: np.ndarray, k: np.ndarray, C: float
+                   ) -> tuple[float, np.ndarray]:
+    """scikit-learn's multinomial objective on the rows ``mask`` and its gradient; ``theta``: the
+    coefficients (n_features, K) then the intercepts (K,), flattened."""
+    n_classes, n_features, n = len(KERNEL_CLASSES), Z.n_features, int(mask.sum())
+    W = theta[:-n_classes].reshape(n_features, n_classes)
+    b = theta[-n_classes:]
+    W32 = W.astype(np.float32)  # float32 products, as scikit-learn's on float32 features
+    loss, gW, gb = 0.0, np.zeros_like(W), np.zeros(n_classes)
+    for at, rows in _selected(Z, mask):
+        logits = (rows @ W32).astype(np.float64) + b
+        lse = logsumexp(logits, axis=1)
+        y = k[at]
+        loss += float((lse - logits[np.arange(len(y)), y]).sum())
+        P = np.exp(logits - lse[:, None])
+        P[np.arange(len(y)), y] -= 1.0
+        gW += rows.T @ P.astype(np.float32)
+        gb += P.sum(axis=0)
+    penalty = 1.0 / (C * n)
+    loss = loss / n + 0.5 * penalty * float((W ** 2).sum())
+    return loss, np.concatenate([(gW / n + penalty * W).ravel(), gb / n])
+
+
+def _fit_logistic(Z: FeatureRows, mask: np.ndarray, k: np.ndarray, C: float, start: np.ndarray | None
+                  ) -> np.ndarray:
+    """The minimiser of :func:`_logistic_loss` (L-BFGS from ``start``, or zero)."""
+    theta0 = np.zeros((Z.n_features + 1) * len(KERNEL_CLASSES)) if start is None else start
+    res = minimize(_logistic_loss, theta0, args=(Z, mask, k, C), jac=True, method="L-BFGS-B",
+                   options={"maxiter": LOGISTIC_MAX_ITER, "maxls": 50, "gtol": LOGISTIC_TOL,
+                            "ftol": 64 * np.finfo(float).eps})
+    if res.nit >= LOGISTIC_MAX_ITER:
+        warnings.warn(f"logistic regression at C = {C:g}: not converged in {LOGISTIC_MAX_ITER} iterations",
+                      ConvergenceWarning, stacklevel=3)
+    return res.x
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    return np.exp(logits - logsumexp(logits, axis=1, keepdims=True))
+
+
+@dataclass(frozen=True)
+class LinearHeads:
+    """Standardisation and linear heads on features: multinomial logistic regression for the
+    kernel, ridge for the targets (learning scale), and the penalties they were chosen with.
+
+    Attributes
+    ----------
+    mean, scale : float64 (n_features,) -- the standardisation
+    kernel_coef, kernel_intercept : (n_features, K), (K,) -- logits of :data:`KERNEL_CLASSES`
+    target_coef, target_intercept : (n_features, n_targets), (n_targets,) -- the targets on
+        their learning scale
+    targets : the target names; C : the logistic C; ridge_alpha : target -> its penalty
+    """
+
+    mean: np.ndarray
+    scale: np.ndarray
+    kernel_coef: np.ndarray
+    kernel_intercept: np.ndarray
+    target_coef: np.ndarray
+    target_intercept: np.ndarray
+    targets: tuple[str, ...]
+    C: float
+    ridge_alpha: dict
+
+    #: the array attributes, as saved
+    ARRAYS = ("mean", "scale", "kernel_coef", "kernel_intercept", "target_coef", "target_intercept")
+
+    def outputs(self, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(kernel probabilities (B, K), targets on the learning scale (B, n_targets)), float64,
+        of raw features F (B, n_features); memory: a float64 copy of F."""
+        Z = (np.asarray(F, dtype=np.float64) - self.mean) / self.scale
+        return _softmax(Z @ self.kernel_coef + self.kernel_intercept), Z @ self.target_coef + self.target_intercept
+
+    def predict(self, F: np.ndarray) -> EchoPredictions:
+        """Predictions for raw features F (B, n_features), :data:`BLOCK_ROWS` rows at a time."""
+        parts = [self.outputs(F[i:i + BLOCK_ROWS]) for i in range(0, len(F), BLOCK_ROWS)]
+        return EchoPredictions.from_learning_scale(np.concatenate([p for p, _ in parts]),
+                                                   np.concatenate([y for _, y in parts]), self.targets)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in self.ARRAYS}
+
+
+def fit_linear_heads(F, targets: EchoTargets, *, groups: np.ndarray | None = None, C_grid=DEFAULT_C_GRID,
+                     ridge_alphas=DEFAULT_RIDGE_ALPHAS, validation_fraction: float = 0.2,
+                     random_state: int = 0) -> LinearHeads:
+    """Fit :class:`LinearHeads` on features F (:class:`FeatureRows`, or an array (B, n_features))
+    and their targets.
+
+    The logistic C (validation log-loss; each fit starts from the previous one's solution,
+    weakest penalty last) and one ridge penalty per target (validation MSE) are chosen on a
+    validation split by ``groups`` (:func:`group_split`); the heads are then refitted on every
+    row. F is standardised in place (a float32 array passed in is rewritten): its memory is the
+    largest of the fit, and only a block of it is copied at a time.
+    """
+    Z = F if isinstance(F, FeatureRows) else FeatureRows.of(F)
+    if len(Z) != len(targets):
+        raise ValueError(f"F: {len(Z)} rows for {len(targets)} targets")
+    mean, scale = Z.standardise()
+    k, Y = targets.kernel_index, targets.regression()
+    fit_rows, val_rows = group_split(k, np.arange(len(k)) if groups is None else np.asarray(groups),
+                                     validation_fraction, random_state)
+    fit, val = (np.isin(np.arange(len(k)), r) for r in (fit_rows, val_rows))
+    theta, losses, thetas = None, [], []
+    for C in sorted(C_grid):
+        theta = _fit_logistic(Z, fit, k, C, theta)
+        thetas.append(theta)
+        losses.append(_logistic_loss(theta, Z, val, k, np.inf)[0])  # C = inf: the mean cross-entropy alone
+    best = int(np.argmin(losses))
+    C = sorted(C_grid)[best]
+    every = np.ones(len(k), dtype=bool)
+    theta = _fit_logistic(Z, every, k, C, thetas[best])
+    mse = _ridge_validation_mse(Z, Y, fit, val, ridge_alphas)  # (alphas, targets)
+    alphas = np.asarray(ridge_alphas)[np.argmin(mse, axis=0)]
+    basis = _ridge_basis(Z, every, Y)
+    target_coef = basis.coef(alphas)
+    n_classes = len(KERNEL_CLASSES)
+    return LinearHeads(mean, scale, theta[:-n_classes].reshape(Z.n_features, n_classes), theta[-n_classes:],
+                       target_coef, basis.intercept(target_coef), targets.targets, float(C),
+                       {str(t): float(a) for t, a in zip(targets.targets, alphas)})
