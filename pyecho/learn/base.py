@@ -11,7 +11,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field, fields, replace
 from enum import Enum, StrEnum
-from typing import Callable, Generic, Iterator, Mapping, Sequence, TypeVar
+from typing import Callable, Generic, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 import numpy as np
 import polars as pl
@@ -539,6 +539,27 @@ def pool_seeds(runs: Sequence[Sequence[ModelScore]]) -> tuple[ModelScore, ...]:
 
 
 # --------------------------------------------------------------------------- JSON
+def blockwise_mean_std(blocks: Iterable[np.ndarray]) -> tuple[int, np.ndarray, np.ndarray]:
+    """(rows, mean, standard deviation) of every column over the rows of ``blocks`` (each (B_i, F)),
+    float64, a block at a time: each block's mean and squared deviations, merged exactly (Chan,
+    Golub & LeVeque), so no column's variance is lost to the cancellation of sums of squares."""
+    n, mean, m2 = 0, None, None
+    for block in blocks:
+        b = np.asarray(block, dtype=np.float64)
+        nb, mb = len(b), b.mean(axis=0)
+        m2b = ((b - mb) ** 2).sum(axis=0)
+        if mean is None:
+            n, mean, m2 = nb, mb, m2b
+            continue
+        delta, total = mb - mean, n + nb
+        mean = mean + delta * (nb / total)
+        m2 = m2 + m2b + delta ** 2 * (n * nb / total)
+        n = total
+    if mean is None:
+        raise ValueError("blocks: no rows")
+    return n, mean, np.sqrt(m2 / n)
+
+
 def to_json(obj):
     """A JSON-ready copy of ``obj``: dataclasses as objects, enums as their value, NumPy arrays as
     lists, non-finite floats as None."""

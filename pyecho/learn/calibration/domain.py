@@ -6,7 +6,8 @@ A :class:`DomainGuard` is fitted beside a model and checks every echo it is aske
   (an echo on another grid is not the signal the model learned; no resampling hides that);
 * **the feature space** -- the echo's features (whatever the model is invariant to, the guard
   must be too: the phase/gain-referenced records, flattened to (B, F)) are standardised and
-  projected on the training rows' principal components, whitened, plus one coordinate for
+  projected on the training rows' principal components (fitted on at most :data:`PCA_MAX_ROWS`
+  of them; every row is projected a block at a time), whitened, plus one coordinate for
   what the components do not explain (the standardised PCA reconstruction error: white
   noise, for one, mostly lands there). A feature without spread over the training rows (the
   reference window itself, which is 1 + 0i by construction) is dropped, and every scale has a
@@ -44,14 +45,20 @@ from typing import Mapping
 import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
-from sklearn.preprocessing import StandardScaler
 
 from pyecho.atomic import atomic_path
 from pyecho.errors import InputFileError
+from pyecho.learn.base import blockwise_mean_std
 from pyecho.learn.calibration.conformal import (SNR_BAND_EDGES, merged_band_edges, conformal_rank, min_calibration_rows,
                                                 snr_band)
 from pyecho.physics.protocol import RecordGrid
 
+#: rows of features the guard standardises and projects at a time (a float64 copy of the block)
+_BLOCK_ROWS = 2048
+#: the principal axes are fitted on at most this many training rows, drawn at random (seed 0):
+#: 16 axes of a few thousand features are settled long before, and the rows' features are
+#: then never copied whole (every training row is still projected and a reference)
+PCA_MAX_ROWS = 8192
 #: defaults: principal components kept, neighbours averaged, threshold percentile
 DEFAULT_COMPONENTS = 16
 DEFAULT_NEIGHBOURS = 5
@@ -157,14 +164,11 @@ class DomainGuard:
 
     def embed(self, X) -> np.ndarray:
         """Features (B, F) -> the guard's space (B, K + 1): whitened PCA scores, scaled residual."""
-        X = np.asarray(X, dtype=np.float64)
+        X = _float_array(X)
         if X.ndim != 2 or X.shape[1] != self.n_features_in:
             raise ValueError(f"features: expected shape (B, {self.n_features_in}); got {X.shape}")
-        if not np.all(np.isfinite(X)):
-            raise ValueError("features: contain NaN or infinite values")
-        Z = (X[:, self.kept_features] - self.feature_mean) / self.feature_scale
-        scores = Z @ self.components.T
-        resid = np.linalg.norm(Z - scores @ self.components, axis=1)
+        scores, resid = _project(X, self.kept_features, self.feature_mean, self.feature_scale, self.components,
+                                 "features")
         return np.column_stack([scores / self.component_scale, resid / self.residual_scale])
 
     def distance(self, X) -> np.ndarray:
@@ -259,6 +263,28 @@ class DomainGuard:
             raise InputFileError(f"{path}: not a pyecho domain guard ({exc})") from None
 
 
+def _float_array(X) -> np.ndarray:
+    """X as it is when a float32/float64 array (no copy of a large feature matrix), else float64."""
+    return X if isinstance(X, np.ndarray) and X.dtype in (np.float32, np.float64) else np.asarray(X, dtype=np.float64)
+
+
+def _project(X: np.ndarray, kept: np.ndarray, mean: np.ndarray, scale: np.ndarray, components: np.ndarray,
+             name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(PCA scores (B, K), reconstruction error (B,)) of the standardised kept features of X
+    (B, F), :data:`_BLOCK_ROWS` rows at a time; ValueError naming ``name`` for a NaN or inf."""
+    scores, resid = [], []
+    for i in range(0, len(X), _BLOCK_ROWS):
+        block = X[i:i + _BLOCK_ROWS].astype(np.float64)
+        if not np.all(np.isfinite(block)):
+            raise ValueError(f"{name}: contain NaN or infinite values")
+        Z = (block[:, kept] - mean) / scale
+        s = Z @ components.T
+        scores.append(s)
+        resid.append(np.linalg.norm(Z - s @ components, axis=1))
+    return (np.concatenate(scores) if scores else np.empty((0, len(components))),
+            np.concatenate(resid) if resid else np.empty(0))
+
+
 def fit_domain_guard(
     X_train,
     X_calibration,
@@ -288,12 +314,11 @@ def fit_domain_guard(
     percentile : threshold percentile over the calibration rows, in (0, 100)
     label_margin : allowed excess over a label window, fraction of its span (>= 0)
     """
-    X_train = np.asarray(X_train, dtype=np.float64)
-    X_cal = np.asarray(X_calibration, dtype=np.float64)
+    X_train, X_cal = _float_array(X_train), _float_array(X_calibration)
     if X_train.ndim != 2 or X_cal.ndim != 2 or X_train.shape[1] != X_cal.shape[1]:
         raise ValueError(f"X_train {X_train.shape} and X_calibration {X_cal.shape}: need 2-D arrays with the same columns")
     for name, X in (("X_train", X_train), ("X_calibration", X_cal)):
-        if not np.all(np.isfinite(X)):
+        if not all(np.isfinite(X[i:i + _BLOCK_ROWS]).all() for i in range(0, len(X), _BLOCK_ROWS)):
             raise ValueError(f"{name}: contains NaN or infinite values")
     N, F = X_train.shape
     snr_cal = np.asarray(snr_calibration, dtype=np.float64)
@@ -317,19 +342,21 @@ def fit_domain_guard(
             raise ValueError(f"labels[{target!r}]: expected {N} finite values (one per training row); got shape {y.shape}")
         windows.append(LabelWindow(str(target), float(y.min()), float(y.max())))
 
-    scaler = StandardScaler().fit(X_train)
-    spread = np.sqrt(scaler.var_)  # (StandardScaler's scale_ is 1, not 0, for a constant feature)
+    _, mean_all, spread = blockwise_mean_std(X_train[i:i + _BLOCK_ROWS] for i in range(0, N, _BLOCK_ROWS))
     floor = SCALE_FLOOR * float(np.median(spread))
     kept = np.flatnonzero(spread > floor)  # a feature without spread carries only round-off
-    mean, scale = scaler.mean_[kept], np.maximum(spread[kept], floor)
-    Z = (X_train[:, kept] - mean) / scale
-    pca = PCA(n_components=min(n_components, N - 1, len(kept)), svd_solver="randomized", random_state=0).fit(Z)
+    mean, scale = mean_all[kept], np.maximum(spread[kept], floor)
+    rows = np.arange(N) if N <= PCA_MAX_ROWS else np.sort(np.random.default_rng(0).choice(N, PCA_MAX_ROWS,
+                                                                                          replace=False))
+    Z = (X_train[rows][:, kept].astype(np.float64) - mean) / scale
+    pca = PCA(n_components=min(n_components, len(rows) - 1, len(kept)), svd_solver="randomized",
+              random_state=0).fit(Z)
+    del Z
     components = pca.components_
     # scores of centred Z: Z has zero mean over the training rows, so pca.mean_ is ~0 and dropped
-    scores = Z @ components.T
+    scores, resid = _project(X_train, kept, mean, scale, components, "X_train")
     component_scale = scores.std(axis=0)
     component_scale = np.where(component_scale > 0, component_scale, 1.0)
-    resid = np.linalg.norm(Z - scores @ components, axis=1)
     residual_scale = float(resid.std()) if resid.std() > 0 else 1.0
     edges = merged_band_edges(snr_cal, band_edges, need)
     guard_args = dict(grid=grid, windows=tuple(windows), n_features_in=F, kept_features=kept, feature_mean=mean, feature_scale=scale,

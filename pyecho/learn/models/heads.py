@@ -5,8 +5,8 @@ The kernel head is a multinomial logistic regression, the target heads ridge reg
 penalty per target), both on standardised features, their penalties chosen on a validation
 split by sample group (:func:`group_split`). None of it needs the feature matrix in memory:
 
-* the standardisation: per-block means and variances, merged (Chan, Golub & LeVeque), then the
-  features rewritten standardised, a block at a time;
+* the standardisation: per-block means and variances, merged (:func:`~pyecho.learn.base.blockwise_mean_std`),
+  then the features rewritten standardised, a block at a time;
 * ridge at every penalty from one decomposition of the centred rows X: the eigendecomposition
   of XᵀX accumulated block by block (features² memory, whatever the rows), or the thin SVD of X
   when the rows are fewer than the features (X is then smaller than XᵀX);
@@ -36,6 +36,7 @@ from scipy.special import logsumexp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
+from pyecho.learn.base import blockwise_mean_std
 from pyecho.learn.models.inputs import KERNEL_CLASSES, EchoPredictions, EchoTargets
 
 #: rows of features one pass reads at a time (a float64 copy of 2 048 rows of 7 200 features: 118 MB)
@@ -129,16 +130,7 @@ class FeatureRows:
         """Standardise every feature in place (mean 0, variance 1 over the rows; a constant
         feature, whose standard deviation is below 10 machine epsilon as in scikit-learn's
         ``StandardScaler``, is only centred). Returns the float64 (mean, scale), (n_features,) each."""
-        n, mean, m2 = 0, np.zeros(self.shape[1]), np.zeros(self.shape[1])
-        for _, block in self.blocks():
-            b = block.astype(np.float64)
-            nb, mb = len(b), b.mean(axis=0)
-            m2b = ((b - mb) ** 2).sum(axis=0)
-            delta, total = mb - mean, n + nb
-            mean += delta * (nb / total)
-            m2 += m2b + delta ** 2 * (n * nb / total)
-            n = total
-        scale = np.sqrt(m2 / n)
+        _, mean, scale = blockwise_mean_std(block for _, block in self.blocks())
         scale[scale < 10 * np.finfo(np.float64).eps] = 1.0
         for start, block in self.blocks():
             self.write(start, (block - mean) / scale)

@@ -127,6 +127,27 @@ def test_shifted_rows_are_flagged(trained, snr):
     assert all(c.distance > t for c, t in zip(checks, limit) if not c.in_domain)
 
 
+def test_axes_from_a_subsample_and_blocks_of_rows_keep_every_row_and_the_verdicts(trained, monkeypatch):
+    """Principal axes fitted on 300 of the 1 600 training rows, every pass in blocks of 97 rows:
+    every training row is still a reference, and shifted rows are flagged as often, in-domain
+    rows kept as often (float32 features, as the candidate stage gives them)."""
+    import pyecho.learn.calibration.domain as domain
+
+    guard, X_train, _ = trained
+    monkeypatch.setattr(domain, "PCA_MAX_ROWS", 300)
+    monkeypatch.setattr(domain, "_BLOCK_ROWS", 97)
+    _, tg, _ = noisy_rows(800, seed=0, copies=1)  # the training rows' labels
+    cal, _, snr_cal = noisy_rows(1200, seed=1, copies=2)
+    small = fit_domain_guard(X_train.astype(np.float32), VIEW.flat(cal, GRID).astype(np.float32), snr_cal, GRID,
+                             {t: tg[t] for t in ("W", "L")})
+    assert small.reference.shape == guard.reference.shape
+    np.testing.assert_array_equal(small.kept_features, guard.kept_features)
+    X_in, est_in, _ = fresh(500, seed=5, snr=200.0)
+    X_out, est_out, _ = fresh(500, seed=6, snr=200.0, omega_scale=SHIFTED_SCALE)
+    assert np.mean([c.in_domain for c in small.check(X_in, GRID, est_in)]) >= 0.95
+    assert np.mean([not c.in_domain for c in small.check(X_out, GRID, est_out)]) >= 0.95
+
+
 # --------------------------------------------------------------------------- grid, labels, files
 def test_another_grid_flags_every_row_with_its_reason(trained):
     guard, X_train, _ = trained
