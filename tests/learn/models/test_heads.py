@@ -63,7 +63,7 @@ def test_standardise_equals_standard_scaler_and_only_centres_a_constant_feature(
 
 
 @pytest.mark.parametrize("n_rows, n_features", [(300, 40), (60, 90)])  # the XᵀX and the SVD route
-def test_ridge_at_every_penalty_from_one_decomposition_equals_sklearn_ridge(n_rows, n_features):
+def test_ridge_at_every_penalty_equals_sklearn_ridge(n_rows, n_features):
     rng = np.random.default_rng(0)
     F = features(n_rows, n_features)
     Y = F[:, :3] @ rng.standard_normal((3, 2)) + 0.1 * rng.standard_normal((n_rows, 2)) + 5.0
