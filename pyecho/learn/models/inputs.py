@@ -697,8 +697,9 @@ class EchoPredictions(_ByTarget):
         return kernel, is_power
 
 
-#: version of the JSON header written beside every saved CNN / MiniRocket model
-MODEL_FORMAT_VERSION = 1
+#: version of the JSON header written beside every saved CNN / MiniRocket model (2: the linear
+#: heads saved as arrays, no longer as scikit-learn estimators)
+MODEL_FORMAT_VERSION = 2
 
 
 class ModelFileError(InputFileError):

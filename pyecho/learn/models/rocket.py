@@ -27,7 +27,8 @@ accuracy and transform times within this machine's run-to-run noise; aeon covers
 univariate and multivariate input with one class and needs no extra packages here.
 
 Saved as a directory: ``rocket.skops`` (the fitted transforms and the heads' arrays, loaded
-with an allowlist: NumPy types plus exactly the aeon transform classes below; no pickle) and ``rocket.json`` (input view, options, class and target order, pyecho version).
+with an allowlist: NumPy types plus exactly the aeon transform classes below; no pickle) and
+``rocket.json`` (input view, options, class and target order, pyecho version).
 """
 from __future__ import annotations
 
