@@ -62,7 +62,7 @@ def test_standardise_equals_standard_scaler_and_only_centres_a_constant_feature(
     assert scale[4] == 1.0 and np.all(Z[:, 4] == 0)
 
 
-@pytest.mark.parametrize("n_rows, n_features", [(300, 40), (60, 90)])  # the XᵀX and the SVD route
+@pytest.mark.parametrize("n_rows, n_features", [(300, 40), (60, 90), (20, 90)])  # XᵀX, XᵀX, the SVD
 def test_ridge_at_every_penalty_equals_sklearn_ridge(n_rows, n_features):
     rng = np.random.default_rng(0)
     F = features(n_rows, n_features)
