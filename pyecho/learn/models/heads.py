@@ -9,7 +9,7 @@ split by sample group (:func:`group_split`). None of it needs the feature matrix
   then the features rewritten standardised, a block at a time;
 * ridge at every penalty from the centred rows X: XᵀX accumulated block by block (features²
   memory, whatever the rows) and one Cholesky factorisation per penalty, or the thin SVD of X
-  when the rows are at most a quarter of the features (X is then much smaller than XᵀX);
+  when the rows are at most half the features (its arrays are then smaller than XᵀX's);
 * the logistic regression minimises scikit-learn's objective (mean cross-entropy +
   ‖W‖² / (2 C n), intercepts unpenalised) with scipy's L-BFGS, every loss and gradient one pass
   over the blocks. scikit-learn's ``LogisticRegression`` needs every row in memory at once, and
@@ -42,10 +42,12 @@ from pyecho.learn.models.inputs import KERNEL_CLASSES, EchoPredictions, EchoTarg
 #: rows of features one pass reads at a time (a float64 copy of 2 048 rows of 7 200 features: 118 MB)
 BLOCK_ROWS = 2048
 #: ridge goes through the SVD of the rows when they are at most this share of the features: the
-#: SVD's arrays (the rows, U, Vᵀ, LAPACK's work space) then take less memory than XᵀX and its
-#: factorisation, and far less time (measured: the linear model's fit on 7 200 features peaked
-#: 1.8 GB above the resident memory through the SVD of 4 800 rows, 1.1 GB through XᵀX of 9 600)
-_SVD_MAX_ROW_SHARE = 0.25
+#: SVD's arrays (the rows, overwritten, Vᵀ, U and LAPACK's work space: some 2 n F + 4 n² numbers
+#: for n rows of F features) then take less memory than XᵀX and its factorisation (2 F²), and
+#: less time. Measured on 7 200 features: the linear model's fit peaked 1.8 GB above the resident
+#: memory through the SVD of 4 800 rows (n/F = 0.67), 1.1 GB through XᵀX of 9 600 rows; of
+#: 2 400 rows (n/F = 0.33), 0.9 GB through XᵀX and 0.55 GB through the SVD
+_SVD_MAX_ROW_SHARE = 0.5
 #: candidate inverse L2 strengths of the logistic regression (standardised features)
 DEFAULT_C_GRID: tuple[float, ...] = (1e-4, 1e-3, 1e-2)
 #: candidate ridge penalties (standardised features), one per decade
