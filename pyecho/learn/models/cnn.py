@@ -30,7 +30,7 @@ validation loss of a stratified split carved from the rows given to :meth:`EchoC
 anything else) with the best epoch's weights restored; optional noise augmentation redraws the
 non-validation rows with fresh complex noise every epoch (:class:`~pyecho.learn.models.inputs.NoisyRecords`).
 Every minibatch's inputs are made from its own rows' records, and the input statistics and the
-validation outputs a chunk of rows at a time: memory-mapped records stay on disk, and training
+validation outputs in blocks of rows: memory-mapped records stay on disk, and training
 never holds the inputs of an epoch, nor a noisy copy of the records.
 Seeded; deterministic on the CPU for a given thread count; ``device="auto"`` uses CUDA when
 present.
