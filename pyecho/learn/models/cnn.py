@@ -52,6 +52,7 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 
 from pyecho.atomic import atomic_path
+from pyecho.learn.base import blockwise_mean_std
 from pyecho.learn.models.inputs import (
     KERNEL_CLASSES,
     EchoPredictions,
@@ -282,22 +283,19 @@ class EchoCNN:
 
     def _input_statistics(self, R: NoisyRecords) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per measurement, the mean record (C, T') of the rows of R and each channel's RMS
-        deviation from it (C, 1), float32; two passes over blocks of :data:`_EVAL_BATCH` rows."""
-        n_rows, sums = 0, None
-        for block in R.blocks(_EVAL_BATCH):
-            views = self.view.transform(block, self.grid_)
-            part = [X.sum(axis=0, dtype=np.float64) for X in views]
-            sums = part if sums is None else [a + b for a, b in zip(sums, part)]
-            n_rows += views[0].shape[0]
-        means = [s / n_rows for s in sums]
-        squares = [np.zeros(m.shape[0]) for m in means]
-        for block in R.blocks(_EVAL_BATCH):
-            for sq, X, m in zip(squares, self.view.transform(block, self.grid_), means):
-                sq += ((X - m) ** 2).sum(axis=(0, 2))
-        out = []
-        for m, sq in zip(means, squares):
-            scale = np.sqrt(sq / (n_rows * m.shape[1]))[:, None]
+        deviation from it (C, 1), float32; one pass over blocks of :data:`_EVAL_BATCH` rows
+        (:func:`~pyecho.learn.base.blockwise_mean_std` of every channel and time point)."""
+        shapes = [(len(self.view.channel_names), T) for T in self.view.n_timepoints(self.grid_)]
+        flat = (np.concatenate([X.reshape(len(X), -1) for X in self.view.transform(block, self.grid_)], axis=1)
+                for block in R.blocks(_EVAL_BATCH))
+        _, mean, std = blockwise_mean_std(flat)
+        out, start = [], 0
+        for C, T in shapes:
+            m = mean[start:start + C * T].reshape(C, T)
+            # the mean square deviation of a channel over its time points is the mean of their variances
+            scale = np.sqrt((std[start:start + C * T].reshape(C, T) ** 2).mean(axis=1))[:, None]
             out.append((m.astype(np.float32), np.where(scale > 0, scale, 1.0).astype(np.float32)))
+            start += C * T
         return out
 
     # -- fit ------------------------------------------------------------------------------
