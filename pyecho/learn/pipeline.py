@@ -36,7 +36,7 @@ from pyecho.learn.paper.features import build_features, default_window, window_b
 from pyecho.learn.paper.leak import run_leak
 from pyecho.learn.paper.models import save_models
 from pyecho.learn.paper.regress import run_regression
-from pyecho.learn.results import LearnResults, RunInfo, StageTime
+from pyecho.learn.results import LearnResults, RunInfo, StageTime, run_peak_rss_gb
 from pyecho.learn.paper.screening import run_wscreen
 from pyecho.learn.paper.seeds import HEADLINE_FEATURES, check_seeds, headline_scores, run_seed_study
 from pyecho.learn.paper.unsupervised import run_unsupervised
@@ -313,6 +313,7 @@ def _run_learn(data, out: Path, quick: bool, seed: int, n_jobs: int, window: int
         write_report(out, results, make_figures(results, out / "figures"))
     metrics["stage_seconds"] = [{"stage": s.stage, "seconds": s.seconds, "peak_rss_gb": s.peak_rss_gb}
                                 for s in st.times]
+    metrics["peak_rss_gb"] = run_peak_rss_gb(st.times)
     metrics["wall_seconds"] = round(time.perf_counter() - t_start, 1)
     with atomic_path(out / "metrics.json") as tmp:
         tmp.write_text(json.dumps(metrics, indent=2))

@@ -34,6 +34,14 @@ class StageTime:
     peak_rss_gb: float | None = None
 
 
+def run_peak_rss_gb(stages) -> float | None:
+    """The largest of the stages' peaks (GB), None where one is unknown. Each stage restarts the
+    kernel's high-water mark, so this, not `/usr/bin/time`'s maximum resident size (which then
+    is the last stage's), is the run's peak."""
+    peaks = [st.peak_rss_gb for st in stages]
+    return max(peaks) if peaks and None not in peaks else None
+
+
 @dataclass(frozen=True)
 class RunInfo:
     """How the run was made: versions, sizes, seeds, budget, the dataset's metadata, timings."""
@@ -49,6 +57,11 @@ class RunInfo:
     metadata: dict
     stage_seconds: tuple[StageTime, ...]
     wall_seconds_before_report: float
+
+    @property
+    def peak_rss_gb(self) -> float | None:
+        """The run's peak resident memory so far (GB): the largest stage peak, None where unknown."""
+        return run_peak_rss_gb(self.stage_seconds)
 
 
 @dataclass(frozen=True)

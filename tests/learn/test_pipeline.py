@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 from dataclasses import fields, is_dataclass
 
 import numpy as np
@@ -275,3 +276,20 @@ def test_learn_refuses_a_dataset_too_small_for_calibration_before_any_work(tmp_p
     with pytest.raises(DatasetError, match=r"the dataset has 90 samples; .* need 10 of each: simulate at least"):
         run_learn(make_synthetic_dataset(90), out, quick=True, seed=0, n_jobs=1, window=WINDOW)
     assert not out.exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="the peak is read from Linux's /proc")
+def test_stage_peaks_restart_and_the_run_peak_is_the_largest():
+    """A stage that held 400 MB reports it; the next stage, holding nothing, does not; the run's
+    peak is the first stage's (not the last stage's, which is all /usr/bin/time would show)."""
+    from pyecho.learn.pipeline import _Stages
+    from pyecho.learn.results import run_peak_rss_gb
+
+    with _Stages(("big", "small"), console=None) as st:
+        st.start("big")
+        held = np.ones(50_000_000)  # 0.4 GB, touched
+        del held
+        st.start("small")
+    big, small = st.times
+    assert big.peak_rss_gb - small.peak_rss_gb > 0.3
+    assert run_peak_rss_gb(st.times) == big.peak_rss_gb

@@ -71,6 +71,8 @@ def test_learn_stream_and_a_paper_subsample(dataset, tmp_path):
     stages = metrics["stage_seconds"]
     assert [s["stage"] for s in stages][:2] == ["features", "PCA + k-means"]
     assert all(s["peak_rss_gb"] is None or s["peak_rss_gb"] > 0 for s in stages)
+    peaks = [s["peak_rss_gb"] for s in stages]
+    assert metrics["peak_rss_gb"] == (None if None in peaks else max(peaks))
 
 
 def test_learn_refuses_a_window_the_hahn_echo_cannot_hold_in_one_line(dataset, tmp_path):

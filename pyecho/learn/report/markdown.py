@@ -239,6 +239,10 @@ def _run_section(w: _Doc, r: LearnResults) -> None:
     w(_header("stage", "seconds", "peak memory (GB)"))
     for st in r.info.stage_seconds:
         w.row(st.stage, st.seconds, "—" if st.peak_rss_gb is None else st.peak_rss_gb)
+    if r.info.peak_rss_gb is not None:
+        w(f"\nPeak memory of the run before the report: {r.info.peak_rss_gb} GB, the largest stage peak "
+          "(each stage restarts the kernel's high-water mark, so a maximum resident size that "
+          "`/usr/bin/time` reports is the last stage's only; `metrics.json` has the peak with the report's stage).")
     w("")
 
 
