@@ -1,6 +1,6 @@
 import json
-from pathlib import Path
 from dataclasses import fields, is_dataclass
+from pathlib import Path
 
 import numpy as np
 import polars as pl
