@@ -48,13 +48,11 @@ from sklearn.neighbors import NearestNeighbors
 
 from pyecho.atomic import atomic_path
 from pyecho.errors import InputFileError
-from pyecho.learn.base import blockwise_mean_std
+from pyecho.learn.base import BLOCK_ROWS, FeatureRows, blockwise_mean_std
 from pyecho.learn.calibration.conformal import (SNR_BAND_EDGES, merged_band_edges, conformal_rank, min_calibration_rows,
                                                 snr_band)
 from pyecho.physics.protocol import RecordGrid
 
-#: rows of features the guard standardises and projects at a time (a float64 copy of the block)
-_BLOCK_ROWS = 2048
 #: the principal axes are fitted on at most this many training rows, drawn at random (seed 0):
 #: 16 axes of a few thousand features are settled long before, and the rows' features are
 #: then never copied whole (every training row is still projected and a reference)
@@ -165,7 +163,7 @@ class DomainGuard:
     def embed(self, X) -> np.ndarray:
         """Features (B, F) -> the guard's space (B, K + 1): whitened PCA scores, scaled residual."""
         X = _float_array(X)
-        if X.ndim != 2 or X.shape[1] != self.n_features_in:
+        if len(X.shape) != 2 or X.shape[1] != self.n_features_in:
             raise ValueError(f"features: expected shape (B, {self.n_features_in}); got {X.shape}")
         scores, resid = _project(X, self.kept_features, self.feature_mean, self.feature_scale, self.components,
                                  "features")
@@ -263,18 +261,28 @@ class DomainGuard:
             raise InputFileError(f"{path}: not a pyecho domain guard ({exc})") from None
 
 
-def _float_array(X) -> np.ndarray:
-    """X as it is when a float32/float64 array (no copy of a large feature matrix), else float64."""
-    return X if isinstance(X, np.ndarray) and X.dtype in (np.float32, np.float64) else np.asarray(X, dtype=np.float64)
+def _float_array(X) -> np.ndarray | FeatureRows:
+    """X as it is when :class:`~pyecho.learn.base.FeatureRows` or a float32/float64 array (no copy
+    of a large feature matrix), else float64."""
+    if isinstance(X, FeatureRows) or isinstance(X, np.ndarray) and X.dtype in (np.float32, np.float64):
+        return X
+    return np.asarray(X, dtype=np.float64)
 
 
-def _project(X: np.ndarray, kept: np.ndarray, mean: np.ndarray, scale: np.ndarray, components: np.ndarray,
-             name: str) -> tuple[np.ndarray, np.ndarray]:
+def _blocks(X: np.ndarray | FeatureRows):
+    """The rows of X, :data:`~pyecho.learn.base.BLOCK_ROWS` at a time."""
+    if isinstance(X, FeatureRows):
+        return (block for _, block in X.blocks(BLOCK_ROWS))
+    return (X[i:i + BLOCK_ROWS] for i in range(0, len(X), BLOCK_ROWS))
+
+
+def _project(X: np.ndarray | FeatureRows, kept: np.ndarray, mean: np.ndarray, scale: np.ndarray,
+             components: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
     """(PCA scores (B, K), reconstruction error (B,)) of the standardised kept features of X
-    (B, F), :data:`_BLOCK_ROWS` rows at a time; ValueError naming ``name`` for a NaN or inf."""
+    (B, F), a block of rows at a time (:func:`_blocks`); ValueError naming ``name`` for a NaN or inf."""
     scores, resid = [], []
-    for i in range(0, len(X), _BLOCK_ROWS):
-        block = X[i:i + _BLOCK_ROWS].astype(np.float64)
+    for rows in _blocks(X):
+        block = rows.astype(np.float64)
         if not np.all(np.isfinite(block)):
             raise ValueError(f"{name}: contain NaN or infinite values")
         Z = (block[:, kept] - mean) / scale
@@ -302,7 +310,8 @@ def fit_domain_guard(
 
     Parameters
     ----------
-    X_train : array (N, F) -- features of the model's training rows (the reference set)
+    X_train : array or :class:`~pyecho.learn.base.FeatureRows` (N, F) -- features of the model's
+        training rows (the reference set)
     X_calibration : array (M, F) -- features of held-out rows drawn and noised like the training
         rows (disjoint from them)
     snr_calibration : array (M,) -- their estimated SNRs (the bands of the thresholds; a band
@@ -315,10 +324,10 @@ def fit_domain_guard(
     label_margin : allowed excess over a label window, fraction of its span (>= 0)
     """
     X_train, X_cal = _float_array(X_train), _float_array(X_calibration)
-    if X_train.ndim != 2 or X_cal.ndim != 2 or X_train.shape[1] != X_cal.shape[1]:
+    if len(X_train.shape) != 2 or len(X_cal.shape) != 2 or X_train.shape[1] != X_cal.shape[1]:
         raise ValueError(f"X_train {X_train.shape} and X_calibration {X_cal.shape}: need 2-D arrays with the same columns")
     for name, X in (("X_train", X_train), ("X_calibration", X_cal)):
-        if not all(np.isfinite(X[i:i + _BLOCK_ROWS]).all() for i in range(0, len(X), _BLOCK_ROWS)):
+        if not all(np.isfinite(block).all() for block in _blocks(X)):
             raise ValueError(f"{name}: contains NaN or infinite values")
     N, F = X_train.shape
     snr_cal = np.asarray(snr_calibration, dtype=np.float64)
@@ -342,13 +351,14 @@ def fit_domain_guard(
             raise ValueError(f"labels[{target!r}]: expected {N} finite values (one per training row); got shape {y.shape}")
         windows.append(LabelWindow(str(target), float(y.min()), float(y.max())))
 
-    _, mean_all, spread = blockwise_mean_std(X_train[i:i + _BLOCK_ROWS] for i in range(0, N, _BLOCK_ROWS))
+    _, mean_all, spread = blockwise_mean_std(_blocks(X_train))
     floor = SCALE_FLOOR * float(np.median(spread))
     kept = np.flatnonzero(spread > floor)  # a feature without spread carries only round-off
     mean, scale = mean_all[kept], np.maximum(spread[kept], floor)
     rows = np.arange(N) if N <= PCA_MAX_ROWS else np.sort(np.random.default_rng(0).choice(N, PCA_MAX_ROWS,
                                                                                           replace=False))
-    Z = (X_train[rows][:, kept].astype(np.float64) - mean) / scale
+    Z = ((X_train.take(rows) if isinstance(X_train, FeatureRows) else X_train[rows])[:, kept].astype(np.float64)
+         - mean) / scale
     pca = PCA(n_components=min(n_components, len(rows) - 1, len(kept)), svd_solver="randomized",
               random_state=0).fit(Z)
     del Z

@@ -32,8 +32,8 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from pyecho.data.store import DatasetError
-from pyecho.learn.base import (NO_JSON, RANGE_NP, RANGE_P, TASK_CLASSES, Budget, Evaluation, LearnData, ModelScore,
-                               Note, Split, Task, make_split, mean_std, no_note, pool_seeds)
+from pyecho.learn.base import (BLOCK_ROWS, NO_JSON, RANGE_NP, RANGE_P, TASK_CLASSES, Budget, Evaluation, FeatureRows,
+                               LearnData, ModelScore, Note, Split, Task, make_split, mean_std, no_note, pool_seeds)
 from pyecho.learn.calibration.conformal import (CoverageReport, ReliabilityDiagram, SetReport, fit_interval,
                                                 interval_coverage, min_calibration_rows, reliability, set_coverage)
 from pyecho.learn.calibration.domain import DEFAULT_PERCENTILE, DomainGuard, fit_domain_guard
@@ -350,7 +350,8 @@ def check_calibration_rows(kernel: np.ndarray, calibration: np.ndarray, level: f
 def run_candidates(data: LearnData, split: Split, budget: Budget, n_jobs: int, *, level: float = 0.9,
                    label: str = "protocol", note: Note = no_note, feature_dir: Path | None = None) -> CandidatesResult:
     """Stage: fit every candidate, choose per task on validation, calibrate, fit the domain guard.
-    ``feature_dir``: where the linear and MiniRocket fits keep their features (None: memory)."""
+    ``feature_dir``: where the linear and MiniRocket fits and the guard keep the training rows'
+    features (None: memory)."""
     targets = targets_of(data)
     rows = model_rows(split, data.labels.kernel, budget)
     check_calibration_rows(np.asarray(data.labels.kernel), rows.calibration, level)
@@ -386,7 +387,7 @@ def run_candidates(data: LearnData, split: Split, budget: Budget, n_jobs: int, *
     test_snr = [estimate_noise(M, data.grid, dead_time_us=dead).snr for M in test_sets]
     calibrated = _calibrate(runs, headline, calibration, targets, rows, test_snr, level, split.seed)
     note(f"{label}: domain guard")
-    guard = _fit_guard(data, fit_noisy, validation, calibration, targets, budget)
+    guard = _fit_guard(data, fit_noisy, validation, calibration, targets, budget, feature_dir)
     return CandidatesResult(rows, tuple(runs), headline, calibrated, guard, split.seed, inputs, label)
 
 
@@ -437,16 +438,31 @@ def guard_features(records, grid, dead_time_us: float) -> np.ndarray:
     return guard_view(dead_time_us).flat(records, grid)
 
 
+def _guard_feature_rows(records: NoisyRecords, grid, dead_time_us: float, directory: Path | None) -> FeatureRows:
+    """:func:`guard_features` of every row, made a block at a time into :class:`FeatureRows`
+    (in memory, or a scratch file in ``directory``)."""
+    out = None
+    for start, block in zip(range(0, len(records), BLOCK_ROWS), records.blocks(BLOCK_ROWS)):
+        F = guard_features(block, grid, dead_time_us)
+        out = FeatureRows(len(records), F.shape[1], directory=directory) if out is None else out
+        out.write(start, F)
+    return out
+
+
 def _fit_guard(data: LearnData, fit_noisy: NoisyRows, validation: NoisyRows, calibration: NoisyRows,
-               targets: EchoTargets, budget: Budget) -> DomainGuard:
-    """Fitted on the rows the models were fitted on, clean and noisy alike; thresholded per SNR
-    band on the held-out validation and calibration rows, noised the same way."""
+               targets: EchoTargets, budget: Budget, feature_dir: Path | None) -> DomainGuard:
+    """Fitted on the rows the models were fitted on, clean and noisy alike (their features in
+    ``feature_dir`` when given); thresholded per SNR band on the held-out validation and
+    calibration rows, noised the same way."""
     dead = budget.dead_time_us
     held = np.concatenate([guard_features(r.records, data.grid, dead) for r in (validation, calibration)])
     held_snr = np.concatenate([validation.estimated_snr, calibration.estimated_snr])
     labels = {t: targets[t][fit_noisy.source] for t in targets.targets}
-    return fit_domain_guard(guard_features(fit_noisy.records, data.grid, dead), held, held_snr, data.grid, labels,
-                            percentile=DEFAULT_PERCENTILE)
+    train = _guard_feature_rows(fit_noisy.records, data.grid, dead, feature_dir)
+    try:
+        return fit_domain_guard(train, held, held_snr, data.grid, labels, percentile=DEFAULT_PERCENTILE)
+    finally:
+        train.close()
 
 
 def run_candidate_seeds(main: CandidatesResult, data: LearnData, seeds: tuple[int, ...], budget: Budget, n_jobs: int,

@@ -16,17 +16,13 @@ split by sample group (:func:`group_split`). None of it needs the feature matrix
   its estimators that learn from batches (``SGDClassifier.partial_fit``) stop short of this
   optimum; the tests hold the coefficients to scikit-learn's.
 
-:class:`FeatureRows` holds the features: in memory, or in an unlinked scratch file (gone when
-closed or when the process ends) read with plain reads -- never memory-mapped, so the memory of
-a fit is its blocks, and the page cache stays the system's.
+The features are a :class:`~pyecho.learn.base.FeatureRows` matrix: in memory, or in an
+unlinked scratch file read with plain reads.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -36,11 +32,9 @@ from scipy.special import logsumexp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
-from pyecho.learn.base import blockwise_mean_std
+from pyecho.learn.base import BLOCK_ROWS, FeatureRows
 from pyecho.learn.models.inputs import KERNEL_CLASSES, EchoPredictions, EchoTargets
 
-#: rows of features one pass reads at a time (a float64 copy of 2 048 rows of 7 200 features: 118 MB)
-BLOCK_ROWS = 2048
 #: ridge goes through the SVD of the rows when they are at most this share of the features: the
 #: SVD's arrays (the rows, overwritten, Vᵀ, U and LAPACK's work space: some 2 n F + 4 n² numbers
 #: for n rows of F features) then take less memory than XᵀX and its factorisation (2 F²), and
@@ -54,100 +48,6 @@ DEFAULT_C_GRID: tuple[float, ...] = (1e-4, 1e-3, 1e-2)
 DEFAULT_RIDGE_ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(-1, 5, 7))
 #: the logistic fit's iterations and gradient tolerance (scikit-learn's defaults: max_iter, tol)
 LOGISTIC_MAX_ITER, LOGISTIC_TOL = 2000, 1e-4
-_FLOAT32_BYTES = 4
-
-
-class FeatureRows:
-    """A float32 feature matrix (n_rows, n_features), written and read a block of rows at a time.
-
-    Parameters
-    ----------
-    n_rows, n_features : its shape
-    directory : None: held in memory; a directory: in an unlinked scratch file there (created
-        with the directory if missing), read and written with plain reads and writes
-    """
-
-    def __init__(self, n_rows: int, n_features: int, *, directory: str | Path | None = None):
-        self.shape = (int(n_rows), int(n_features))
-        self._array: np.ndarray | None = None
-        self._fd: int | None = None
-        if directory is None:
-            self._array = np.empty(self.shape, dtype=np.float32)
-        else:
-            Path(directory).mkdir(parents=True, exist_ok=True)
-            self._file = tempfile.TemporaryFile(dir=directory)  # unlinked already: nothing to clean up
-            self._fd = self._file.fileno()
-            os.ftruncate(self._fd, self.shape[0] * self.shape[1] * _FLOAT32_BYTES)
-
-    @classmethod
-    def of(cls, F) -> "FeatureRows":
-        """An array (B, n_features) as FeatureRows in memory: float32, no copy when it is already
-        (its standardisation then rewrites the caller's array)."""
-        F = np.asarray(F)
-        if F.ndim != 2 or not np.issubdtype(F.dtype, np.number):
-            raise ValueError(f"F: expected a numeric array (B, n_features); got {F.dtype} {F.shape}")
-        out = cls.__new__(cls)
-        out.shape, out._fd = F.shape, None
-        out._array = np.ascontiguousarray(F, dtype=np.float32)
-        return out
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    @property
-    def n_features(self) -> int:
-        return self.shape[1]
-
-    def _offset(self, row: int) -> int:
-        return row * self.shape[1] * _FLOAT32_BYTES
-
-    def write(self, start: int, block: np.ndarray) -> None:
-        """Rows [start, start + len(block)) := ``block`` (B, n_features)."""
-        block = np.ascontiguousarray(block, dtype=np.float32)
-        if block.ndim != 2 or block.shape[1] != self.shape[1] or not 0 <= start <= self.shape[0] - len(block):
-            raise ValueError(f"block: {block.shape} at row {start} does not fit features {self.shape}")
-        if self._array is not None:
-            self._array[start:start + len(block)] = block
-            return
-        view, offset = memoryview(block).cast("B"), self._offset(start)
-        while view:
-            n = os.pwrite(self._fd, view, offset)
-            view, offset = view[n:], offset + n
-
-    def read(self, start: int, stop: int) -> np.ndarray:
-        """Rows [start, stop): float32 (stop - start, n_features), a view of the array in memory."""
-        if self._array is not None:
-            return self._array[start:stop]
-        out = np.empty((stop - start, self.shape[1]), dtype=np.float32)
-        view, offset = memoryview(out).cast("B"), self._offset(start)
-        while view:
-            n = os.preadv(self._fd, [view], offset)
-            if n == 0:
-                raise OSError(f"feature scratch file ended {len(view)} bytes early")
-            view, offset = view[n:], offset + n
-        return out
-
-    def blocks(self, size: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
-        """(first row, rows) of every block of ``size`` rows (default :data:`BLOCK_ROWS`), in order."""
-        size = BLOCK_ROWS if size is None else size
-        for start in range(0, self.shape[0], size):
-            yield start, self.read(start, min(start + size, self.shape[0]))
-
-    def standardise(self) -> tuple[np.ndarray, np.ndarray]:
-        """Standardise every feature in place (mean 0, variance 1 over the rows; a constant
-        feature, whose standard deviation is below 10 machine epsilon as in scikit-learn's
-        ``StandardScaler``, is only centred). Returns the float64 (mean, scale), (n_features,) each."""
-        _, mean, scale = blockwise_mean_std(block for _, block in self.blocks())
-        scale[scale < 10 * np.finfo(np.float64).eps] = 1.0
-        for start, block in self.blocks():
-            self.write(start, (block - mean) / scale)
-        return mean, scale
-
-    def close(self) -> None:
-        """Release the scratch file (the features in memory stay readable)."""
-        if self._fd is not None:
-            self._file.close()
-            self._fd = None
 
 
 def group_split(kernel_index: np.ndarray, groups: np.ndarray, fraction: float, seed: int

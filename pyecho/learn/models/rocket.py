@@ -41,8 +41,8 @@ from aeon.transformations.collection.convolution_based import MiniRocket, MultiR
 from threadpoolctl import threadpool_limits
 
 from pyecho.atomic import atomic_path
-from pyecho.learn.models.heads import (BLOCK_ROWS, DEFAULT_C_GRID, DEFAULT_RIDGE_ALPHAS, FeatureRows, LinearHeads,
-                                       fit_linear_heads)
+from pyecho.learn.base import BLOCK_ROWS, FeatureRows
+from pyecho.learn.models.heads import DEFAULT_C_GRID, DEFAULT_RIDGE_ALPHAS, LinearHeads, fit_linear_heads
 from pyecho.learn.models.inputs import (
     KERNEL_CLASSES,
     EchoPredictions,
@@ -226,7 +226,7 @@ class RocketModel:
 
     def predict(self, M) -> EchoPredictions:
         """Kernel probabilities and every target (its own units) for the records M, in blocks of
-        :data:`~pyecho.learn.models.heads.BLOCK_ROWS` rows (the same rows' products whatever the
+        :data:`~pyecho.learn.base.BLOCK_ROWS` rows (the same rows' products whatever the
         chunks their features were made in, so the predictions do not depend on them)."""
         self._check_fitted()
         R = self._records(M)

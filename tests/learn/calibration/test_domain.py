@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from pyecho.errors import InputFileError
+from pyecho.learn.base import FeatureRows
 from pyecho.learn.calibration.domain import SCALE_FLOOR, DomainGuard, fit_domain_guard
 from pyecho.learn.models.inputs import (InputView, add_complex_noise, NoisyRecords,
                                         estimate_noise)
@@ -135,7 +136,7 @@ def test_axes_from_a_subsample_and_blocks_of_rows_keep_every_row_and_the_verdict
 
     guard, X_train, _ = trained
     monkeypatch.setattr(domain, "PCA_MAX_ROWS", 300)
-    monkeypatch.setattr(domain, "_BLOCK_ROWS", 97)
+    monkeypatch.setattr(domain, "BLOCK_ROWS", 97)
     _, tg, _ = noisy_rows(800, seed=0, copies=1)  # the training rows' labels
     cal, _, snr_cal = noisy_rows(1200, seed=1, copies=2)
     small = fit_domain_guard(X_train.astype(np.float32), VIEW.flat(cal, GRID).astype(np.float32), snr_cal, GRID,
@@ -146,6 +147,28 @@ def test_axes_from_a_subsample_and_blocks_of_rows_keep_every_row_and_the_verdict
     X_out, est_out, _ = fresh(500, seed=6, snr=200.0, omega_scale=SHIFTED_SCALE)
     assert np.mean([c.in_domain for c in small.check(X_in, GRID, est_in)]) >= 0.95
     assert np.mean([not c.in_domain for c in small.check(X_out, GRID, est_out)]) >= 0.95
+
+
+def test_training_rows_from_a_scratch_file_give_the_same_guard(trained, monkeypatch, tmp_path):
+    """The training rows' features as FeatureRows in a scratch file (pyecho learn --stream), the
+    axes from 300 rows drawn across blocks of 97: the guard equals the one from the array."""
+    import pyecho.learn.calibration.domain as domain
+
+    _, X_train, _ = trained
+    monkeypatch.setattr(domain, "PCA_MAX_ROWS", 300)
+    monkeypatch.setattr(domain, "BLOCK_ROWS", 97)
+    _, tg, _ = noisy_rows(800, seed=0, copies=1)
+    cal, _, snr_cal = noisy_rows(1200, seed=1, copies=2)
+    X_cal, labels = VIEW.flat(cal, GRID).astype(np.float32), {t: tg[t] for t in ("W", "L")}
+    F = X_train.astype(np.float32)
+    rows = FeatureRows(len(F), F.shape[1], directory=tmp_path)
+    for start in range(0, len(F), 250):
+        rows.write(start, F[start:start + 250])
+    from_array = fit_domain_guard(F, X_cal, snr_cal, GRID, labels)
+    from_file = fit_domain_guard(rows, X_cal, snr_cal, GRID, labels)
+    for name in ("kept_features", "feature_mean", "feature_scale", "components", "reference"):
+        np.testing.assert_array_equal(getattr(from_file, name), getattr(from_array, name), err_msg=name)
+    assert from_file.thresholds == from_array.thresholds
 
 
 # --------------------------------------------------------------------------- grid, labels, files

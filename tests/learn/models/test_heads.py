@@ -8,15 +8,17 @@ import pytest
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.preprocessing import StandardScaler
 
+from pyecho.learn import base as base_module
+from pyecho.learn.base import FeatureRows
 from pyecho.learn.models import heads as heads_module
-from pyecho.learn.models.heads import (FeatureRows, _fit_logistic, _ridge_basis, _ridge_validation_mse,
-                                       fit_linear_heads)
+from pyecho.learn.models.heads import _fit_logistic, _ridge_basis, _ridge_validation_mse, fit_linear_heads
 from pyecho.learn.models.inputs import KERNEL_CLASSES, EchoTargets
 
 
 @pytest.fixture(autouse=True)
 def small_blocks(monkeypatch):
-    monkeypatch.setattr(heads_module, "BLOCK_ROWS", 37)  # every pass in several blocks, the last one short
+    for module in (base_module, heads_module):  # every pass in several blocks, the last one short
+        monkeypatch.setattr(module, "BLOCK_ROWS", 37)
 
 
 def features(n_rows: int, n_features: int, seed: int = 0) -> np.ndarray:
