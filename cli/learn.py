@@ -40,7 +40,7 @@ def learn(
     stream: Annotated[bool, typer.Option(
         "--stream", help="For datasets larger than memory: read the records part by part into memory-mapped files "
         "under OUT/cache/records (a rerun on the same dataset reuses them) instead of memory, and keep the linear "
-        "and MiniRocket models' training features in scratch files under OUT/cache.")] = False,
+        "and MiniRocket models' and the domain guard's training features in scratch files under OUT/cache.")] = False,
 ) -> None:
     """Learn kernel family, W, L, the alphas (and T2) from a simulated dataset; write a report."""
     from dataclasses import replace

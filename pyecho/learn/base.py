@@ -584,6 +584,23 @@ class FeatureRows:
         out._array = np.ascontiguousarray(F, dtype=np.float32)
         return out
 
+    @classmethod
+    def from_blocks(cls, n_rows: int, blocks, *, directory: str | Path | None = None) -> "FeatureRows":
+        """FeatureRows of ``n_rows`` rows written from ``blocks``: (first row, rows (B_i, n_features))
+        pairs covering every row; the columns are the first block's. Released if a block fails."""
+        out = None
+        try:
+            for start, block in blocks:
+                out = cls(n_rows, block.shape[1], directory=directory) if out is None else out
+                out.write(start, block)
+        except BaseException:
+            if out is not None:
+                out.close()
+            raise
+        if out is None:
+            raise ValueError("blocks: no rows")
+        return out
+
     def __len__(self) -> int:
         return self.shape[0]
 

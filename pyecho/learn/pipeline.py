@@ -51,7 +51,8 @@ STAGES = ("features", "PCA + k-means", "VAE (full series)", "VAE (window)", "P v
 
 
 #: where ``run_learn(..., stream=True)`` keeps its scratch files, inside the report directory: the
-#: memory-mapped records, and the linear and MiniRocket models' training features (unlinked files)
+#: memory-mapped records, and the linear and MiniRocket models' and the guard's training features
+#: (unlinked files)
 SCRATCH = Path("cache")
 RECORDS_CACHE = SCRATCH / "records"
 
@@ -164,8 +165,8 @@ def run_learn(
         ``(seed,)``, which reuses the main run's models and costs nothing
     stream : read ``data`` (a path) part by part into memory-mapped records under
         ``out_dir/cache/records`` (reused by a rerun on the same dataset) instead of memory: for
-        datasets larger than memory, and keep the linear and MiniRocket models' training features
-        in unlinked scratch files there. Every stage reads the records a chunk of rows at a time
+        datasets larger than memory, and keep the linear and MiniRocket models' and the domain
+        guard's training features in unlinked scratch files there. Every stage reads the records a chunk of rows at a time
         either way; the paper's pipeline reads at most ``budget.paper_max_samples`` samples.
 
     Returns

@@ -32,8 +32,8 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from pyecho.data.store import DatasetError
-from pyecho.learn.base import (BLOCK_ROWS, NO_JSON, RANGE_NP, RANGE_P, TASK_CLASSES, Budget, Evaluation, FeatureRows,
-                               LearnData, ModelScore, Note, Split, Task, make_split, mean_std, no_note, pool_seeds)
+from pyecho.learn.base import (NO_JSON, RANGE_NP, RANGE_P, TASK_CLASSES, Budget, Evaluation, FeatureRows, LearnData,
+                               ModelScore, Note, Split, Task, make_split, mean_std, no_note, pool_seeds)
 from pyecho.learn.calibration.conformal import (CoverageReport, ReliabilityDiagram, SetReport, fit_interval,
                                                 interval_coverage, min_calibration_rows, reliability, set_coverage)
 from pyecho.learn.calibration.domain import DEFAULT_PERCENTILE, DomainGuard, fit_domain_guard
@@ -438,17 +438,6 @@ def guard_features(records, grid, dead_time_us: float) -> np.ndarray:
     return guard_view(dead_time_us).flat(records, grid)
 
 
-def _guard_feature_rows(records: NoisyRecords, grid, dead_time_us: float, directory: Path | None) -> FeatureRows:
-    """:func:`guard_features` of every row, made a block at a time into :class:`FeatureRows`
-    (in memory, or a scratch file in ``directory``)."""
-    out = None
-    for start, block in zip(range(0, len(records), BLOCK_ROWS), records.blocks(BLOCK_ROWS)):
-        F = guard_features(block, grid, dead_time_us)
-        out = FeatureRows(len(records), F.shape[1], directory=directory) if out is None else out
-        out.write(start, F)
-    return out
-
-
 def _fit_guard(data: LearnData, fit_noisy: NoisyRows, validation: NoisyRows, calibration: NoisyRows,
                targets: EchoTargets, budget: Budget, feature_dir: Path | None) -> DomainGuard:
     """Fitted on the rows the models were fitted on, clean and noisy alike (their features in
@@ -458,7 +447,9 @@ def _fit_guard(data: LearnData, fit_noisy: NoisyRows, validation: NoisyRows, cal
     held = np.concatenate([guard_features(r.records, data.grid, dead) for r in (validation, calibration)])
     held_snr = np.concatenate([validation.estimated_snr, calibration.estimated_snr])
     labels = {t: targets[t][fit_noisy.source] for t in targets.targets}
-    train = _guard_feature_rows(fit_noisy.records, data.grid, dead, feature_dir)
+    train = FeatureRows.from_blocks(len(fit_noisy.records), ((start, guard_features(chunk, data.grid, dead))
+                                                             for start, chunk in fit_noisy.records.chunks()),
+                                    directory=feature_dir)
     try:
         return fit_domain_guard(train, held, held_snr, data.grid, labels, percentile=DEFAULT_PERCENTILE)
     finally:

@@ -182,13 +182,8 @@ class RocketModel:
                                                                                          replace=False)))
             self.transforms_ = [make(n_kernels=per_measurement, n_jobs=self.n_jobs, random_state=self.random_state).fit(X)
                                 for X in self.view.transform(sample, grid)]
-        chunks = self._feature_chunks(R)
-        start, first = next(chunks)
-        F = FeatureRows(len(R), first.shape[1], directory=self.feature_dir)
+        F = FeatureRows.from_blocks(len(R), self._feature_chunks(R), directory=self.feature_dir)
         try:
-            F.write(start, first)
-            for start, block in chunks:
-                F.write(start, block)
             self.heads_ = fit_linear_heads(F, targets, groups=groups, C_grid=self.C_grid,
                                            ridge_alphas=self.ridge_alphas,
                                            validation_fraction=self.validation_fraction,

@@ -51,6 +51,17 @@ def test_rows_in_a_scratch_file_read_back_as_written(tmp_path):
     assert list((tmp_path / "scratch").iterdir()) == []  # the scratch file was never linked
 
 
+def test_rows_from_blocks_in_any_order_and_from_no_blocks(tmp_path):
+    F = features(100, 13)
+    blocks = [(start, F[start:start + 30]) for start in (60, 0, 90, 30)]
+    rows = FeatureRows.from_blocks(100, iter(blocks), directory=tmp_path)
+    np.testing.assert_array_equal(rows.take(np.arange(100)), F)
+    np.testing.assert_array_equal(rows.take(np.array([3, 35, 36, 99])), F[[3, 35, 36, 99]])
+    rows.close()
+    with pytest.raises(ValueError, match="blocks: no rows"):
+        FeatureRows.from_blocks(100, iter([]))
+
+
 def test_standardise_equals_standard_scaler_and_only_centres_a_constant_feature():
     F = features(200, 6)
     F[:, 4] = 3.25
