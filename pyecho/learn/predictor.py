@@ -27,12 +27,13 @@ import polars as pl
 
 import pyecho
 from pyecho.atomic import atomic_path
+from pyecho.data.records import as_records, estimate_noise
 from pyecho.errors import InputFileError
 from pyecho.learn.base import RANGE_NP, RANGE_P
 from pyecho.learn.calibration.domain import DomainGuard
 from pyecho.learn.calibration.saved import Calibration
 from pyecho.learn.models.candidates import Candidate, CandidatesResult, Headline, combine, guard_features
-from pyecho.learn.models.inputs import KERNEL_CLASSES, as_records, estimate_noise, unreadable
+from pyecho.learn.models.inputs import KERNEL_CLASSES, unreadable
 from pyecho.physics.protocol import RecordGrid
 
 #: where `pyecho learn` saves the predictor, under its models/ folder

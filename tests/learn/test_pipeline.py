@@ -234,7 +234,7 @@ def test_beyond_the_paper_stages(learned):
 def test_noise_draws_are_independent_between_snr_columns():
     """The test columns at SNR 200, 50 and 20 are not one noise draw scaled three ways."""
     from pyecho.learn.models.candidates import noise_streams
-    from pyecho.learn.models.inputs import NoisyRecords
+    from pyecho.data.records import NoisyRecords
 
     seeds = noise_streams(0)
     assert len(set(seeds.values())) == len(seeds)

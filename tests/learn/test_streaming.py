@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import pyecho.learn.models.inputs as inputs_module
+import pyecho.data.records as records_module
 from pyecho.data.factory import plan_run, run_plan
 from pyecho.data.sampling import DatasetConfig
 from pyecho.data.store import load_dataset
@@ -36,7 +36,7 @@ def test_candidates_on_memory_mapped_records_a_few_rows_at_a_time_equal_those_in
     in_memory = LearnData.from_dataset(load_dataset(dataset))
     split = make_split(in_memory.labels, BUDGET.test_size, seed=0)
     a = run_candidates(in_memory, split, BUDGET, n_jobs=1)
-    monkeypatch.setattr(inputs_module, "CHUNK_ROWS", 7)  # every set made in many chunks
+    monkeypatch.setattr(records_module, "CHUNK_ROWS", 7)  # every set made in many chunks
     mapped = LearnData.from_dataset(load_dataset(dataset, mmap_dir=tmp_path / "cache"))
     assert not any(r.flags.writeable for r in mapped.records)  # read-only maps of the cache, not copies
     b = run_candidates(mapped, split, BUDGET, n_jobs=1)

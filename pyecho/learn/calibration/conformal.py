@@ -7,7 +7,7 @@ torch network or anything else is calibrated the same way, after it has been fit
   calibration rows (disjoint from the rows the model was fitted on and from the test rows), each
   row noised at an SNR of the training range (and clean), the scores |y - ŷ| (on the target's
   learning scale: log10 for T2) are grouped by the row's *estimated* SNR band
-  (:data:`SNR_BAND_EDGES`; the SNR each record shows, :func:`~pyecho.learn.models.inputs.estimate_noise`),
+  (:data:`SNR_BAND_EDGES`; the SNR each record shows, :func:`~pyecho.data.records.estimate_noise`),
   and each band's conformal quantile q_b is the half-width of every interval ŷ ± q_b of a new
   record in that band. For rows exchangeable within a band the coverage is at least the level
   at every SNR, not only on average over the SNRs; a noisy record gets a wide interval, a clean

@@ -4,7 +4,7 @@ Never on training or calibration rows: fresh samples are drawn from the dataset'
 another seed, simulated by the same engine, and handed to the predictor the way a spectrometer
 gives them -- each sample with a random receiver phase (uniform) and gain (log-uniform 0.1-10),
 complex white noise at SNR ∞, 200, 50 and 20 (an independent draw each; SNR as in
-:func:`~pyecho.learn.models.inputs.add_complex_noise`), and the first ``dead_time_us`` after the
+:func:`~pyecho.data.records.add_complex_noise`), and the first ``dead_time_us`` after the
 excitation missing (NaN: the receiver's dead time). Reported per SNR: the in-domain rate, the
 90 % intervals' coverage of every target, and the headline's scores. Then samples *outside* the
 prior, each set at SNR 200 with a random receiver: W and alpha_xy above it, alpha_z above it,
@@ -19,9 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from pyecho.data.factory import simulate_part
+from pyecho.data.records import add_complex_noise
 from pyecho.data.sampling import DatasetConfig
 from pyecho.learn.base import Note, no_note
-from pyecho.learn.models.inputs import EchoPredictions, EchoTargets, add_complex_noise
+from pyecho.learn.models.inputs import EchoPredictions, EchoTargets
 from pyecho.learn.models.scores import TaskScores
 from pyecho.physics.params import steps_per_tau
 from pyecho.physics.protocol import Measurement, Protocol, RecordGrid

@@ -28,14 +28,15 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from threadpoolctl import threadpool_limits
 
+from pyecho.data.records import add_complex_noise
 from pyecho.errors import ParameterError
 from pyecho.learn.base import NO_JSON, LearnData, Note, Target, no_note, target_title, to_learning_scale
-from pyecho.learn.models.inputs import EchoPredictions, EchoTargets, InputView, add_complex_noise, check_readable
+from pyecho.learn.models.inputs import EchoPredictions, EchoTargets, InputView, check_readable
 from pyecho.learn.models.heads import fit_linear_heads
 from pyecho.learn.models.scores import TaskScores
 from pyecho.physics.protocol import DEFAULT_DEAD_TIME_US, Protocol, RecordGrid
 
-#: the SNR the protocols are compared at (definition: pyecho.learn.models.inputs.add_complex_noise)
+#: the SNR the protocols are compared at (definition: pyecho.data.records.add_complex_noise)
 DESIGN_SNR = 200.0
 #: what the probe sees of each measurement: at most 256 time points, the default dead time
 DESIGN_VIEW = InputView(channels="reim_abs", max_points=256, dead_time_us=DEFAULT_DEAD_TIME_US)

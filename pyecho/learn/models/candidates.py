@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from pyecho.data.records import NoisyRecords, estimate_noise
 from pyecho.data.store import DatasetError
 from pyecho.learn.base import (NO_JSON, RANGE_NP, RANGE_P, TASK_CLASSES, Budget, Evaluation, FeatureRows, LearnData,
                                ModelScore, Note, Split, Task, make_split, mean_std, no_note, pool_seeds)
@@ -40,8 +41,7 @@ from pyecho.learn.calibration.domain import DEFAULT_PERCENTILE, DomainGuard, fit
 from pyecho.learn.calibration.probability import KernelProbability, fit_kernel_probability
 from pyecho.learn.calibration.saved import Calibration
 from pyecho.learn.models.cnn import EchoCNN
-from pyecho.learn.models.inputs import (KERNEL_CLASSES, EchoPredictions, EchoTargets, InputView, NoisyRecords,
-                                        estimate_noise)
+from pyecho.learn.models.inputs import KERNEL_CLASSES, EchoPredictions, EchoTargets, InputView
 from pyecho.learn.models.rocket import RocketModel
 from pyecho.learn.models.scores import TaskScores
 

@@ -28,7 +28,7 @@ the same (cross-entropy at chance is ln 3 ≈ 1.1, each standardised MSE starts 
 Training: Adam, learning rate halved after 2 epochs without improvement, early stopping on the
 validation loss of a stratified split carved from the rows given to :meth:`EchoCNN.fit` (never
 anything else) with the best epoch's weights restored; optional noise augmentation redraws the
-non-validation rows with fresh complex noise every epoch (:class:`~pyecho.learn.models.inputs.NoisyRecords`).
+non-validation rows with fresh complex noise every epoch (:class:`~pyecho.data.records.NoisyRecords`).
 Every minibatch's inputs are made from its own rows' records, and the input statistics and the
 validation outputs in blocks of rows: memory-mapped records stay on disk, and training
 never holds the inputs of an epoch, nor a noisy copy of the records.
@@ -52,22 +52,10 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 
 from pyecho.atomic import atomic_path
+from pyecho.data.records import NoisyRecords, as_noisy_records, check_grid, check_snr_options, draw_snr
 from pyecho.learn.base import blockwise_mean_std
-from pyecho.learn.models.inputs import (
-    KERNEL_CLASSES,
-    EchoPredictions,
-    EchoTargets,
-    InputView,
-    ModelFileError,
-    NoisyRecords,
-    as_noisy_records,
-    check_fit_inputs,
-    check_grid,
-    check_snr_options,
-    draw_snr,
-    model_header,
-    read_model_config,
-)
+from pyecho.learn.models.inputs import (KERNEL_CLASSES, EchoPredictions, EchoTargets, InputView, ModelFileError,
+                                        check_fit_inputs, model_header, read_model_config)
 from pyecho.physics.protocol import RecordGrid
 
 #: ``format`` of the JSON header of a saved network
@@ -190,7 +178,7 @@ class EchoCNN:
     validation_fraction : share of the fit rows held out (stratified by kernel) for early stopping
     noise_snr_choices / noise_snr_range : optional per-epoch noise augmentation of the training
         rows (not the validation rows): SNRs drawn uniformly from the choices (inf: a clean row)
-        or log-uniformly from the range (definition: :func:`~pyecho.learn.models.inputs.add_complex_noise`);
+        or log-uniformly from the range (definition: :func:`~pyecho.data.records.add_complex_noise`);
         at most one of them
     device : "auto" (CUDA when available, else CPU), "cpu" or "cuda"
     n_threads : torch CPU threads during fit/predict (None: leave torch's setting); on a machine

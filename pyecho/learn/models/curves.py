@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from pyecho.data.records import NoisyRecords
 from pyecho.learn.base import (POWER_CLASS, TASK_CLASSES, Budget, ClassScores, FeatureSet, LearnData, Note, RegScores,
                                Target, Task, no_note)
 from pyecho.learn.models.candidates import (CANDIDATE_TITLES, Candidate, fit_candidate, noise_streams, noisy_rows,
                                             targets_of)
-from pyecho.learn.models.inputs import NoisyRecords
 from pyecho.learn.models.scores import TaskScores
 from pyecho.learn.paper.classify import make_rf_pipeline
 from pyecho.learn.paper.features import Features

@@ -17,7 +17,7 @@ The logistic C and the ridge penalties are chosen on a stratified validation spl
 the training rows (validation log-loss, per-target validation MSE), then the heads are refitted
 on all training rows. The split is by *source*: fit() takes ``groups`` (e.g. the clean row each
 noisy copy was made from), and a group's rows all land on one side, so no row is validated
-against its own noisy copy. The features are made :data:`~pyecho.learn.models.inputs.CHUNK_ROWS`
+against its own noisy copy. The features are made :data:`~pyecho.data.records.CHUNK_ROWS`
 rows at a time and the heads fitted from blocks of them (:mod:`pyecho.learn.models.heads`), in
 memory or, for a dataset larger than memory, in a scratch file (``feature_dir``); the transform
 is fitted on at most :data:`TRANSFORM_FIT_ROWS` rows.
@@ -41,21 +41,11 @@ from aeon.transformations.collection.convolution_based import MiniRocket, MultiR
 from threadpoolctl import threadpool_limits
 
 from pyecho.atomic import atomic_path
+from pyecho.data.records import NoisyRecords, as_noisy_records, check_grid
 from pyecho.learn.base import BLOCK_ROWS, FeatureRows
 from pyecho.learn.models.heads import DEFAULT_C_GRID, DEFAULT_RIDGE_ALPHAS, LinearHeads, fit_linear_heads
-from pyecho.learn.models.inputs import (
-    KERNEL_CLASSES,
-    EchoPredictions,
-    EchoTargets,
-    InputView,
-    ModelFileError,
-    NoisyRecords,
-    as_noisy_records,
-    check_fit_inputs,
-    check_grid,
-    model_header,
-    read_model_config,
-)
+from pyecho.learn.models.inputs import (KERNEL_CLASSES, EchoPredictions, EchoTargets, InputView, ModelFileError,
+                                        check_fit_inputs, model_header, read_model_config)
 from pyecho.physics.protocol import RecordGrid
 
 #: ``format`` of the JSON header of a saved model

@@ -12,11 +12,11 @@ import math
 import numpy as np
 import pytest
 
+from pyecho.data.records import NoisyRecords, add_complex_noise, estimate_noise
 from pyecho.errors import InputFileError
 from pyecho.learn.base import FeatureRows
 from pyecho.learn.calibration.domain import SCALE_FLOOR, DomainGuard, fit_domain_guard
-from pyecho.learn.models.inputs import (InputView, add_complex_noise, NoisyRecords,
-                                        estimate_noise)
+from pyecho.learn.models.inputs import InputView
 from pyecho.physics.protocol import Protocol, RecordGrid
 from tests.learn.models.learnable import TWO_MEASUREMENTS as GRID
 from tests.learn.models.learnable import make_learnable_echoes

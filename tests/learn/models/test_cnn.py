@@ -9,8 +9,9 @@ import pytest
 import torch
 from sklearn.metrics import f1_score, r2_score
 
+from pyecho.data.records import NoisyRecords
 from pyecho.learn.models.cnn import CONFIG_FILE, WEIGHTS_FILE, EchoCNN, LossWeights
-from pyecho.learn.models.inputs import KERNEL_CLASSES, EchoTargets, InputView, ModelFileError, NoisyRecords
+from pyecho.learn.models.inputs import KERNEL_CLASSES, EchoTargets, InputView, ModelFileError
 from tests.learn.models.learnable import ONE_MEASUREMENT, TWO_MEASUREMENTS, make_learnable_echoes, rows_of
 
 #: a network small enough to train in seconds on one thread; 6 dead samples after every pulse
