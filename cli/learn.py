@@ -177,7 +177,7 @@ def _range_title(label: str) -> str:
 def _print_one(res: dict, level: float, title: str) -> None:
     """The rich table of one echo's prediction (a row of the prediction frame)."""
     from pyecho.learn.base import TARGET_UNITS
-    from pyecho.learn.models.inputs import KERNEL_CLASSES
+    from pyecho.learn.models.targets import KERNEL_CLASSES
 
     table = Table("quantity", f"prediction [{level:.0%} interval]", title=f"pyecho predict: {title}")
     probs = ", ".join(f"p_{k} = {res[f'p_{k}']:.2f}" for k in KERNEL_CLASSES)

@@ -33,7 +33,8 @@ from pyecho.learn.base import RANGE_NP, RANGE_P
 from pyecho.learn.calibration.domain import DomainGuard
 from pyecho.learn.calibration.saved import Calibration
 from pyecho.learn.models.candidates import Candidate, CandidatesResult, Headline, combine, guard_features
-from pyecho.learn.models.inputs import KERNEL_CLASSES, unreadable
+from pyecho.learn.models.inputs import unreadable
+from pyecho.learn.models.targets import KERNEL_CLASSES
 from pyecho.physics.protocol import RecordGrid
 
 #: where `pyecho learn` saves the predictor, under its models/ folder

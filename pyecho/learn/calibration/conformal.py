@@ -24,16 +24,15 @@ torch network or anything else is calibrated the same way, after it has been fit
 * :class:`ReliabilityDiagram` -- binned top-label confidence vs accuracy and the ECE, and
   :func:`plot_reliability` that draws it.
 
-Results are frozen dataclasses; :class:`Calibration` bundles them and saves them as JSON (no
-pickle); applying them needs only the new point predictions and each record's estimated SNR.
+Results are frozen dataclasses; :class:`~pyecho.learn.calibration.saved.Calibration` bundles
+them and saves them as JSON (no pickle); applying them needs only the new point predictions and
+each record's estimated SNR.
 """
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -42,8 +41,6 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 
-from pyecho.atomic import atomic_path
-from pyecho.errors import InputFileError
 from pyecho.learn.base import from_learning_scale, to_learning_scale
 
 #: the default confidence level of intervals and prediction sets
@@ -54,7 +51,7 @@ TEMPERATURE = "temperature"
 LOG_EPS = 1e-12
 #: bins of the reliability diagram
 DEFAULT_BINS = 10
-#: version of the JSON layout written by :meth:`Calibration.save`
+#: version of the JSON layout written by :meth:`~pyecho.learn.calibration.saved.Calibration.save`
 FORMAT_VERSION = 2
 #: rows sum to 1 within this tolerance to count as class probabilities
 PROBA_SUM_TOL = 1e-4

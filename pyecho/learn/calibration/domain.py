@@ -48,9 +48,9 @@ from sklearn.neighbors import NearestNeighbors
 
 from pyecho.atomic import atomic_path
 from pyecho.errors import InputFileError
-from pyecho.learn.base import BLOCK_ROWS, FeatureRows, blockwise_mean_std
 from pyecho.learn.calibration.conformal import (SNR_BAND_EDGES, merged_band_edges, conformal_rank, min_calibration_rows,
                                                 snr_band)
+from pyecho.learn.storage import BLOCK_ROWS, FeatureRows, blockwise_mean_std
 from pyecho.physics.protocol import RecordGrid
 
 #: the principal axes are fitted on at most this many training rows, drawn at random (seed 0):
@@ -262,7 +262,7 @@ class DomainGuard:
 
 
 def _float_array(X) -> np.ndarray | FeatureRows:
-    """X as it is when :class:`~pyecho.learn.base.FeatureRows` or a float32/float64 array (no copy
+    """X as it is when :class:`~pyecho.learn.storage.FeatureRows` or a float32/float64 array (no copy
     of a large feature matrix), else float64."""
     if isinstance(X, FeatureRows) or isinstance(X, np.ndarray) and X.dtype in (np.float32, np.float64):
         return X
@@ -270,7 +270,7 @@ def _float_array(X) -> np.ndarray | FeatureRows:
 
 
 def _blocks(X: np.ndarray | FeatureRows):
-    """The rows of X, :data:`~pyecho.learn.base.BLOCK_ROWS` at a time."""
+    """The rows of X, :data:`~pyecho.learn.storage.BLOCK_ROWS` at a time."""
     if isinstance(X, FeatureRows):
         return (block for _, block in X.blocks(BLOCK_ROWS))
     return (X[i:i + BLOCK_ROWS] for i in range(0, len(X), BLOCK_ROWS))
@@ -310,7 +310,7 @@ def fit_domain_guard(
 
     Parameters
     ----------
-    X_train : array or :class:`~pyecho.learn.base.FeatureRows` (N, F) -- features of the model's
+    X_train : array or :class:`~pyecho.learn.storage.FeatureRows` (N, F) -- features of the model's
         training rows (the reference set)
     X_calibration : array (M, F) -- features of held-out rows drawn and noised like the training
         rows (disjoint from them)

@@ -12,7 +12,7 @@ hierarchically from two models, each chosen on validation rows for its own task:
 So p_gaussian + p_power + p_rkky = 1, ``p_power_law`` *is* p_power, and the decisions made
 from it never contradict: the range is P where p_power >= the threshold, and the kernel is then
 the power law, otherwise the likelier short-range kernel
-(:meth:`~pyecho.learn.models.inputs.EchoPredictions.decide`). The threshold is the
+(:meth:`~pyecho.learn.models.targets.EchoPredictions.decide`). The threshold is the
 class-balanced rule -- the model's p_power at least the training share of power-law samples --
 carried through the temperature (which is monotone), so calibrating never moves a decision: a
 weak model's probabilities shrink towards the share, and a threshold left at the share would
@@ -30,7 +30,7 @@ from sklearn.model_selection import train_test_split
 
 from pyecho.learn.calibration.conformal import (check_level, check_probabilities, fit_set_threshold,
                                                 fit_temperature, label_index, temperature_scale)
-from pyecho.learn.models.inputs import KERNEL_CLASSES, EchoPredictions
+from pyecho.learn.models.targets import KERNEL_CLASSES, EchoPredictions
 
 #: the columns of KERNEL_CLASSES: the power law (P) and the two short-range kernels (NP)
 POWER, SHORT = 1, (0, 2)

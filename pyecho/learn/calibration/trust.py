@@ -22,8 +22,8 @@ from pyecho.data.factory import simulate_part
 from pyecho.data.records import add_complex_noise
 from pyecho.data.sampling import DatasetConfig
 from pyecho.learn.base import Note, no_note
-from pyecho.learn.models.inputs import EchoPredictions, EchoTargets
 from pyecho.learn.models.scores import TaskScores
+from pyecho.learn.models.targets import EchoPredictions, EchoTargets
 from pyecho.physics.params import steps_per_tau
 from pyecho.physics.protocol import Measurement, Protocol, RecordGrid
 from pyecho.physics.sequence import PulseSequence, step_plan

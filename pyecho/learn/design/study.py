@@ -31,9 +31,10 @@ from threadpoolctl import threadpool_limits
 from pyecho.data.records import add_complex_noise
 from pyecho.errors import ParameterError
 from pyecho.learn.base import NO_JSON, LearnData, Note, Target, no_note, target_title, to_learning_scale
-from pyecho.learn.models.inputs import EchoPredictions, EchoTargets, InputView, check_readable
 from pyecho.learn.models.heads import fit_linear_heads
+from pyecho.learn.models.inputs import InputView, check_readable
 from pyecho.learn.models.scores import TaskScores
+from pyecho.learn.models.targets import EchoPredictions, EchoTargets
 from pyecho.physics.protocol import DEFAULT_DEAD_TIME_US, Protocol, RecordGrid
 
 #: the SNR the protocols are compared at (definition: pyecho.data.records.add_complex_noise)

@@ -33,7 +33,7 @@ from sklearn.model_selection import train_test_split
 
 from pyecho.data.records import NoisyRecords, estimate_noise
 from pyecho.data.store import DatasetError
-from pyecho.learn.base import (NO_JSON, RANGE_NP, RANGE_P, TASK_CLASSES, Budget, Evaluation, FeatureRows, LearnData,
+from pyecho.learn.base import (NO_JSON, RANGE_NP, RANGE_P, TASK_CLASSES, Budget, Evaluation, LearnData,
                                ModelScore, Note, Split, Task, make_split, mean_std, no_note, pool_seeds)
 from pyecho.learn.calibration.conformal import (CoverageReport, ReliabilityDiagram, SetReport, fit_interval,
                                                 interval_coverage, min_calibration_rows, reliability, set_coverage)
@@ -41,9 +41,11 @@ from pyecho.learn.calibration.domain import DEFAULT_PERCENTILE, DomainGuard, fit
 from pyecho.learn.calibration.probability import KernelProbability, fit_kernel_probability
 from pyecho.learn.calibration.saved import Calibration
 from pyecho.learn.models.cnn import EchoCNN
-from pyecho.learn.models.inputs import KERNEL_CLASSES, EchoPredictions, EchoTargets, InputView
+from pyecho.learn.models.inputs import InputView
 from pyecho.learn.models.rocket import RocketModel
 from pyecho.learn.models.scores import TaskScores
+from pyecho.learn.models.targets import KERNEL_CLASSES, EchoPredictions, EchoTargets
+from pyecho.learn.storage import FeatureRows
 
 #: the SNRs every candidate is scored at on the test rows (inf: noise-free), each its own noise draw
 TEST_SNRS = (math.inf, 200.0, 50.0, 20.0)

@@ -53,9 +53,10 @@ from torch import nn
 
 from pyecho.atomic import atomic_path
 from pyecho.data.records import NoisyRecords, as_noisy_records, check_grid, check_snr_options, draw_snr
-from pyecho.learn.base import blockwise_mean_std
-from pyecho.learn.models.inputs import (KERNEL_CLASSES, EchoPredictions, EchoTargets, InputView, ModelFileError,
-                                        check_fit_inputs, model_header, read_model_config)
+from pyecho.learn.models.inputs import InputView, check_fit_inputs
+from pyecho.learn.models.model_files import ModelFileError, model_header, read_model_config
+from pyecho.learn.models.targets import KERNEL_CLASSES, EchoPredictions, EchoTargets
+from pyecho.learn.storage import blockwise_mean_std
 from pyecho.physics.protocol import RecordGrid
 
 #: ``format`` of the JSON header of a saved network
@@ -272,7 +273,7 @@ class EchoCNN:
     def _input_statistics(self, R: NoisyRecords) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per measurement, the mean record (C, T') of the rows of R and each channel's RMS
         deviation from it (C, 1), float32; one pass over blocks of :data:`_EVAL_BATCH` rows
-        (:func:`~pyecho.learn.base.blockwise_mean_std` of every channel and time point)."""
+        (:func:`~pyecho.learn.storage.blockwise_mean_std` of every channel and time point)."""
         shapes = [(len(self.view.channel_names), T) for T in self.view.n_timepoints(self.grid_)]
         flat = (np.concatenate([X.reshape(len(X), -1) for X in self.view.transform(block, self.grid_)], axis=1)
                 for block in R.blocks(_EVAL_BATCH))

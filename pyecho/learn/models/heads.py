@@ -5,7 +5,7 @@ The kernel head is a multinomial logistic regression, the target heads ridge reg
 penalty per target), both on standardised features, their penalties chosen on a validation
 split by sample group (:func:`group_split`). None of it needs the feature matrix in memory:
 
-* the standardisation: per-block means and variances, merged (:func:`~pyecho.learn.base.blockwise_mean_std`),
+* the standardisation: per-block means and variances, merged (:func:`~pyecho.learn.storage.blockwise_mean_std`),
   then the features rewritten standardised, a block at a time;
 * ridge at every penalty from the centred rows X: XᵀX accumulated block by block (features²
   memory, whatever the rows) and one Cholesky factorisation per penalty, or the thin SVD of X
@@ -16,7 +16,7 @@ split by sample group (:func:`group_split`). None of it needs the feature matrix
   its estimators that learn from batches (``SGDClassifier.partial_fit``) stop short of this
   optimum; the tests hold the coefficients to scikit-learn's.
 
-The features are a :class:`~pyecho.learn.base.FeatureRows` matrix: in memory, or in an
+The features are a :class:`~pyecho.learn.storage.FeatureRows` matrix: in memory, or in an
 unlinked scratch file read with plain reads.
 """
 from __future__ import annotations
@@ -32,8 +32,8 @@ from scipy.special import logsumexp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
-from pyecho.learn.base import BLOCK_ROWS, FeatureRows
-from pyecho.learn.models.inputs import KERNEL_CLASSES, EchoPredictions, EchoTargets
+from pyecho.learn.models.targets import KERNEL_CLASSES, EchoPredictions, EchoTargets
+from pyecho.learn.storage import BLOCK_ROWS, FeatureRows
 
 #: ridge goes through the SVD of the rows when they are at most this share of the features: the
 #: SVD's arrays (the rows, overwritten, Vᵀ, U and LAPACK's work space: some 2 n F + 4 n² numbers

@@ -1,4 +1,4 @@
-"""What a spectrometer gives, made ready for the learned models; what those models predict.
+"""What a spectrometer gives, made ready for the learned models.
 
 A measured record is complex (both quadratures), carries an arbitrary global receiver phase
 and gain, noise, and a dead time after every pulse. Conventions used everywhere here:
@@ -16,29 +16,25 @@ What is here:
   phase's evolution over time (α_z, W at θ ≠ 90°, a carrier offset) is kept.
 * :class:`InputView` -- the float32 channels a model sees: referenced Re, Im (and |M|) of every
   measurement, dead samples dropped, block-averaged in time.
-* :class:`EchoTargets` and :class:`EchoPredictions` -- the labels the models learn and what
-  they return (kernel class probabilities; every target in its own units).
+* :func:`check_readable`, :func:`check_fit_inputs`, :func:`unreadable` -- whether a model with
+  a dead time can read a grid, its fit rows, or given records.
+
+What the models learn and return: :mod:`pyecho.learn.models.targets`; their saved files:
+:mod:`pyecho.learn.models.model_files`.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
-import polars as pl
 
 from pyecho.data.records import NoisyRecords, as_noisy_records, as_records, check_grid, check_int
-from pyecho.errors import InputFileError, ParameterError
-from pyecho.learn.base import (COUPLING_TARGETS, KERNELS, TARGET_COLUMNS, Target, from_learning_scale,
-                               to_learning_scale)
-from pyecho.physics.kernels import is_long_range
+from pyecho.errors import ParameterError
+from pyecho.learn.models.targets import EchoTargets
+from pyecho.learn.models.targets import KERNEL_CLASSES  # noqa: F401 -- report/markdown.py imports it from here
 from pyecho.physics.protocol import RecordGrid
 
-#: the kernel families the models tell apart (``base.KERNELS``), the order of every probability column
-KERNEL_CLASSES: tuple[str, ...] = KERNELS
 #: samples averaged for the phase/gain reference (1.28 µs at dt = 0.16 µs): enough to keep
 #: the reference's own noise 1/sqrt(8) of one sample's, short against the FID's decay
 DEFAULT_N_REF = 8
@@ -71,7 +67,7 @@ def check_readable(grid: RecordGrid, dead_time_us: float, n_ref: int = DEFAULT_N
                                  "or a shorter dead time (pyecho learn --dead-time-us)") from None
 
 
-def check_fit_inputs(M, targets: "EchoTargets", grid: RecordGrid) -> NoisyRecords:
+def check_fit_inputs(M, targets: EchoTargets, grid: RecordGrid) -> NoisyRecords:
     """The rows of a model's fit() (arrays, see :func:`as_records`, or :class:`NoisyRecords`):
     checked against ``targets`` (one row each) and ``grid``; ValueError naming what is wrong."""
     if not isinstance(targets, EchoTargets):
@@ -261,168 +257,3 @@ class InputView:
     @classmethod
     def from_dict(cls, d: dict) -> "InputView":
         return cls(**d)
-
-
-
-class _ByTarget:
-    """Per-target arrays in a ``values`` mapping (target name -> (B,) array, its units)."""
-
-    values: Mapping[str, np.ndarray]
-
-    def __getitem__(self, target: str) -> np.ndarray:
-        return self.values[str(target)]
-
-    @property
-    def targets(self) -> tuple[str, ...]:
-        return tuple(self.values)
-
-
-@dataclass(frozen=True)
-class EchoTargets(_ByTarget):
-    """What the models learn, one entry per sample.
-
-    Attributes
-    ----------
-    kernel : str array (B,), one of :data:`KERNEL_CLASSES`
-    values : target name -> float array (B,) in the target's units (W, alpha_xy, alpha_z:
-        rad/µs; L: lattice spacings; t2_us: µs), in the order of :attr:`targets`
-    """
-
-    kernel: np.ndarray
-    values: Mapping[str, np.ndarray]
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "kernel", np.asarray(self.kernel).astype(str))
-        n = len(self.kernel)
-        unknown = sorted(set(self.kernel.tolist()) - set(KERNEL_CLASSES))
-        if unknown:
-            raise ValueError(f"kernel: got {unknown}; allowed: {', '.join(KERNEL_CLASSES)}")
-        values = {}
-        for name, v in self.values.items():
-            Target(name)  # ValueError for an unknown target
-            v = np.asarray(v, dtype=float)
-            if v.shape != (n,) or not np.all(np.isfinite(v)):
-                raise ValueError(f"{name}: expected {n} finite values; got shape {v.shape}")
-            values[str(name)] = v
-        object.__setattr__(self, "values", values)
-
-    @classmethod
-    def from_labels(cls, labels: pl.DataFrame, targets: Sequence[str] = COUPLING_TARGETS) -> "EchoTargets":
-        """From a dataset's label frame (columns kernel and the targets' columns)."""
-        return cls(kernel=labels["kernel"].to_numpy().astype(str),
-                   values={str(t): labels[TARGET_COLUMNS[Target(t)]].to_numpy() for t in targets})
-
-    def __len__(self) -> int:
-        return len(self.kernel)
-
-    @property
-    def kernel_index(self) -> np.ndarray:
-        """int array (B,): position of each kernel in :data:`KERNEL_CLASSES`."""
-        return np.array([KERNEL_CLASSES.index(k) for k in self.kernel], dtype=np.int64)
-
-    @property
-    def is_power(self) -> np.ndarray:
-        """bool array (B,): the paper's "P" (long-range) class."""
-        return np.array([is_long_range(k) for k in self.kernel], dtype=bool)
-
-    def regression(self) -> np.ndarray:
-        """float64 array (B, n_targets): the targets on their learning scale (log10 for T2)."""
-        return np.column_stack([to_learning_scale(t, v) for t, v in self.values.items()])
-
-    def take(self, index) -> "EchoTargets":
-        """The rows ``index`` (int array)."""
-        return EchoTargets(kernel=np.asarray(self.kernel)[index], values={t: v[index] for t, v in self.values.items()})
-
-
-#: columns of :data:`KERNEL_CLASSES` that are the "P" (long-range) class
-_POWER_COLUMNS = np.array([is_long_range(k) for k in KERNEL_CLASSES])
-
-
-@dataclass(frozen=True)
-class EchoPredictions(_ByTarget):
-    """A model's output for B samples.
-
-    Attributes
-    ----------
-    kernel_proba : float array (B, 3), columns in the order of :data:`KERNEL_CLASSES`
-    values : target name -> float array (B,) in the target's units
-    """
-
-    kernel_proba: np.ndarray
-    values: Mapping[str, np.ndarray]
-
-    @classmethod
-    def from_learning_scale(cls, kernel_proba: np.ndarray, Y: np.ndarray, targets: Sequence[str]) -> "EchoPredictions":
-        """From regression outputs ``Y`` (B, n_targets) on the learning scale."""
-        return cls(kernel_proba=kernel_proba,
-                   values={str(t): from_learning_scale(t, Y[:, i]) for i, t in enumerate(targets)})
-
-    @property
-    def kernel(self) -> np.ndarray:
-        """str array (B,): the most probable kernel."""
-        return np.asarray(KERNEL_CLASSES)[np.argmax(self.kernel_proba, axis=1)]
-
-    @property
-    def p_power(self) -> np.ndarray:
-        """float array (B,): probability of the "P" (long-range) class, the sum over its kernels."""
-        return self.kernel_proba[:, _POWER_COLUMNS].sum(axis=1)
-
-    def take(self, index) -> "EchoPredictions":
-        return EchoPredictions(self.kernel_proba[index], {t: v[index] for t, v in self.values.items()})
-
-    def decide(self, pvnp_threshold: float) -> tuple[np.ndarray, np.ndarray]:
-        """The kernel and range decisions, made so that they never contradict: the range is P
-        where p_power >= ``pvnp_threshold``; the kernel is then the power law, and otherwise the
-        likelier of the short-range kernels. Returns (kernel names (B,), is_power (B,))."""
-        is_power = self.p_power >= pvnp_threshold
-        short = np.where(_POWER_COLUMNS, -np.inf, self.kernel_proba)
-        kernel = np.where(is_power, KERNEL_CLASSES[int(np.flatnonzero(_POWER_COLUMNS)[0])],
-                          np.asarray(KERNEL_CLASSES)[np.argmax(short, axis=1)])
-        return kernel, is_power
-
-
-#: version of the JSON header written beside every saved CNN / MiniRocket model (2: the linear
-#: heads saved as arrays, no longer as scikit-learn estimators)
-MODEL_FORMAT_VERSION = 2
-
-
-class ModelFileError(InputFileError):
-    """A saved model cannot be used by this pyecho; the message names the file and why."""
-
-
-def model_header(kind: str) -> dict:
-    """The JSON header of a saved model of ``kind``: format, versions, class and target order."""
-    import pyecho  # deferred: pyecho/__init__ imports the engines, not this module
-
-    return {"format": kind, "format_version": MODEL_FORMAT_VERSION, "pyecho_version": pyecho.__version__,
-            "classes": list(KERNEL_CLASSES)}
-
-
-def check_model_header(path, config: dict, kind: str) -> None:
-    """Refuse (ModelFileError, one line naming ``path``) a config not written by this pyecho for ``kind``."""
-    expected = model_header(kind)
-    for key, want in expected.items():
-        got = config.get(key) if isinstance(config, dict) else None
-        if got != want:
-            raise ModelFileError(f"{path}: {key} is {got!r}, this pyecho needs {want!r}; "
-                                 "retrain the model with this version")
-
-
-def read_model_config(directory, config_file: str, data_file: str, kind: str,
-                      writer: str) -> tuple[Path, Path, dict]:
-    """The paths of a saved model's config and data files and its checked config.
-
-    ModelFileError (one line naming the file) for a missing file, unreadable JSON, or a config
-    not written by this pyecho for ``kind``; ``writer`` names what writes such a directory.
-    """
-    d = Path(directory)
-    config_path, data_path = d / config_file, d / data_file
-    for path in (config_path, data_path):
-        if not path.is_file():
-            raise ModelFileError(f"{path}: missing; point at a directory written by {writer}")
-    try:
-        config = json.loads(config_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ModelFileError(f"{config_path}: not readable JSON ({exc})") from None
-    check_model_header(config_path, config, kind)
-    return config_path, data_path, config

@@ -42,10 +42,11 @@ from threadpoolctl import threadpool_limits
 
 from pyecho.atomic import atomic_path
 from pyecho.data.records import NoisyRecords, as_noisy_records, check_grid
-from pyecho.learn.base import BLOCK_ROWS, FeatureRows
 from pyecho.learn.models.heads import DEFAULT_C_GRID, DEFAULT_RIDGE_ALPHAS, LinearHeads, fit_linear_heads
-from pyecho.learn.models.inputs import (KERNEL_CLASSES, EchoPredictions, EchoTargets, InputView, ModelFileError,
-                                        check_fit_inputs, model_header, read_model_config)
+from pyecho.learn.models.inputs import InputView, check_fit_inputs
+from pyecho.learn.models.model_files import ModelFileError, model_header, read_model_config
+from pyecho.learn.models.targets import KERNEL_CLASSES, EchoPredictions, EchoTargets
+from pyecho.learn.storage import BLOCK_ROWS, FeatureRows
 from pyecho.physics.protocol import RecordGrid
 
 #: ``format`` of the JSON header of a saved model
@@ -211,7 +212,7 @@ class RocketModel:
 
     def predict(self, M) -> EchoPredictions:
         """Kernel probabilities and every target (its own units) for the records M, in blocks of
-        :data:`~pyecho.learn.base.BLOCK_ROWS` rows (the same rows' products whatever the
+        :data:`~pyecho.learn.storage.BLOCK_ROWS` rows (the same rows' products whatever the
         chunks their features were made in, so the predictions do not depend on them)."""
         self._check_fitted()
         R = self._records(M)

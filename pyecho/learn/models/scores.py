@@ -8,7 +8,7 @@ import numpy as np
 
 from pyecho.learn.base import (POWER_CLASS, RANGE_NP, RANGE_P, TASK_CLASSES, ClassScores, RegScores, Task,
                                to_learning_scale)
-from pyecho.learn.models.inputs import KERNEL_CLASSES, EchoPredictions, EchoTargets
+from pyecho.learn.models.targets import KERNEL_CLASSES, EchoPredictions, EchoTargets
 
 
 #: a family with fewer test rows than this gets no within-family score (R² of a handful is noise)

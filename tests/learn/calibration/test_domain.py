@@ -14,9 +14,9 @@ import pytest
 
 from pyecho.data.records import NoisyRecords, add_complex_noise, estimate_noise
 from pyecho.errors import InputFileError
-from pyecho.learn.base import FeatureRows
 from pyecho.learn.calibration.domain import SCALE_FLOOR, DomainGuard, fit_domain_guard
 from pyecho.learn.models.inputs import InputView
+from pyecho.learn.storage import FeatureRows
 from pyecho.physics.protocol import Protocol, RecordGrid
 from tests.learn.models.learnable import TWO_MEASUREMENTS as GRID
 from tests.learn.models.learnable import make_learnable_echoes

@@ -15,7 +15,7 @@ from pyecho.errors import InputFileError
 from pyecho.learn.calibration import conformal as cf
 from pyecho.learn.calibration.probability import KernelProbability, fit_kernel_probability
 from pyecho.learn.calibration.saved import Calibration
-from pyecho.learn.models.inputs import KERNEL_CLASSES
+from pyecho.learn.models.targets import KERNEL_CLASSES
 
 LEVEL = 0.9
 POWER = KERNEL_CLASSES.index("power")
@@ -165,7 +165,7 @@ def test_calibration_never_moves_a_p_vs_np_decision():
     """The class-balanced rule on the model's p_power equals the calibrated rule on the calibrated
     p_power, however strongly the temperature shrinks a weak model's probabilities."""
     from pyecho.learn.calibration.probability import fit_kernel_probability
-    from pyecho.learn.models.inputs import KERNEL_CLASSES
+    from pyecho.learn.models.targets import KERNEL_CLASSES
 
     rng = np.random.default_rng(4)
     n = 600

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pyecho.learn.models.inputs import KERNEL_CLASSES, EchoTargets
+from pyecho.learn.models.targets import KERNEL_CLASSES, EchoTargets
 from pyecho.physics.protocol import Protocol, RecordGrid
 
 DT_US = 0.16

@@ -11,7 +11,9 @@ from sklearn.metrics import f1_score, r2_score
 
 from pyecho.data.records import NoisyRecords
 from pyecho.learn.models.cnn import CONFIG_FILE, WEIGHTS_FILE, EchoCNN, LossWeights
-from pyecho.learn.models.inputs import KERNEL_CLASSES, EchoTargets, InputView, ModelFileError
+from pyecho.learn.models.inputs import InputView
+from pyecho.learn.models.model_files import ModelFileError
+from pyecho.learn.models.targets import KERNEL_CLASSES, EchoTargets
 from tests.learn.models.learnable import ONE_MEASUREMENT, TWO_MEASUREMENTS, make_learnable_echoes, rows_of
 
 #: a network small enough to train in seconds on one thread; 6 dead samples after every pulse

@@ -1,6 +1,5 @@
-"""Linear heads fitted a block of feature rows at a time: the same standardisation, ridge and
-logistic regression as scikit-learn's on the whole matrix, and the same heads from a scratch
-file as from memory."""
+"""Linear heads fitted a block of feature rows at a time: the same ridge and logistic regression
+as scikit-learn's on the whole matrix, and the same heads from a scratch file as from memory."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,23 +7,18 @@ import pytest
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.preprocessing import StandardScaler
 
-from pyecho.learn import base as base_module
-from pyecho.learn.base import FeatureRows
+from pyecho.learn import storage as storage_module
 from pyecho.learn.models import heads as heads_module
 from pyecho.learn.models.heads import _fit_logistic, _ridge_basis, _ridge_validation_mse, fit_linear_heads
-from pyecho.learn.models.inputs import KERNEL_CLASSES, EchoTargets
+from pyecho.learn.models.targets import KERNEL_CLASSES, EchoTargets
+from pyecho.learn.storage import FeatureRows
+from tests.learn.test_storage import features
 
 
 @pytest.fixture(autouse=True)
 def small_blocks(monkeypatch):
-    for module in (base_module, heads_module):  # every pass in several blocks, the last one short
+    for module in (storage_module, heads_module):  # every pass in several blocks, the last one short
         monkeypatch.setattr(module, "BLOCK_ROWS", 37)
-
-
-def features(n_rows: int, n_features: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return (rng.standard_normal((n_rows, n_features)) * rng.uniform(0.5, 3, n_features)
-            + rng.uniform(-2, 2, n_features)).astype(np.float32)
 
 
 def learnable(n_rows: int = 300, n_features: int = 40, seed: int = 0) -> tuple[np.ndarray, EchoTargets]:
@@ -36,43 +30,6 @@ def learnable(n_rows: int = 300, n_features: int = 40, seed: int = 0) -> tuple[n
     W = F[:, 1] + 0.3 * rng.standard_normal(n_rows)
     L = 2.0 + F[:, 2] - F[:, 3] + 0.3 * rng.standard_normal(n_rows)
     return F, EchoTargets(kernel=np.asarray(KERNEL_CLASSES)[k], values={"W": W, "L": L})
-
-
-def test_rows_in_a_scratch_file_read_back_as_written(tmp_path):
-    F = features(100, 13)
-    for rows in (FeatureRows(100, 13), FeatureRows(100, 13, directory=tmp_path / "scratch")):
-        for start in range(0, 100, 30):
-            rows.write(start, F[start:start + 30].astype(np.float64))  # converted to float32
-        np.testing.assert_array_equal(np.concatenate([b for _, b in rows.blocks()]), F)
-        np.testing.assert_array_equal(rows.read(17, 58), F[17:58])
-        with pytest.raises(ValueError, match=r"does not fit features \(100, 13\)"):
-            rows.write(90, F[:20])
-        rows.close()
-    assert list((tmp_path / "scratch").iterdir()) == []  # the scratch file was never linked
-
-
-def test_rows_from_blocks_in_any_order_and_from_no_blocks(tmp_path):
-    F = features(100, 13)
-    blocks = [(start, F[start:start + 30]) for start in (60, 0, 90, 30)]
-    rows = FeatureRows.from_blocks(100, iter(blocks), directory=tmp_path)
-    np.testing.assert_array_equal(rows.take(np.arange(100)), F)
-    np.testing.assert_array_equal(rows.take(np.array([3, 35, 36, 99])), F[[3, 35, 36, 99]])
-    rows.close()
-    with pytest.raises(ValueError, match="blocks: no rows"):
-        FeatureRows.from_blocks(100, iter([]))
-
-
-def test_standardise_equals_standard_scaler_and_only_centres_a_constant_feature():
-    F = features(200, 6)
-    F[:, 4] = 3.25
-    want = StandardScaler().fit(F.astype(np.float64))
-    rows = FeatureRows.of(F.copy())
-    mean, scale = rows.standardise()
-    np.testing.assert_allclose(mean, want.mean_, rtol=1e-12)
-    np.testing.assert_allclose(scale, want.scale_, rtol=1e-10)
-    Z = rows.read(0, 200)
-    np.testing.assert_allclose(Z, want.transform(F.astype(np.float64)), atol=1e-6)
-    assert scale[4] == 1.0 and np.all(Z[:, 4] == 0)
 
 
 @pytest.mark.parametrize("n_rows, n_features", [(300, 40), (60, 90), (20, 90)])  # XᵀX, XᵀX, the SVD

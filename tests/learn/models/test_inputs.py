@@ -1,20 +1,16 @@
-"""Spectrometer inputs: phase/gain referencing, the model input view, the dead time, targets
-and decisions (the records' noise and its estimate: tests/data/test_records.py)."""
+"""Spectrometer inputs: phase/gain referencing, the model input view, the dead time (the
+records' noise and its estimate: tests/data/test_records.py)."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
-import polars as pl
 import pytest
 
 import pyecho.data.records as records_module
 from pyecho import EchoParams, simulate_batch
 from pyecho.data.records import NoisyRecords
-from pyecho.learn.models.inputs import (CHANNEL_SETS, EchoPredictions, EchoTargets, InputView, ModelFileError,
-                                        check_model_header, model_header, reference_phase_gain, reference_window,
-                                        unreadable)
-from pyecho.learn.models.scores import TaskScores
+from pyecho.learn.models.inputs import CHANNEL_SETS, InputView, reference_phase_gain, reference_window, unreadable
 from pyecho.physics.protocol import Protocol, RecordGrid
 from tests.learn.models.learnable import ONE_MEASUREMENT, TWO_MEASUREMENTS, make_learnable_echoes
 
@@ -243,97 +239,3 @@ def test_input_view_of_noisy_rows_made_a_few_at_a_time_equals_all_at_once(monkey
     view = InputView(dead_time_us=0.0)
     for A, B in zip(view.transform(rows, TWO_MEASUREMENTS), view.transform(whole, TWO_MEASUREMENTS)):
         np.testing.assert_array_equal(A, B)
-
-
-# -- targets, predictions, decisions, model headers ------------------------------------------
-def test_targets_from_labels_and_the_learning_scale():
-    labels = pl.DataFrame({"kernel": ["rkky", "power", "gaussian"], "W": [0.1, 0.2, 0.3], "L": [5.0, 9.0, 7.0],
-                           "alpha_x": [0.03, 0.05, 0.1], "alpha_z": [0.04, 0.1, 0.1], "t2_us": [10.0, 100.0, 1000.0]})
-    tg = EchoTargets.from_labels(labels, targets=("W", "L", "alpha_xy", "alpha_z", "t2_us"))
-    assert tg.targets == ("W", "L", "alpha_xy", "alpha_z", "t2_us")
-    np.testing.assert_array_equal(tg.kernel_index, [2, 1, 0])
-    np.testing.assert_array_equal(tg.is_power, [False, True, False])
-    Y = tg.regression()
-    np.testing.assert_allclose(Y[:, 2], [0.03, 0.05, 0.1])  # alpha_xy = alpha_x
-    np.testing.assert_allclose(Y[:, 4], [1.0, 2.0, 3.0])  # T2 is learned as log10
-    back = EchoPredictions.from_learning_scale(np.full((3, 3), 1 / 3), Y, tg.targets)
-    np.testing.assert_allclose(back["t2_us"], [10.0, 100.0, 1000.0], rtol=1e-12)
-    np.testing.assert_allclose(back["W"], tg["W"])
-    one = tg.take(np.array([1]))
-    assert len(one) == 1 and one.kernel[0] == "power" and one["L"][0] == 9.0
-    with pytest.raises(ValueError, match="uniform"):
-        EchoTargets(kernel=np.array(["uniform"]), values={"W": np.ones(1)})
-    with pytest.raises(ValueError, match="kappa"):
-        EchoTargets(kernel=np.array(["power"]), values={"kappa": np.ones(1)})
-    with pytest.raises(ValueError, match="W: expected 1 finite values"):
-        EchoTargets(kernel=np.array(["power"]), values={"W": np.array([np.nan])})
-
-
-def test_predictions_derive_p_power_from_the_power_column():
-    pred = EchoPredictions(kernel_proba=np.array([[0.3, 0.45, 0.25], [0.1, 0.6, 0.3], [0.5, 0.1, 0.4]]),
-                           values={"W": np.array([0.1, 0.2, 0.3])})
-    np.testing.assert_array_equal(pred.kernel, ["power", "power", "gaussian"])
-    np.testing.assert_allclose(pred.p_power, [0.45, 0.6, 0.1])
-    assert pred.targets == ("W",) and pred.take(np.array([2]))["W"][0] == 0.3
-
-
-def test_decisions_never_contradict():
-    """The range is P iff p_power >= the threshold, and the kernel is the power law iff the range
-    is P -- also where the most probable kernel says otherwise."""
-    rng = np.random.default_rng(0)
-    proba = rng.dirichlet([0.5, 0.5, 0.5], 2000)
-    pred = EchoPredictions(proba, {})
-    for threshold in (0.2, 0.5, 0.8):
-        kernel, is_power = pred.decide(threshold)
-        np.testing.assert_array_equal(is_power, proba[:, 1] >= threshold)
-        np.testing.assert_array_equal(kernel == "power", is_power)
-        short = np.where(proba[:, 0] >= proba[:, 2], "gaussian", "rkky")
-        np.testing.assert_array_equal(kernel[~is_power], short[~is_power])
-        # the cases that matter happen: argmax is the power law below the threshold, or not above it
-        assert np.any((pred.kernel == "power") != is_power)
-    kernel, is_power = EchoPredictions(np.array([[0.35, 0.40, 0.25], [0.5, 0.3, 0.2]]), {}).decide(0.3)
-    assert kernel.tolist() == ["power", "power"] and is_power.tolist() == [True, True]
-    kernel, is_power = EchoPredictions(np.array([[0.35, 0.40, 0.25]]), {}).decide(0.5)
-    assert kernel.tolist() == ["gaussian"] and is_power.tolist() == [False]
-
-
-def test_task_scores_use_the_consistent_decision():
-    truth = EchoTargets(kernel=np.array(["gaussian", "power", "rkky", "power"]),
-                        values={"W": np.array([0.1, 0.2, 0.3, 0.4]), "t2_us": np.array([10.0, 100.0, 10.0, 100.0])})
-    # row 0: the power law is the most probable kernel, but p_power 0.4 < 0.5: NP, gaussian
-    proba = np.array([[0.35, 0.40, 0.25], [0.1, 0.8, 0.1], [0.1, 0.2, 0.7], [0.2, 0.6, 0.2]])
-    pred = EchoPredictions(proba, {"W": truth["W"] + 0.01, "t2_us": 10 * truth["t2_us"]})
-    s = TaskScores.of(pred, truth, pvnp_threshold=0.5)
-    assert s.pvnp.accuracy == 1.0 and s.kernel3.accuracy == 1.0
-    assert TaskScores.of(pred, truth, pvnp_threshold=0.35).kernel3.accuracy == 0.75
-    assert s.regression["W"].mae == pytest.approx(0.01)
-    assert s.regression["t2_us"].mae == pytest.approx(1.0)  # one decade, on the log10 scale
-    assert s.tasks == ("pvnp", "kernel3", "W", "t2_us")
-
-
-def test_within_kernel_scores_are_each_familys_own():
-    """Predicting each family's mean L gives R² ≈ 1 over all rows (the families differ) and 0
-    within each family: the within-family score sees what the overall score hides."""
-    rng = np.random.default_rng(1)
-    kernel = np.repeat(np.array(["gaussian", "power", "rkky"]), 40)
-    offset = {"gaussian": 2.0, "power": 12.0, "rkky": 6.0}
-    L = np.array([offset[k] for k in kernel]) + rng.normal(0, 0.2, kernel.size)
-    family_mean = np.array([L[kernel == k].mean() for k in kernel])
-    truth = EchoTargets(kernel=kernel, values={"L": L})
-    proba = np.tile([1 / 3, 1 / 3, 1 / 3], (kernel.size, 1))
-    s = TaskScores.of(EchoPredictions(proba, {"L": family_mean}), truth, pvnp_threshold=0.5)
-    assert s.regression["L"].r2 > 0.99
-    for k in ("gaussian", "power", "rkky"):
-        assert s.within_kernel[k]["L"].r2 == pytest.approx(0.0, abs=1e-9)
-    few = TaskScores.of(EchoPredictions(proba[:45], {"L": family_mean[:45]}),
-                        EchoTargets(kernel=kernel[:45], values={"L": L[:45]}), pvnp_threshold=0.5)
-    assert set(few.within_kernel) == {"gaussian"}  # 5 power rows are too few to score
-
-
-def test_model_header_check_names_the_file_and_the_mismatch():
-    cfg = model_header("pyecho.test")
-    check_model_header("m.json", cfg, "pyecho.test")
-    with pytest.raises(ModelFileError, match=r"m\.json: pyecho_version is '0\.0\.0'"):
-        check_model_header("m.json", {**cfg, "pyecho_version": "0.0.0"}, "pyecho.test")
-    with pytest.raises(ModelFileError, match="format"):
-        check_model_header("m.json", cfg, "pyecho.other")

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, r2_score
 
-from pyecho.learn.models.inputs import KERNEL_CLASSES, EchoTargets, InputView, ModelFileError
 from pyecho.learn.models.heads import fit_linear_heads, group_split
+from pyecho.learn.models.inputs import InputView
+from pyecho.learn.models.model_files import ModelFileError
 from pyecho.learn.models.rocket import CONFIG_FILE, MODEL_FILE, RocketModel
+from pyecho.learn.models.targets import KERNEL_CLASSES, EchoTargets
 from pyecho.physics.protocol import Protocol, RecordGrid
 from tests.learn.models.learnable import ONE_MEASUREMENT, TWO_MEASUREMENTS, make_learnable_echoes, rows_of
 
