@@ -8,7 +8,7 @@ import numpy as np
 from pyecho.engines.base import check_dtype, get_engine, resolve_device
 from pyecho.physics.detuning import sample_detuning_mhz
 from pyecho.physics.params import EchoParams, ParameterError
-from pyecho.physics.problem import batch_key, build_batch
+from pyecho.physics.problem import batch_key, build_batch, check_site_groups
 
 
 def simulate(
@@ -57,8 +57,11 @@ def simulate_batch(
     dtype: str = "float32",
     batch_size: int | None = None,
     on_progress: Callable[[int], None] | None = None,
+    site_groups: int = 1,
 ) -> np.ndarray:
-    """Simulate many echoes; returns complex ndarray (B, n_samples).
+    """Simulate many echoes; returns complex ndarray (B, n_samples), or (B, g², n_samples) with
+    ``site_groups`` g > 1: the record of each interleaved site group
+    (:func:`pyecho.physics.problem.site_group_means`; their mean is the echo).
 
     Every simulation has its own parameters and detunings. ``seeds`` defaults to 0..B-1.
     All series must have the same length; lattices, pulse times and schemes may differ (they
@@ -87,7 +90,10 @@ def simulate_batch(
     device = resolve_device(device)
     engine = get_engine(backend, device)
 
-    out = np.empty((len(params), params[0].n_samples), dtype=np.complex128)
+    for lattice in {p.lattice for p in params}:
+        site_groups = check_site_groups(site_groups, lattice)
+    groups = () if site_groups == 1 else (site_groups**2,)
+    out = np.empty((len(params), *groups, params[0].n_samples), dtype=np.complex128)
     groups: dict[tuple, list[int]] = {}
     for i, p in enumerate(params):
         groups.setdefault(batch_key(p), []).append(i)
@@ -102,7 +108,7 @@ def simulate_batch(
                 else detunings_mhz[i]
                 for i in idx
             ]
-            batch = build_batch([params[i] for i in idx], det)
+            batch = build_batch([params[i] for i in idx], det, site_groups=site_groups)
             out[idx] = engine.run(batch, device=device, dtype=dtype)
             if on_progress is not None:
                 on_progress(len(idx))

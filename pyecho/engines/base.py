@@ -18,7 +18,9 @@ class Engine(Protocol):
     """A simulator backend.
 
     ``run`` integrates every simulation of the batch (docs/model.md) and returns the recorded
-    series M(t_k), k = 1 .. n_steps, as a complex128 array of shape (B, batch.n_steps).
+    series M(t_k), k = 1 .. n_steps, as a complex128 array of shape (B, batch.n_steps); with
+    ``batch.site_groups`` g > 1, one series per site group, shape (B, g², batch.n_steps)
+    (pyecho.physics.problem.site_group_means says which sites each holds).
     """
 
     name: str
@@ -90,14 +92,16 @@ def check_dtype(dtype: str) -> str:
     return dtype
 
 
-def chunk_size(lattice: int, dtype: str, arrays_per_sim: int) -> int:
-    """Simulations per chunk when each needs ``arrays_per_sim`` live (n, n) real arrays."""
-    per_sim = arrays_per_sim * lattice * lattice * (4 if dtype == "float32" else 8)
+def chunk_size(lattice: int, dtype: str, arrays_per_sim: int, series_values: int = 0) -> int:
+    """Simulations per chunk when each needs ``arrays_per_sim`` live (n, n) real arrays and
+    ``series_values`` real values of recorded series."""
+    per_sim = (arrays_per_sim * lattice * lattice + series_values) * (4 if dtype == "float32" else 8)
     return max(1, CHUNK_BYTES // per_sim)
 
 
 def chunks(batch: EchoBatch, dtype: str, arrays_per_sim: int) -> Iterator[EchoBatch]:
-    """The batch in consecutive memory-bounded pieces (see :func:`chunk_size`)."""
-    step = chunk_size(batch.lattice, dtype, arrays_per_sim)
+    """The batch in consecutive memory-bounded pieces (see :func:`chunk_size`; the recorded
+    series count too: with site groups they can outweigh the state)."""
+    step = chunk_size(batch.lattice, dtype, arrays_per_sim, 2 * batch.n_steps * batch.n_groups)
     for start in range(0, batch.size, step):
         yield batch.subset(start, start + step)

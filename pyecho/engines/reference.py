@@ -16,7 +16,7 @@ from scipy.linalg import expm
 from pyecho.physics.kernels import kernel_values
 from pyecho.physics.lattice import pairwise_distances
 from pyecho.physics.params import EchoParams
-from pyecho.physics.problem import EchoBatch
+from pyecho.physics.problem import EchoBatch, site_group_means
 from pyecho.physics.pulses import spin_half_unitary
 
 SPIN_OPS = 0.5 * np.array(
@@ -64,7 +64,8 @@ def _simulate_one(batch: EchoBatch, b: int) -> np.ndarray:
 
     up = np.array([[1, 0], [0, 0]], dtype=complex)
     rho = np.repeat(up[None], n_sites, axis=0)
-    series = np.empty(batch.n_steps, dtype=complex)
+    series = np.empty((batch.n_groups, batch.n_steps), dtype=complex)
+    n = batch.lattice
     k_every = batch.field_every
     for first, end, pulses in batch.segments():
         for p in pulses:
@@ -85,8 +86,8 @@ def _simulate_one(batch: EchoBatch, b: int) -> np.ndarray:
             if relax is not None:
                 rho = (relax @ rho.reshape(n_sites, 4, 1)).reshape(n_sites, 2, 2)
             m = expectations(rho)
-            series[step] = m[:, 0].mean() + 1j * m[:, 1].mean()
-    return series
+            series[:, step] = site_group_means((m[:, 0] + 1j * m[:, 1]).reshape(n, n), batch.site_groups)
+    return series[0] if batch.site_groups == 1 else series
 
 
 class ReferenceEngine:

@@ -78,15 +78,25 @@ def rotate(m, field, omega, dt: float):
     return tuple(m[i] + two_hw * c[i] + two_h2 * d[i] for i in range(3))
 
 
-def block(m, field_prev, slope_weight, khat, alpha, omega, relax, dt: float, n_steps: int):
+def site_means(a, site_groups: int):
+    """Mean of ``a`` (B, n, n) over all sites, (B,), or over each of g² interleaved site groups,
+    (B, g²) (pyecho.physics.problem.site_group_means)."""
+    if site_groups == 1:
+        return a.mean(dim=(1, 2))
+    size, n, g = a.shape[0], a.shape[1], site_groups
+    return a.reshape(size, n // g, g, n // g, g).mean(dim=(1, 3)).reshape(size, g * g)
+
+
+def block(m, field_prev, slope_weight, khat, alpha, omega, relax, dt: float, n_steps: int, site_groups: int = 1):
     """Evaluate the field F once and advance ``n_steps`` steps.
 
     Step j of the block uses F + (j + 1/2) w (F - F_prev) with w = ``slope_weight`` (a 0-d
     tensor: 1/field_every, or 0 where there is no history), or F when ``field_prev`` is None
     (the explicit scheme). ``relax`` is None or the (B, 1, 1) tensors (transverse,
     longitudinal, shift) of the per-step relaxation map.
-    Returns (m', F, means) with means (n_steps, 2, B): the mean (m_x, m_y) after every step; F
-    is None for the explicit scheme (no later block needs it, so it is never written out).
+    Returns (m', F, means) with means (n_steps, 2, B): the mean (m_x, m_y) after every step
+    ((n_steps, 2, B, g²) per site group with ``site_groups`` g > 1); F is None for the explicit
+    scheme (no later block needs it, so it is never written out).
     """
     field = mean_field(m, khat, alpha)
     extrapolate = field_prev is not None
@@ -99,7 +109,7 @@ def block(m, field_prev, slope_weight, khat, alpha, omega, relax, dt: float, n_s
         if relax is not None:
             transverse, longitudinal, shift = relax
             mv = (mv[0] * transverse, mv[1] * transverse, mv[2] * longitudinal + shift)
-        means.append(torch.stack((mv[0].mean(dim=(1, 2)), mv[1].mean(dim=(1, 2)))))
+        means.append(torch.stack((site_means(mv[0], site_groups), site_means(mv[1], site_groups))))
     return torch.stack(mv), field if extrapolate else None, torch.stack(means)
 
 
@@ -182,7 +192,8 @@ def _run_chunk(batch: EchoBatch, device: str, dtype: str) -> np.ndarray:
 
     m = torch.zeros((3, size, n, n), dtype=real, device=device)
     m[2] = 0.5
-    series = torch.empty((batch.n_steps, 2, size), dtype=real, device=device)
+    groups = (batch.n_groups,) if batch.site_groups > 1 else ()
+    series = torch.empty((batch.n_steps, 2, size, *groups), dtype=real, device=device)
     advance = _block_function(float(size) * n * n * batch.n_steps)
     # entered once per chunk, not per block: for the explicit scheme a block is one step
     with warnings.catch_warnings():  # the FFTs stay eager by design
@@ -198,7 +209,7 @@ def _run_chunk(batch: EchoBatch, device: str, dtype: str) -> np.ndarray:
                                     else (torch.zeros_like(m[:alpha.shape[0]]), no_history))
                 else:
                     prev, weight = None, no_history
-                args = (m, prev, weight, khat, alpha, omega, relax, batch.dt_us, n_block)
+                args = (m, prev, weight, khat, alpha, omega, relax, batch.dt_us, n_block, batch.site_groups)
                 # a segment's last, shorter block runs eager: it is rare and would need a graph of its own
                 run = advance if n_block == k_every else block
                 try:
@@ -209,8 +220,8 @@ def _run_chunk(batch: EchoBatch, device: str, dtype: str) -> np.ndarray:
                     warnings.warn(f"torch.compile failed ({type(exc).__name__}: {exc}); running eager", stacklevel=2)
                     advance = block
                     m, field, series[start:start + n_block] = block(*args)
-    mxy = series.double().cpu().numpy()
-    return mxy[:, 0].T + 1j * mxy[:, 1].T
+    mxy = np.moveaxis(series.double().cpu().numpy(), 0, -1)  # (2, B[, g²], n_steps)
+    return mxy[0] + 1j * mxy[1]
 
 
 class TorchEngine:

@@ -26,7 +26,9 @@ class EchoBatch:
     m_z = longitudinal_decay m_z + longitudinal_shift.
 
     Shared: pulse ``p`` acts after ``pulse_steps[p]`` steps; ``n_steps`` samples are recorded,
-    one after every step of ``dt_us``; ``scheme`` and ``field_every`` as in EchoParams.
+    one after every step of ``dt_us``; ``scheme`` and ``field_every`` as in EchoParams;
+    ``site_groups`` g: the record is the mean over all sites (g = 1) or, for g > 1, one record
+    per interleaved site group (:func:`site_group_means`).
     """
 
     params: tuple[EchoParams, ...]
@@ -45,10 +47,16 @@ class EchoBatch:
     dt_us: float
     scheme: str
     field_every: int
+    site_groups: int = 1
 
     @property
     def size(self) -> int:
         return len(self.params)
+
+    @property
+    def n_groups(self) -> int:
+        """Records per simulation: 1, or g² site groups."""
+        return self.site_groups**2
 
     @property
     def n_samples(self) -> int:
@@ -74,7 +82,7 @@ class EchoBatch:
             self.params[s], self.omega[s], self.kernel_grid[s], self.alpha_xy[s], self.alpha_z[s],
             self.pulse_angle[s], self.pulse_phase[s], self.transverse_decay[s], self.longitudinal_decay[s],
             self.longitudinal_shift[s], self.lattice, self.pulse_steps, self.n_steps, self.dt_us, self.scheme,
-            self.field_every,
+            self.field_every, self.site_groups,
         )
 
 
@@ -84,8 +92,35 @@ def batch_key(p: EchoParams) -> tuple:
     return (p.lattice, plan.n_steps, p.dt_us, plan.pulse_steps, p.scheme, p.field_every)
 
 
-def build_batch(params: Sequence[EchoParams], detunings_mhz: Sequence[np.ndarray]) -> EchoBatch:
-    """Assemble the engine input; all params must share one :func:`batch_key`."""
+def check_site_groups(site_groups, lattice: int) -> int:
+    """``site_groups`` as an int g >= 1 that divides ``lattice`` (ParameterError otherwise)."""
+    if isinstance(site_groups, bool) or not isinstance(site_groups, (int, np.integer)) or site_groups < 1:
+        raise ParameterError(f"site_groups: got {site_groups!r}; must be an integer >= 1")
+    if lattice % site_groups:
+        raise ParameterError(f"site_groups: got {site_groups}; must divide the lattice side {lattice} (the groups "
+                             "interleave along both axes)")
+    return int(site_groups)
+
+
+def site_group_means(values: np.ndarray, site_groups: int) -> np.ndarray:
+    """Means of ``values`` (..., n, n) over the interleaved site groups, shape (..., g²).
+
+    Group a·g + b holds the sites (i, j) with i ≡ a and j ≡ b (mod g), in the index grid of the
+    detunings (``omega[b, i, j]``): every group spreads evenly over the lattice, and the mean of
+    the group means is the mean over all sites. Each group's record is the mean magnetisation
+    of its own n²/g² sites; their spread within one simulation measures how much a record
+    moves with the draw of the detunings (pyecho.fit.error_model).
+    """
+    n = values.shape[-1]
+    g = check_site_groups(site_groups, n)
+    shaped = values.reshape(*values.shape[:-2], n // g, g, n // g, g)
+    return shaped.mean(axis=(-4, -2)).reshape(*values.shape[:-2], g * g)
+
+
+def build_batch(params: Sequence[EchoParams], detunings_mhz: Sequence[np.ndarray], *, site_groups: int = 1
+                ) -> EchoBatch:
+    """Assemble the engine input; all params must share one :func:`batch_key`. ``site_groups``
+    g > 1 asks the engine for one record per interleaved site group (:func:`site_group_means`)."""
     params = tuple(params)
     if not params:
         raise ParameterError("params: got an empty list; need at least one EchoParams")
@@ -96,6 +131,7 @@ def build_batch(params: Sequence[EchoParams], detunings_mhz: Sequence[np.ndarray
             "combinations; one batch needs one"
         )
     n = params[0].lattice
+    site_groups = check_site_groups(site_groups, n)
     omega = np.empty((len(params), n, n))
     for b, d in enumerate(detunings_mhz):
         d = np.asarray(d, dtype=np.float64)
@@ -125,4 +161,5 @@ def build_batch(params: Sequence[EchoParams], detunings_mhz: Sequence[np.ndarray
         dt_us=first.dt_us,
         scheme=first.scheme,
         field_every=first.field_every,
+        site_groups=site_groups,
     )
