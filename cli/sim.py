@@ -138,8 +138,9 @@ def sim(
              "(SEQUENCE: hahn, cpmg:N, cp:N; tau default 100 us or --tau-us)")] = None,
     tau_us: Annotated[Optional[float], typer.Option(help="Pulse spacing tau (us) of the measurements that do not give one")] = None,
     dt_us: Annotated[Optional[float], typer.Option(help="Time step (us)")] = None,
-    thetas: Annotated[Optional[str], typer.Option(help="Excitation angle(s) (rad), comma-separated: one "
-                                                 "measurement per angle, a special case of --protocol (default 1.5708)")] = None,
+    thetas: Annotated[Optional[str], typer.Option(help="Excitation angle(s) (rad, read to 0.1 degree), comma-separated: "
+                                                 "one measurement per angle, a special case of --protocol (default "
+                                                 "1.5708, which is hahn@90)")] = None,
     t2_us: Annotated[Optional[float], typer.Option(help="Transverse relaxation T2 (us) of every sample; default none")] = None,
     t2_us_range: Annotated[Optional[str], RangeOpt("T2 drawn per sample, log-uniform (us)")] = None,
     linewidth_khz: Annotated[Optional[float], typer.Option(help="Lorentzian detuning FWHM (kHz)")] = None,

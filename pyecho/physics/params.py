@@ -96,6 +96,8 @@ class EchoParams:
         Pulse spacing and time step (us); n_tau = round(tau_us / dt_us) >= 1.
     theta : float
         Excitation angle (rad) of the preset sequences; their refocusing pulses are 2 theta.
+        Simulated as given; the measurement it names (:meth:`pyecho.physics.protocol.Measurement.of`)
+        reads it to 0.1 degree.
     linewidth_khz : float
         FWHM of the Lorentzian detuning distribution (kHz, >= 0).
     t2_us : float or None

@@ -13,6 +13,14 @@ excitation angle in degrees (refocusing pulses are twice it); TAU_US the pulse s
 A free pulse list can also be a measurement (its own angles and times; built in Python or from
 ``--sequence FILE.toml``), but it has no text form.
 
+**Angles.** A measurement's angle is read to :data:`ANGLE_RESOLUTION_DEG` (0.1°), however it
+is given (degrees in the text form, radians in Python, ``--thetas`` and TOML files): 1.5708,
+1.57 and π/2 rad all make ``hahn@90``. Every comparison of measurements (equality, prefixes,
+a model's grid against records, a protocol's lookups) is then exact. An
+:class:`~pyecho.physics.params.EchoParams` keeps its angle as given (the angle a simulation
+runs at); :meth:`Measurement.apply` sets the measurement's rounded angle, and
+:meth:`Measurement.of` rounds the parameters' angle to name their measurement.
+
 **Prefixes.** A shorter train is the beginning of a longer one made at the same angle and τ:
 the first (2M + 1) τ of ``cpmg:N`` *is* ``cpmg:M`` (M <= N; ``hahn`` is ``cpmg:1``), and the
 same holds for ``cp:M`` within ``cp:N``. :meth:`Protocol.simulated` uses it: a protocol that
@@ -34,6 +42,11 @@ DEFAULT_TAU_US = 100.0
 #: a receiver's dead time after a pulse (blanking and ring-down) lasts a few µs, up to ~20 µs:
 #: the dead time learned models do without unless told otherwise (µs)
 DEFAULT_DEAD_TIME_US = 20.0
+#: a measurement's angle is read to this many degrees: a spectrometer's flip angles are
+#: calibrated to ~1 degree, so 0.1 degree tells apart every measurement anyone makes, while an
+#: angle typed in radians to the precision people type names the one they mean (1.57 rad =
+#: 89.954 degrees is hahn@90; 1.5708 rad = 90.0002 degrees too)
+ANGLE_RESOLUTION_DEG = 0.1
 #: text separators: measurements, sequence@angle, angle/tau
 SEPARATOR, AT, SLASH = ",", "@", "/"
 #: the preset families whose shorter trains are prefixes of longer ones; hahn is cpmg:1
@@ -42,6 +55,13 @@ _PREFIX_FAMILY = {"hahn": "cpmg", "cpmg": "cpmg", "cp": "cp"}
 
 class ProtocolError(ParameterError):
     """A protocol or measurement cannot be built; the message names the part and what is allowed."""
+
+
+def canonical_angle(theta: float) -> float:
+    """``theta`` (rad) rounded to :data:`ANGLE_RESOLUTION_DEG`, in rad. Whole tenths of a degree
+    come back as ``math.radians`` of them, so 90 degrees is exactly ``math.pi / 2``."""
+    steps_per_degree = round(1 / ANGLE_RESOLUTION_DEG)  # an integer: n / 10 is exact where n * 0.1 is not
+    return math.radians(round(math.degrees(theta) * steps_per_degree) / steps_per_degree)
 
 
 def _train(sequence: str | PulseSequence) -> tuple[str, int] | None:
@@ -55,7 +75,9 @@ def _train(sequence: str | PulseSequence) -> tuple[str, int] | None:
 @dataclass(frozen=True)
 class Measurement:
     """One acquisition: ``sequence`` at excitation angle ``theta`` (rad) and pulse spacing
-    ``tau_us`` (µs). Validated on construction (the sequence as in EchoParams)."""
+    ``tau_us`` (µs). Validated on construction (the sequence as in EchoParams); ``theta`` is
+    stored rounded to :data:`ANGLE_RESOLUTION_DEG` (:func:`canonical_angle`), so measurements
+    given at 1.5708, 1.57 or π/2 rad are the same one, ``hahn@90``."""
 
     sequence: str | PulseSequence = "hahn"
     theta: float = math.pi / 2
@@ -74,6 +96,7 @@ class Measurement:
             if not math.isfinite(value):
                 raise ProtocolError(f"{name}: got {getattr(self, name)!r}; must be a finite number")
             object.__setattr__(self, name, value)
+        object.__setattr__(self, "theta", canonical_angle(self.theta))
         if self.tau_us <= 0:
             raise ProtocolError(f"tau_us: got {self.tau_us:g}; must be > 0 (us)")
 
@@ -102,12 +125,14 @@ class Measurement:
         return self.n_samples(dt_us) * dt_us
 
     def apply(self, params: EchoParams) -> EchoParams:
-        """``params`` (a sample: couplings, kernel, relaxation, lattice) measured this way."""
+        """``params`` (a sample: couplings, kernel, relaxation, lattice) measured this way: at
+        this measurement's (rounded) angle."""
         return params.replace(sequence=self.sequence, theta=self.theta, tau_us=self.tau_us)
 
     @classmethod
     def of(cls, params: EchoParams) -> "Measurement":
-        """The measurement an EchoParams describes."""
+        """The measurement an EchoParams describes: its angle rounded to :data:`ANGLE_RESOLUTION_DEG`
+        (the parameters themselves keep theirs)."""
         return cls(params.sequence, params.theta, params.tau_us)
 
     def is_prefix_of(self, other: "Measurement") -> bool:
@@ -144,12 +169,14 @@ class Measurement:
         except ValueError:
             raise ProtocolError(f"protocol: measurement {spec!r}: ANGLE_DEG and TAU_US must be numbers "
                                 "(degrees, us)") from None
-        if not 0 < math.degrees(theta) < 180:
-            raise ProtocolError(f"protocol: measurement {spec!r}: ANGLE_DEG must be in (0, 180) degrees")
         try:
-            return cls(sequence.strip(), theta, tau_us)
+            measurement = cls(sequence.strip(), theta, tau_us)
         except ProtocolError as exc:
             raise ProtocolError(f"protocol: measurement {spec!r}: {exc}") from None
+        if not 0 < measurement.theta_deg < 180:
+            raise ProtocolError(f"protocol: measurement {spec!r}: ANGLE_DEG must be in (0, 180) degrees, read to "
+                                f"{ANGLE_RESOLUTION_DEG:g} degree")
+        return measurement
 
 
 def _short(x: float) -> str:
@@ -325,8 +352,7 @@ class RecordGrid:
             out.append(f"{len(other.protocol)} measurement(s) != model {len(self.protocol)} ({self.protocol.text})")
             return tuple(out)
         for k, (a, b) in enumerate(zip(other.protocol, self.protocol)):
-            same = (sequence_text(a.sequence) == sequence_text(b.sequence)
-                    and math.isclose(a.theta, b.theta, rel_tol=1e-6, abs_tol=1e-9)
+            same = (sequence_text(a.sequence) == sequence_text(b.sequence) and a.theta == b.theta  # both rounded
                     and math.isclose(a.tau_us, b.tau_us, rel_tol=1e-6))
             if not same:
                 out.append(f"measurement {k}: {a.text} != model {b.text}")

@@ -1,9 +1,12 @@
 """`pyecho sim` through typer's CliRunner."""
+import math
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from pyecho.data.store import load_dataset, read_metadata, scan_dataset
+from pyecho.learn.base import LearnData
 from pyecho.physics.protocol import Measurement, Protocol
 from pyecho_cli.app import app
 
@@ -69,6 +72,27 @@ def test_config_file_thetas_sequence_and_tau_build_a_protocol(tmp_path):
     assert result.exit_code == 0, result.output
     assert load_dataset(tmp_path / "ds").protocol == Protocol((Measurement("cpmg:2", 1.5708, 2.0),
                                                                Measurement("cpmg:2", 0.7854, 2.0)))
+
+
+@pytest.mark.parametrize(("args", "toml", "protocol"), [
+    (["--thetas", "1.5708,0.7854"], "", "hahn@90/1,hahn@45/1"),  # the --help's default, and 45 degrees
+    (["--thetas", "1.57"], "", "hahn@90/1"),
+    ([], "thetas = [1.5707963267948966]\n", "hahn@90/1"),  # pi / 2 in a TOML file
+    (["--protocol", "hahn@90"], "", "hahn@90/1"),
+])
+def test_an_angle_in_radians_names_the_measurement_learn_reads(tmp_path, args, toml, protocol):
+    """Angles typed in radians are read to 0.1 degree: the dataset holds hahn@90, the Hahn echo
+    at 90 degrees that `pyecho learn`'s paper pipeline looks up (it refused hahn@90.0002)."""
+    config = tmp_path / "run.toml"
+    config.write_text(toml)
+    out = tmp_path / "ds"
+    result = invoke("--out", str(out), "--config", str(config), "--preset", "quick", "--lattice", "4", "--tau-us", "1",
+                    "--n-per-kernel", "7", "--device", "cpu", *args)  # 21 samples: what learn needs
+    assert result.exit_code == 0, result.output
+    ds = load_dataset(out)
+    assert ds.protocol.text == protocol and f"protocol {protocol} " in result.output
+    data = LearnData.from_dataset(ds)
+    assert data.hahn_measurement.text == "hahn@90/1" and data.hahn_source == (0, 18)
 
 
 @pytest.mark.parametrize(
@@ -157,7 +181,8 @@ def test_thetas_and_sequence_are_one_measurement_per_angle(tmp_path):
     assert [r.shape for r in ds.records] == [(4, 30), (4, 30)]
     # the angles measure the same samples differently
     assert np.abs(ds.records[0] - ds.records[1]).max() > 1e-3
-    np.testing.assert_array_equal(ds.labels["theta"].to_numpy(), [1.5708] * 4)
+    # simulated at the measurement's angle, hahn@90's (the first's label columns)
+    np.testing.assert_array_equal(ds.labels["theta"].to_numpy(), [math.pi / 2] * 4)
 
 
 def test_nuisance_ranges_are_drawn_per_sample(tmp_path):

@@ -273,7 +273,7 @@ def test_memory_mapped_records_equal_the_loaded_ones_and_are_reused_until_a_part
 def test_protocol_dataset_round_trips(tmp_path):
     """Every sample measured each way with the same parameters and detunings; one row per
     (sample, measurement) on disk, one record array per measurement in memory."""
-    thetas = (np.pi / 2, np.pi / 4, 1.0)
+    thetas = (np.pi / 2, np.pi / 4, math.radians(57.3))  # angles are read to 0.1 degree: 1 rad is 57.3
     protocol = Protocol.of([{"sequence": "hahn", "theta": t, "tau_us": 1.0} for t in thetas])
     cfg = TINY.replace(protocol=protocol, center_khz_range=(-2.0, 2.0), n_per_kernel=2)
     result = make(tmp_path / "ds", cfg)

@@ -44,6 +44,32 @@ def test_measurement_applies_to_a_sample():
     assert Measurement.of(measured) == m and measured.n_samples == m.n_samples(params.dt_us)
 
 
+@pytest.mark.parametrize("theta", [1.5708, 1.57, math.pi / 2, math.radians(90.04), math.radians(89.96)])
+def test_an_angle_names_its_measurement_to_a_tenth_of_a_degree(theta):
+    """1.5708 rad (90.0002 degrees) and 1.57 rad (89.954 degrees), typed for 90 degrees, are
+    hahn@90: equal, hashed alike, prefixes of the 90-degree trains, on a 90-degree model's grid."""
+    m = Measurement("hahn", theta)
+    assert m == HAHN_90 and hash(m) == hash(HAHN_90) and m.theta == math.pi / 2
+    assert m.text == "hahn@90/100" and Protocol.parse(m.text) == Protocol((m,))
+    assert m.is_prefix_of(Measurement("cpmg:3", theta)) and HAHN_90.is_prefix_of(Measurement("cpmg:3", theta))
+    assert Protocol((Measurement("cpmg:3", 1.5708),)).covering(HAHN_90) == 0
+    assert RecordGrid(Protocol((m,)), DT).mismatches(RecordGrid(Protocol((HAHN_90,)), DT)) == ()
+    # the sample keeps the angle it was given; the measurement it names is read to 0.1 degree
+    params = EchoParams(theta=theta)
+    assert params.theta == theta and Measurement.of(params) == HAHN_90
+
+
+def test_angles_a_tenth_of_a_degree_apart_are_different_measurements():
+    assert Measurement.parse("hahn@89.9") != HAHN_90 and Measurement.parse("hahn@89.9").text == "hahn@89.9/100"
+    assert Measurement("hahn", 0.7854).text == "hahn@45/100" and Measurement("hahn", 0.7854).theta == math.pi / 4
+    # angles written in whole tenths of a degree keep the value datasets and saved models hold
+    for deg in (75, 60, 45, 30, 120, 89.9, 12.5):
+        assert Measurement.parse(f"hahn@{deg}").theta == math.radians(deg)
+    grid = RecordGrid(Protocol.parse("hahn@90/1"), DT)
+    assert grid.mismatches(RecordGrid(Protocol.parse("hahn@89.9/1"), DT)) == (
+        "measurement 0: hahn@89.9/1 != model hahn@90/1",)
+
+
 @pytest.mark.parametrize("text, needle", [
     ("hahn", "SEQUENCE@ANGLE_DEG"),
     ("@90", "SEQUENCE@ANGLE_DEG"),
@@ -52,6 +78,7 @@ def test_measurement_applies_to_a_sample():
     ("hahn@90/y", "must be numbers"),
     ("hahn@0", "(0, 180)"),
     ("hahn@180", "(0, 180)"),
+    ("hahn@0.04", "(0, 180)"),  # read to 0.1 degree: 0
     ("hahn@90/0", "tau_us"),
     ("hahn@90/nan", "tau_us"),
     ("cpmg:0@90", "cpmg:0"),
