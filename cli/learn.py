@@ -104,8 +104,8 @@ def predict(
         "model's).")] = None,
     start_us: Annotated[Optional[float], typer.Option(
         "--start-us", help="Time (us) of the records' first point after the excitation, after the receiver's dead "
-        "time (default 0): earlier samples are missing; the model takes up to its own dead time (20 us by "
-        "default).")] = None,
+        "time (default 0): earlier samples are missing (an NPY may hold the whole record or the shorter one that "
+        "starts then); the model takes up to its own dead time (20 us by default).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
     model: Annotated[str, typer.Option(
         "--model", help="headline (complex echoes, calibrated intervals, out-of-domain flags) or paper (the paper's "
@@ -136,6 +136,8 @@ def predict(
     seconds = time.perf_counter() - t0
     frame = res.frame
     err = Console(stderr=True)
+    for path, how in zip(res.paths, res.read_as):
+        err.print(f"read {path}: {how}", highlight=False)
     if out is not None:
         write_predictions(frame, out)
         n_out = frame.height - int(frame["in_domain"].sum())

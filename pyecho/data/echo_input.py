@@ -10,7 +10,9 @@ first point: the receiver's dead time). It reads
   each of the model's measurements is read from the dataset's measurement that holds it (the
   same, or a longer train it begins), so a dataset that lacks one is refused naming it;
 * one NPY per measurement, complex (T_k,) or (B, T_k) on the model's grid -- or, for a model
-  whose measurements all have T samples, one NPY (B, K, T);
+  whose measurements all have T samples, one NPY (B, K, T). With ``start_us`` a record may also
+  be n samples shorter, n the grid samples before ``start_us``: what a receiver that opens late
+  writes, its first point at the first grid sample from ``start_us`` on;
 * one CSV (``t_us``, ``re_M``, ``im_M``: the `pyecho echo` file) per measurement: one echo,
   resampled onto the model's grid (:func:`pyecho.io.to_model_grid`, a cubic spline between
   pulses);
@@ -62,12 +64,15 @@ class EchoRecords:
     kind : what was read: "dataset", "csv", "npy", "bruker", "varian", "nmrpipe" or
         "one file per measurement"
     paths : the files read
+    read_as : how each of ``paths`` was read, one short line each (e.g. "starts at 20 µs: 1750
+        samples padded to 1875")
     """
 
     M: tuple[np.ndarray, ...]
     grid: RecordGrid
     kind: str
     paths: tuple[Path, ...]
+    read_as: tuple[str, ...]
 
     def __len__(self) -> int:
         return self.M[0].shape[0]
@@ -108,14 +113,46 @@ def _check_start(start_us) -> float:
     return start
 
 
-def _blank_before(M: np.ndarray, grid: RecordGrid, k: int, start_us: float) -> np.ndarray:
-    """``M`` with the samples of measurement ``k`` before ``start_us`` set missing (NaN)."""
-    before = grid.times_us(k) < start_us - 1e-9 * grid.dt_us
-    if not before.any():
-        return M
-    out = np.array(M, dtype=np.complex128 if M.dtype != np.complex64 else np.complex64)
-    out[..., before] = np.nan
-    return out
+def _samples_before(grid: RecordGrid, k: int, start_us: float) -> int:
+    """How many samples of measurement ``k`` come before ``start_us`` (a record's first point)."""
+    return int(np.count_nonzero(grid.times_us(k) < start_us - 1e-9 * grid.dt_us))
+
+
+def _missing_dtype(M: np.ndarray):
+    """The complex type that holds ``M`` and NaN: complex64 stays, anything else is complex128."""
+    return np.complex64 if M.dtype == np.complex64 else np.complex128
+
+
+def _blank_before(M: np.ndarray, grid: RecordGrid, k: int, start_us: float) -> tuple[np.ndarray, str]:
+    """``M`` (..., T_k) with the samples of measurement ``k`` before ``start_us`` set missing (NaN),
+    and how it was read."""
+    n = _samples_before(grid, k, start_us)
+    if n == 0:
+        return M, ""
+    out = np.array(M, dtype=_missing_dtype(M))
+    out[..., :n] = np.nan
+    return out, f", {n} samples before {start_us:g} µs discarded"
+
+
+def _npy_on_grid(M: np.ndarray, grid: RecordGrid, k: int, start_us: float) -> tuple[np.ndarray, str] | None:
+    """NPY records (..., T') as measurement ``k``'s T samples, and how they were read: T' = T
+    (the samples before ``start_us`` discarded), or T - n for the n samples before ``start_us``
+    (a record that starts there, padded with NaN); None for another length."""
+    T, n = grid.lengths[k], _samples_before(grid, k, start_us)
+    if M.shape[-1] == T:
+        out, discarded = _blank_before(M, grid, k, start_us)
+        return out, f"full length T = {T}{discarded}"
+    if n and M.shape[-1] == T - n:
+        padded = np.full((*M.shape[:-1], T), np.nan, dtype=_missing_dtype(M))
+        padded[..., n:] = M
+        return padded, f"starts at {start_us:g} µs: {T - n} samples padded to {T}"
+    return None
+
+
+def _npy_lengths(grid: RecordGrid, k: int, start_us: float) -> str:
+    """The lengths :func:`_npy_on_grid` takes for measurement ``k``, for error messages."""
+    T, n = grid.lengths[k], _samples_before(grid, k, start_us)
+    return f"T = {T} (the whole record) or {T - n} (a record that starts at {start_us:g} µs)" if n else f"T = {T}"
 
 
 def read_echoes(paths: Sequence[str | Path], grid: RecordGrid, *, tau_us: float | None = None,
@@ -155,41 +192,52 @@ def read_echoes(paths: Sequence[str | Path], grid: RecordGrid, *, tau_us: float 
         return _read_dataset(paths[0], grid)
     single = _read_npy(paths[0]) if len(paths) == 1 and kinds[0] == NPY else None
     if single is not None and (K > 1 or single.ndim == 3):  # one NPY (B, K, T) holds every measurement
-        if single.ndim != 3 or single.shape[1:] != (K, grid.lengths[0]) or len(set(grid.lengths)) != 1:
+        equal = len(set(grid.lengths)) == 1
+        fitted = ([_npy_on_grid(single[:, k], grid, k, start) for k in range(K)]
+                  if equal and single.ndim == 3 and single.shape[1] == K else [None])
+        if None in fitted:
+            stacked = f"with {_npy_lengths(grid, 0, start)}" if equal else "when every measurement has T samples"
             raise InputFileError(f"{paths[0]}: holds complex records of shape {single.shape}; {_needs(grid)} (or one "
-                                 "NPY (B, K, T) when every measurement has T samples)")
-        records = tuple(_blank_before(single[:, k], grid, k, start) for k in range(K))
-        return EchoRecords(records, grid, NPY, paths)
+                                 f"NPY (B, K, T) {stacked})")
+        return EchoRecords(tuple(M for M, _ in fitted), grid, NPY, paths, (fitted[0][1],))
     if len(paths) != K:
         raise InputFileError(f"{len(paths)} file(s) given; {_needs(grid)}")
-    records = []
+    records, read_as = [], []
     for k, (path, kind) in enumerate(zip(paths, kinds)):
         if kind == DATASET:
             raise InputFileError(f"{path}: a dataset holds its own measurements; give it alone, not as one of "
                                  "several inputs")
         try:
-            M = _read_measurement(path, kind, grid, k, single, tau_us, start)
+            M, how = _read_measurement(path, kind, grid, k, single, tau_us, start)
         except InputFileError as exc:  # a file in the wrong place is the likeliest cause: say what goes where
             raise type(exc)(f"{exc}; {_needs(grid)}") from None
-        records.append(_blank_before(np.atleast_2d(M), grid, k, start))
+        records.append(np.atleast_2d(M))
+        read_as.append(how)
     sizes = {r.shape[0] for r in records}
     if len(sizes) != 1:
         raise InputFileError(f"the files hold {[r.shape[0] for r in records]} records; each measurement needs one "
                              "record per sample")
-    return EchoRecords(tuple(records), grid, kinds[0] if len(paths) == 1 else PER_MEASUREMENT, paths)
+    return EchoRecords(tuple(records), grid, kinds[0] if len(paths) == 1 else PER_MEASUREMENT, paths, tuple(read_as))
 
 
-def _read_measurement(path: Path, kind: str, grid: RecordGrid, k: int, single, tau_us, start: float) -> np.ndarray:
-    """Measurement ``k`` of the model's protocol from one file (an NPY, a CSV or a spectrometer file)."""
+def _read_measurement(path: Path, kind: str, grid: RecordGrid, k: int, single, tau_us,
+                      start: float) -> tuple[np.ndarray, str]:
+    """Measurement ``k`` of the model's protocol from one file (an NPY, a CSV or a spectrometer
+    file), and how it was read."""
     if kind == NPY:
         M = single if single is not None else _read_npy(path)
-        if M.ndim > 2 or M.shape[-1] != grid.lengths[k]:
+        fitted = _npy_on_grid(M, grid, k, start) if M.ndim <= 2 else None
+        if fitted is None:
             raise InputFileError(f"{path}: holds complex records of shape {M.shape}; as measurement {k + 1} "
-                                 f"({grid.protocol[k].text}) it must be (T,) or (B, T) with T = {grid.lengths[k]}")
-        return M
+                                 f"({grid.protocol[k].text}) it must be (T,) or (B, T) with "
+                                 f"{_npy_lengths(grid, k, start)}")
+        return fitted
     if kind == CSV:
-        return _read_csv(path, grid, k, tau_us)
-    return _read_spectrometer(path, grid, k, tau_us, start)
+        M, what = _read_csv(path, grid, k, tau_us), "one echo"
+    else:
+        M, what = _read_spectrometer(path, grid, k, tau_us, start), f"{kind} records"
+    out, discarded = _blank_before(M, grid, k, start)
+    return out, f"{what} resampled onto the model's grid, T = {grid.lengths[k]}{discarded}"
 
 
 def _check_finite(path: Path, a: np.ndarray) -> None:
@@ -272,8 +320,9 @@ def _read_dataset(path: Path, grid: RecordGrid) -> EchoRecords:
                for m in grid.protocol]
     if all(s is not None for s in sources):
         records = tuple(ds.records[s][:, :T] for s, T in zip(sources, grid.lengths))
-        return EchoRecords(records, grid, DATASET, (path,))
+        return EchoRecords(records, grid, DATASET, (path,), (f"a dataset of {own.protocol.text}",))
     if own.lengths != grid.lengths:
         missing = ", ".join(m.text for m, s in zip(grid.protocol, sources) if s is None)
         raise InputFileError(f"{path}: holds {own.protocol.text} (dt {own.dt_us:g} µs), not {missing}; {_needs(grid)}")
-    return EchoRecords(tuple(ds.records), own, DATASET, (path,))
+    return EchoRecords(tuple(ds.records), own, DATASET, (path,),
+                       (f"a dataset of {own.protocol.text}, not the model's protocol: read on its own grid",))

@@ -53,13 +53,14 @@ class BatchPrediction:
     frame : one row per sample, the columns ``predictor.prediction_columns`` and ``ood_reasons``;
         ``index`` is the sample's position in the input (a dataset's rows in sample_id order)
     level : the intervals' confidence level (e.g. 0.9)
-    kind, paths : what was read (``pyecho.data.echo_input.EchoRecords``)
+    kind, paths, read_as : what was read and how (``pyecho.data.echo_input.EchoRecords``)
     """
 
     frame: pl.DataFrame
     level: float
     kind: str
     paths: tuple[Path, ...]
+    read_as: tuple[str, ...]
 
 
 def predict_echoes(model_dir: str | Path, inputs, *, tau_us: float | None = None, start_us: float | None = None,
@@ -96,7 +97,7 @@ def predict_echoes(model_dir: str | Path, inputs, *, tau_us: float | None = None
         frames.append(predictor.predict(tuple(M[chunk] for M in records.M), records.grid,
                                         source=", ".join(map(str, records.paths))).to_frame())
     frame = pl.concat(frames).with_columns(pl.Series("index", index, dtype=pl.Int64))
-    return BatchPrediction(frame, predictor.level, records.kind, records.paths)
+    return BatchPrediction(frame, predictor.level, records.kind, records.paths, records.read_as)
 
 
 def write_predictions(frame: pl.DataFrame, path: str | Path) -> Path:

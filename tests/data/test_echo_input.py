@@ -162,6 +162,50 @@ def test_one_npy_per_measurement(dataset, tmp_path):
     one_line(e, "the files hold [3, 2] records", "one record per sample")
 
 
+def test_npy_records_that_start_late_are_read_at_their_own_length(dataset, tmp_path):
+    """With --start-us 1 (6 grid samples before it), a record is the full T samples (those before
+    1 µs discarded) or the T - 6 a receiver writes, its first point at the first sample after
+    1 µs; EchoRecords says which each file was."""
+    _, ds = dataset
+    grid = RecordGrid(PROTOCOL, DT)  # T = 30 and 18
+    n_before = 6  # t_j = (j + 1) 0.16 us < 1 us: j = 0..5
+    late = save_npy(tmp_path / "late.npy", ds.records[0][:, n_before:])  # (3, 24)
+    full = save_npy(tmp_path / "full.npy", ds.records[1])  # (3, 18)
+    got = read_echoes([late, full], grid, start_us=1.0)
+    for k in range(2):
+        assert got.M[k].shape == ds.records[k].shape and np.isnan(got.M[k][:, :n_before]).all()
+        np.testing.assert_array_equal(got.M[k][:, n_before:], ds.records[k][:, n_before:])
+    assert got.read_as == ("starts at 1 µs: 24 samples padded to 30", "full length T = 18, 6 samples before 1 µs "
+                                                                       "discarded")
+    # one record (T - 6,), and no start: the whole record
+    single = read_echoes([save_npy(tmp_path / "one.npy", ds.records[1][2, n_before:])], RecordGrid("hahn@60/1", DT),
+                         start_us=1.0)
+    np.testing.assert_array_equal(single.M[0][0, n_before:], ds.records[1][2, n_before:])
+    assert single.read_as == ("starts at 1 µs: 12 samples padded to 18",)
+    assert read_echoes([full], RecordGrid("hahn@60/1", DT)).read_as == ("full length T = 18",)
+    # one NPY (B, K, T - 3) of every measurement, starting 0.5 µs late
+    stacked = np.stack([ds.records[0][:, 3:18], ds.records[1][:, 3:]], axis=1)
+    both = read_echoes([save_npy(tmp_path / "all.npy", stacked)], RecordGrid("hahn@90/1,hahn@60/1", DT), start_us=0.5)
+    for k in range(2):
+        assert np.isnan(both.M[k][:, :3]).all()
+        np.testing.assert_array_equal(both.M[k][:, 3:], stacked[:, k])
+    assert both.read_as == ("starts at 0.5 µs: 15 samples padded to 18",)
+
+
+def test_npy_records_of_another_length_are_refused_naming_both_lengths(dataset, tmp_path):
+    _, ds = dataset
+    grid = RecordGrid(PROTOCOL, DT)
+    odd = save_npy(tmp_path / "odd.npy", ds.records[0][:, 10:])  # 20 samples: neither 30 nor 24
+    with pytest.raises(InputFileError) as e:
+        read_echoes([odd, save_npy(tmp_path / "b.npy", ds.records[1])], grid, start_us=1.0)
+    one_line(e, "odd.npy", "as measurement 1 (cpmg:2@90/1) it must be (T,) or (B, T) with T = 30 (the whole record) "
+                           "or 24 (a record that starts at 1 µs)")
+    stacked = np.stack([ds.records[0][:, 5:18], ds.records[1][:, 5:]], axis=1)  # 13 samples: neither 18 nor 15
+    with pytest.raises(InputFileError) as e:
+        read_echoes([save_npy(tmp_path / "all.npy", stacked)], RecordGrid("hahn@90/1,hahn@60/1", DT), start_us=0.5)
+    one_line(e, "shape (3, 2, 13)", "(B, K, T) with T = 18 (the whole record) or 15 (a record that starts at 0.5 µs)")
+
+
 @pytest.mark.parametrize("count", [1, 3])
 def test_a_wrong_file_count_names_the_protocol(dataset, tmp_path, count):
     _, ds = dataset

@@ -335,6 +335,15 @@ def test_start_us_up_to_the_dead_time_changes_nothing(learned, learned_protocol,
     one_error_line(invoke("predict", out, tmp_path / "b.npy", "--start-us", 25, "--out", tmp_path / "p.csv"),
                    "--start-us 25", "first 20 µs", "--dead-time-us")
     assert not (tmp_path / "p.csv").exists()
+    # a receiver that opens at 20 µs writes the shorter record: the same rows; stderr says how it was read
+    n_before = 124  # t_j = (j + 1) 0.16 µs < 20 µs: j = 0..123
+    np.save(tmp_path / "short.npy", echoes[:, n_before:])
+    assert_frame_equal(predict_echoes(out, [tmp_path / "short.npy"], start_us=DEAD_TIME_US).frame, base)
+    res = invoke("predict", out, tmp_path / "short.npy", "--start-us", 20, "--json")
+    assert json.loads(res.stdout) == rows[0]
+    assert f"short.npy: starts at 20 µs: {T - n_before} samples padded to {T}" in " ".join(res.stderr.split())
+    res = invoke("predict", out, tmp_path / "b.npy", "--start-us", 20, "--json")
+    assert f"b.npy: full length T = {T}, {n_before} samples before 20 µs discarded" in " ".join(res.stderr.split())
     # a protocol model: every measurement's record starts late
     pout, _ = learned_protocol
     H, C = protocol_data.records
