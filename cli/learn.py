@@ -170,10 +170,14 @@ def _print_needs(model_dir: Path) -> None:
                     f"(--start-us); targets: {', '.join(header['headline']['targets'])}")
 
 
-def _range_title(label: str) -> str:
+def _range_rule(label: str, name: str, p: float, threshold: float) -> str:
+    """The range decision and the rule it follows, e.g. "P (power law, long range): p_power_law
+    0.42 ≥ threshold 0.34" (``name``: the probability's column)."""
     from pyecho.learn.base import RANGE_P
 
-    return "P (power law, long range)" if label == RANGE_P else "NP (short range)"
+    if label == RANGE_P:
+        return f"P (power law, long range): {name} {p:.2f} ≥ threshold {threshold:.2f}"
+    return f"NP (short range): {name} {p:.2f} < threshold {threshold:.2f}"
 
 
 def _print_one(res: dict, level: float, title: str) -> None:
@@ -184,7 +188,7 @@ def _print_one(res: dict, level: float, title: str) -> None:
     table = Table("quantity", f"prediction [{level:.0%} interval]", title=f"pyecho predict: {title}")
     probs = ", ".join(f"p_{k} = {res[f'p_{k}']:.2f}" for k in KERNEL_CLASSES)
     table.add_row("kernel", f"{res['kernel']} ({probs})")
-    table.add_row("range", f"{_range_title(res['range'])} (p_power_law = {res['p_power_law']:.2f})")
+    table.add_row("range", _range_rule(res["range"], "p_power_law", res["p_power_law"], res["p_power_law_threshold"]))
     for target, unit in TARGET_UNITS.items():
         t = target.value
         if t in res:  # T2 only from a model that learned it
@@ -211,7 +215,7 @@ def _predict_paper(model_dir: Path, inputs: list[Path], out, tau_us, start_us, a
     table = Table("quantity", "prediction", title=f"pyecho predict --model paper: {inputs[0].name} "
                                                   f"({res['features']} features)")
     table.add_row("kernel", f"{res['kernel']} (p = {res['kernel_probability']:.2f})")
-    table.add_row("range", f"{_range_title(res['range'])} (p_power = {res['p_power']:.2f})")
+    table.add_row("range", _range_rule(res["range"], "p_power", res["p_power"], res["p_power_threshold"]))
     for target in COUPLING_TARGETS:
         table.add_row(target.value, f"{res[target.value]:.4g} {TARGET_UNITS[target]}")
     Console().print(table)

@@ -49,7 +49,7 @@ GUARD_FILE = "guard.json"
 def prediction_columns(targets) -> tuple[str, ...]:
     """The output columns of `pyecho predict` for a model of ``targets``, in order (_lo/_hi:
     the interval ends)."""
-    return ("index", "kernel", *(f"p_{k}" for k in KERNEL_CLASSES), "range", "p_power_law",
+    return ("index", "kernel", *(f"p_{k}" for k in KERNEL_CLASSES), "range", "p_power_law", "p_power_law_threshold",
             *(f"{t}{s}" for t in targets for s in ("", "_lo", "_hi")), "snr", "in_domain")
 
 
@@ -65,10 +65,13 @@ class PredictionTable:
     """Predictions for B samples (arrays (B,) unless said), in the units of the targets.
 
     kernel_proba : (B, 3) calibrated probabilities in the order of KERNEL_CLASSES (rows sum to 1);
-    kernel, is_power : the decisions made from them (never contradicting);
+    kernel, is_power : the decisions made from them (never contradicting): P where p_power_law
+    (the power-law column) >= ``p_power_law_threshold``, the kernel then the power law, else the
+    likelier short-range kernel;
     values / lo / hi : dict target -> point prediction and interval ends at ``level``;
     snr : each sample's estimated SNR (its records' peak |M| over their noise std);
-    in_domain : False where the records are unlike the training data; reasons : why.
+    in_domain : False where the records are unlike the training data; reasons : why;
+    p_power_law_threshold : the model's threshold of the range decision (the same for every row).
     """
 
     kernel_proba: np.ndarray
@@ -81,6 +84,7 @@ class PredictionTable:
     in_domain: np.ndarray
     reasons: tuple[tuple[str, ...], ...]
     level: float
+    p_power_law_threshold: float
 
     def to_frame(self) -> pl.DataFrame:
         """The table as a polars frame with :func:`prediction_columns` (and ``ood_reasons``)."""
@@ -91,10 +95,12 @@ class PredictionTable:
             **{f"p_{k}": self.kernel_proba[:, i] for i, k in enumerate(KERNEL_CLASSES)},
             "range": np.where(self.is_power, RANGE_P, RANGE_NP),
             "p_power_law": self.kernel_proba[:, KERNEL_CLASSES.index("power")],
+            "p_power_law_threshold": np.full(n, self.p_power_law_threshold),
         }
         for t in self.values:
             columns |= {t: self.values[t], f"{t}_lo": self.lo[t], f"{t}_hi": self.hi[t]}
-        columns |= {"snr": np.asarray(self.snr, dtype=np.float64), "in_domain": self.in_domain, "ood_reasons": ["; ".join(r) for r in self.reasons]}
+        columns |= {"snr": np.asarray(self.snr, dtype=np.float64), "in_domain": self.in_domain,
+                    "ood_reasons": ["; ".join(r) for r in self.reasons]}
         return pl.DataFrame(columns).select(*prediction_columns(self.values), "ood_reasons")
 
 
@@ -150,7 +156,8 @@ class EchoPredictor:
         checks = self.guard.check(guard_features(X, self.grid, self.dead_time_us), grid or self.grid, noise.snr,
                                   predicted=dict(pred.values))
         return PredictionTable(pred.kernel_proba, kernel, is_power, dict(pred.values), lo, hi, noise.snr,
-                               np.array([c.in_domain for c in checks]), tuple(c.reasons for c in checks), self.level)
+                               np.array([c.in_domain for c in checks]), tuple(c.reasons for c in checks), self.level,
+                               self.calibration.kernel.threshold)
 
     # ---- on disk ----------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:

@@ -148,6 +148,43 @@ def test_predict_csv_npy_agree(learned, synthetic, tmp_path):
     assert res.exit_code == 0 and "alpha_xy" in res.stdout
 
 
+class _FixedForest:
+    """A saved forest's stand-in that gives fixed class probabilities."""
+
+    def __init__(self, classes, p):
+        self.classes_, self.p = np.array(classes), np.array([p])
+
+    def predict_proba(self, X):
+        return self.p
+
+
+@pytest.mark.parametrize("kernel3, p_power, kernel, p_kernel", [
+    # the 3-class forest's plurality is the power law, below one half; the P-vs-NP forest says NP
+    ((0.28, 0.42, 0.30), 0.45, "rkky", 0.55 * 0.30 / 0.58),
+    # its plurality is gaussian; the P-vs-NP forest says P
+    ((0.45, 0.36, 0.19), 0.60, "power", 0.60),
+    ((0.30, 0.34, 0.36), 0.50, "power", 0.50),
+])
+def test_paper_prediction_never_contradicts_itself(learned, synthetic, tmp_path, monkeypatch, kernel3, p_power,
+                                                   kernel, p_kernel):
+    """--model paper: the range from the P-vs-NP forest (P iff p_power >= 0.5, the SMOTE-balanced
+    classes' threshold), then the kernel within it from the 3-class forest; the probabilities
+    shown are that one distribution."""
+    out, _ = learned
+    np.save(tmp_path / "e.npy", synthetic.records[0][0])
+    loaded = EchoModels.model
+    fixed = {Task.KERNEL3: _FixedForest(["gaussian", "power", "rkky"], kernel3),
+             Task.PVNP: _FixedForest(["NP", "P"], (1 - p_power, p_power))}
+    monkeypatch.setattr(EchoModels, "model", lambda self, task: (fixed[task], {}) if task in fixed
+                        else loaded(self, task))
+    res = predict_file(out, tmp_path / "e.npy")
+    assert res["kernel"] == kernel and (res["range"] == "P") == (kernel == "power") == (p_power >= 0.5)
+    assert res["p_power"] == pytest.approx(p_power) and res["p_power_threshold"] == 0.5
+    assert res["kernel_probability"] == pytest.approx(p_kernel)
+    assert res["kernel_probabilities"]["power"] == pytest.approx(p_power)
+    assert sum(res["kernel_probabilities"].values()) == pytest.approx(1.0)
+
+
 def _bad_files(tmp_path, synthetic):
     M = np.abs(synthetic.records[0][0]).astype(float)
     t = synthetic.dt_us * np.arange(1, len(M) + 1)

@@ -16,8 +16,9 @@ from pyecho.data.echo_file import write_echo_csv
 from pyecho.data.store import load_dataset
 from pyecho.learn import predict as predict_module
 from pyecho.learn.base import COUPLING_TARGETS, Target
+from pyecho.learn.calibration.probability import KernelProbability
 from pyecho.learn.predict import predict_echoes
-from pyecho.learn.predictor import HEADLINE_DIR, PREDICTOR_FILE, EchoPredictor, prediction_columns
+from pyecho.learn.predictor import HEADLINE_DIR, PREDICTOR_FILE, EchoPredictor, PredictionTable, prediction_columns
 from pyecho_cli.app import app
 from tests.data.test_io import GRPDLY, SW_HZ, filter_startup, write_bruker
 
@@ -71,8 +72,11 @@ def check_table(frame: pl.DataFrame, n: int, targets=HAHN_TARGETS, *, threshold:
     short = frame.filter(pl.col("kernel") != "power")
     likelier = np.where(short["p_gaussian"] >= short["p_rkky"], "gaussian", "rkky")
     np.testing.assert_array_equal(short["kernel"].to_numpy(), likelier)
+    # the decision's threshold, one per model: P exactly where p_power_law reaches it
+    assert frame["p_power_law_threshold"].n_unique() == 1
+    np.testing.assert_array_equal((frame["p_power_law"] >= frame["p_power_law_threshold"]).to_numpy(), power)
     if threshold is not None:
-        np.testing.assert_array_equal(frame["p_power"].to_numpy() >= threshold, power)
+        assert frame["p_power_law_threshold"][0] == threshold
     for t in targets:
         lo, v, hi = (frame[f"{t}{s}"].to_numpy() for s in ("_lo", "", "_hi"))
         assert np.all(lo < v) and np.all(v < hi), t
@@ -197,6 +201,26 @@ def test_one_echo_csv_and_npy_agree_and_print_a_table(learned, echoes, tmp_path)
     assert "t2_us" not in res.stdout  # T2 only from a model that learned it
     W = a.frame["W"][0], a.frame["W_lo"][0], a.frame["W_hi"][0]
     assert f"{W[0]:.4g} [{W[1]:.4g}, {W[2]:.4g}] rad/us" in res.stdout
+    # the range says the rule it follows: p_power_law against the model's threshold
+    p, t = a.frame["p_power_law"][0], a.frame["p_power_law_threshold"][0]
+    rule = (f"P (power law, long range): p_power_law {p:.2f} ≥ threshold {t:.2f}" if a.frame["range"][0] == "P"
+            else f"NP (short range): p_power_law {p:.2f} < threshold {t:.2f}")
+    assert rule in " ".join(res.stdout.split())
+
+
+def test_prediction_table_on_rows_with_a_plurality_below_one_half():
+    """kernel, range and the probabilities never contradict: P iff p_power_law >= the threshold,
+    the kernel then the power law, else the likelier short-range kernel."""
+    proba = np.array([[0.28, 0.42, 0.30], [0.45, 0.36, 0.19], [0.30, 0.34, 0.36], [0.55, 0.21, 0.24]])
+    probability = KernelProbability.uncalibrated(0.38)
+    kernel, is_power = probability.decide(proba)
+    n = len(proba)
+    frame = PredictionTable(proba, kernel, is_power, {}, {}, {}, np.full(n, 100.0), np.ones(n, bool), ((),) * n, 0.9,
+                            probability.threshold).to_frame()
+    assert frame["kernel"].to_list() == ["power", "gaussian", "rkky", "gaussian"]
+    assert frame["range"].to_list() == ["P", "NP", "NP", "NP"]
+    assert frame["p_power_law"].to_list() == [0.42, 0.36, 0.34, 0.21]
+    assert frame["p_power_law_threshold"].to_list() == [0.38] * n
 
 
 def test_bruker_directory_round_trips(learned, echoes, tmp_path):

@@ -103,6 +103,9 @@ class EchoPredictions(_ByTarget):
     ----------
     kernel_proba : float array (B, 3), columns in the order of :data:`KERNEL_CLASSES`
     values : target name -> float array (B,) in the target's units
+
+    The kernel and the range are decided by one hierarchical rule, :meth:`decide` (never the
+    3-class argmax, which may name the power law while p_power is below the threshold).
     """
 
     kernel_proba: np.ndarray
@@ -115,11 +118,6 @@ class EchoPredictions(_ByTarget):
                    values={str(t): from_learning_scale(t, Y[:, i]) for i, t in enumerate(targets)})
 
     @property
-    def kernel(self) -> np.ndarray:
-        """str array (B,): the most probable kernel."""
-        return np.asarray(KERNEL_CLASSES)[np.argmax(self.kernel_proba, axis=1)]
-
-    @property
     def p_power(self) -> np.ndarray:
         """float array (B,): probability of the "P" (long-range) class, the sum over its kernels."""
         return self.kernel_proba[:, _POWER_COLUMNS].sum(axis=1)
@@ -128,9 +126,11 @@ class EchoPredictions(_ByTarget):
         return EchoPredictions(self.kernel_proba[index], {t: v[index] for t, v in self.values.items()})
 
     def decide(self, pvnp_threshold: float) -> tuple[np.ndarray, np.ndarray]:
-        """The kernel and range decisions, made so that they never contradict: the range is P
-        where p_power >= ``pvnp_threshold``; the kernel is then the power law, and otherwise the
-        likelier of the short-range kernels. Returns (kernel names (B,), is_power (B,))."""
+        """The kernel and range decisions, made as the probabilities are built (range first, then
+        the kernel within it), so that they never contradict: the range is P where p_power >=
+        ``pvnp_threshold``; the kernel is then the power law, and otherwise the likelier of the
+        short-range kernels -- on a row like (0.28, 0.42, 0.30) too, whose plurality is below one
+        half. Returns (kernel names (B,), is_power (B,))."""
         is_power = self.p_power >= pvnp_threshold
         short = np.where(_POWER_COLUMNS, -np.inf, self.kernel_proba)
         kernel = np.where(is_power, KERNEL_CLASSES[int(np.flatnonzero(_POWER_COLUMNS)[0])],

@@ -1,6 +1,11 @@
 """The paper's saved models: the random forests and VAE weights `pyecho learn` writes, and
 `pyecho predict --model paper` (the |M| random forests on one echo, :func:`predict_file`).
 
+Its kernel and range are decided as the headline model's are (one distribution, range first):
+P where the P-vs-NP forest's p_power >= :data:`PVNP_THRESHOLD`; the kernel is then the power
+law, else the likelier short-range kernel of the 3-class forest; the probabilities shown are that
+one distribution (p_power, and the 3-class forest's short-range odds for the rest).
+
 The models are stored with skops (no pickle). Loading checks the file's untrusted types against an
 allowlist of scikit-learn / NumPy classes and refuses anything else. ``models/manifest.json``
 holds the pyecho version, the feature layout and one entry per model, keyed
@@ -19,9 +24,11 @@ import skops.io as sio
 
 import pyecho
 from pyecho.atomic import atomic_path
-from pyecho.errors import InputFileError, ParameterError
+from pyecho.errors import InputFileError
 from pyecho.learn.base import (FEATURE_SETS, RANGE_NP, RANGE_P, TARGET_UNITS, COUPLING_TARGETS, ByFeatureSet, FeatureSet,
                                Subset, Task)
+from pyecho.learn.calibration.probability import KernelProbability
+from pyecho.learn.models.targets import KERNEL_CLASSES
 from pyecho.learn.paper.features import FeatureLayout
 
 if TYPE_CHECKING:  # the stage modules import torch / imblearn, which prediction does not need
@@ -33,6 +40,9 @@ MANIFEST = "manifest.json"
 _TRUSTED_ROOTS = ("sklearn.", "numpy.")
 #: the feature set `pyecho predict` uses unless told otherwise
 DEFAULT_FEATURES = FeatureSet.POINTWISE
+#: P where the P-vs-NP forest's p_power reaches this: its training rows are SMOTE-balanced, so
+#: one half is the class-balanced threshold
+PVNP_THRESHOLD = 0.5
 
 
 def dump_model(model, path: Path) -> None:
@@ -134,19 +144,21 @@ class EchoModels:
         Xn = self.layout.normalise(np.atleast_2d(M_grid))
         X = self.layout.features(Xn)[self.features].to_numpy()
         out: dict = {"features": self.features.value}
-        m, e = self.model(Task.KERNEL3)
-        p = m.predict_proba(X)[0]
-        i = int(np.argmax(p))
-        out["kernel"] = str(m.classes_[i])
-        out["kernel_probability"] = float(p[i])
-        out["kernel_probabilities"] = {str(c): float(v) for c, v in zip(m.classes_, p)}
-        m, e = self.model(Task.PVNP)
-        p = m.predict_proba(X)[0]
-        probs = {str(c): float(v) for c, v in zip(m.classes_, p)}
-        out["range"] = RANGE_P if probs.get(RANGE_P, 0) >= 0.5 else RANGE_NP
-        out["p_power"] = probs.get(RANGE_P, 0.0)
+        m, _ = self.model(Task.KERNEL3)
+        kernel3 = dict(zip(map(str, m.classes_), m.predict_proba(X)[0]))
+        m, _ = self.model(Task.PVNP)
+        p_power = float(dict(zip(map(str, m.classes_), m.predict_proba(X)[0])).get(RANGE_P, 0.0))
+        rule = KernelProbability.uncalibrated(PVNP_THRESHOLD)  # the headline's composition, uncalibrated
+        proba = rule.probabilities([p_power], np.array([[kernel3.get(k, 0.0) for k in KERNEL_CLASSES]]))
+        kernel, is_power = rule.decide(proba)
+        out["kernel"] = str(kernel[0])
+        out["kernel_probability"] = float(proba[0, KERNEL_CLASSES.index(out["kernel"])])
+        out["kernel_probabilities"] = {k: float(v) for k, v in zip(KERNEL_CLASSES, proba[0])}
+        out["range"] = RANGE_P if is_power[0] else RANGE_NP
+        out["p_power"] = p_power
+        out["p_power_threshold"] = PVNP_THRESHOLD
         for target in COUPLING_TARGETS:
-            m, e = self.model(target)
+            m, _ = self.model(target)
             out[target.value] = float(m.predict(X)[0])
         return out
 

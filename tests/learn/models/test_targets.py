@@ -35,8 +35,8 @@ def test_targets_from_labels_and_the_learning_scale():
 def test_predictions_derive_p_power_from_the_power_column():
     pred = EchoPredictions(kernel_proba=np.array([[0.3, 0.45, 0.25], [0.1, 0.6, 0.3], [0.5, 0.1, 0.4]]),
                            values={"W": np.array([0.1, 0.2, 0.3])})
-    np.testing.assert_array_equal(pred.kernel, ["power", "power", "gaussian"])
     np.testing.assert_allclose(pred.p_power, [0.45, 0.6, 0.1])
+    assert not hasattr(pred, "kernel")  # no 3-class argmax to contradict the decision: decide() is the one rule
     assert pred.targets == ("W",) and pred.take(np.array([2]))["W"][0] == 0.3
 
 
@@ -53,8 +53,26 @@ def test_decisions_never_contradict():
         short = np.where(proba[:, 0] >= proba[:, 2], "gaussian", "rkky")
         np.testing.assert_array_equal(kernel[~is_power], short[~is_power])
         # the cases that matter happen: argmax is the power law below the threshold, or not above it
-        assert np.any((pred.kernel == "power") != is_power)
+        assert np.any((np.argmax(proba, axis=1) == 1) != is_power)
     kernel, is_power = EchoPredictions(np.array([[0.35, 0.40, 0.25], [0.5, 0.3, 0.2]]), {}).decide(0.3)
     assert kernel.tolist() == ["power", "power"] and is_power.tolist() == [True, True]
     kernel, is_power = EchoPredictions(np.array([[0.35, 0.40, 0.25]]), {}).decide(0.5)
     assert kernel.tolist() == ["gaussian"] and is_power.tolist() == [False]
+
+
+#: rows whose most probable kernel has less than one half: (gaussian, power, rkky)
+PLURALITY_BELOW_HALF = np.array([[0.28, 0.42, 0.30], [0.45, 0.36, 0.19], [0.30, 0.34, 0.36]])
+
+
+@pytest.mark.parametrize("threshold, kernels", [
+    (0.34, ["power", "power", "power"]),       # p_power >= 0.34 in every row, whichever kernel is likeliest
+    (0.40, ["power", "gaussian", "rkky"]),
+    (0.50, ["rkky", "gaussian", "rkky"]),      # NP: the likelier short-range kernel, never the argmax's power
+])
+def test_decisions_on_rows_with_a_plurality_below_one_half(threshold, kernels):
+    """kernel == power iff range P iff p_power >= threshold, on rows where the 3-class argmax and
+    the range can disagree."""
+    kernel, is_power = EchoPredictions(PLURALITY_BELOW_HALF, {}).decide(threshold)
+    assert kernel.tolist() == kernels
+    np.testing.assert_array_equal(is_power, PLURALITY_BELOW_HALF[:, 1] >= threshold)
+    np.testing.assert_array_equal(kernel == "power", is_power)
