@@ -1,7 +1,10 @@
 """Options shared by several commands: the EchoParams fields (one help text each) and parsers."""
 from __future__ import annotations
 
-import math
+import dataclasses
+import functools
+import inspect
+import typing
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,30 +15,64 @@ from pyecho.errors import InputFileError
 from pyecho.physics.kernels import KERNELS
 from pyecho.physics.sequence import PulseSequence, parse_sequence
 
-Kernel = Annotated[str, typer.Option(help=f"Interaction kernel: {', '.join(KERNELS)}.")]
-KernelParam = Annotated[float, typer.Option(help="xi (gaussian), p (power) or gamma (rkky); ignored for uniform.")]
-AlphaXY = Annotated[float, typer.Option(help="In-plane coupling alpha_x = alpha_y (rad/us).")]
-AlphaZ = Annotated[float, typer.Option(help="Out-of-plane coupling alpha_z (rad/us).")]
-Lattice = Annotated[int, typer.Option(help="Side n of the n x n periodic lattice.")]
-TauUs = Annotated[float, typer.Option(help="Pulse spacing tau (us); the (first) echo forms at 2 tau.")]
-DtUs = Annotated[float, typer.Option(help="Time step (us).")]
-Theta = Annotated[float, typer.Option(help="Excitation angle (rad); refocusing pulses are 2 theta.")]
-LinewidthKhz = Annotated[float, typer.Option(help="FWHM of the Lorentzian detunings (kHz).")]
-T2Us = Annotated[Optional[float], typer.Option(help="Transverse relaxation time T2 (us) = 2/gamma3; default none.")]
-Gamma1 = Annotated[float, typer.Option(help="Lindblad rate of the I+ channel (1/us).")]
-Gamma2 = Annotated[float, typer.Option(help="Lindblad rate of the I- channel (1/us).")]
-Gamma3 = Annotated[float, typer.Option(help="Lindblad rate of the I^z dephasing channel (1/us).")]
-Sequence = Annotated[str, typer.Option(help="Pulse sequence: hahn, cpmg:N, cp:N or a TOML pulse-list file.")]
-SchemeOpt = Annotated[str, typer.Option(help="Integrator: explicit (the contract's step) or extrapolated.")]
-FieldEvery = Annotated[Optional[int], typer.Option(help="Steps per field evaluation of the extrapolated scheme (default 4).")]
-Geometry = Annotated[str, typer.Option(help="Lattice: square, rectangular:RATIO or triangular.")]
-CenterKhz = Annotated[float, typer.Option(help="Carrier offset: centre of the detuning Lorentzian (kHz).")]
+#: the EchoParams fields `pyecho echo` and `pyecho sweep` take as options, in --help's order,
+#: with their help; types and defaults are EchoParams' own (a command may set other defaults)
+ECHO_PARAM_HELP: dict[str, str] = {
+    "kernel": f"Interaction kernel: {', '.join(KERNELS)}.",
+    "kernel_param": "xi (gaussian), p (power) or gamma (rkky); ignored for uniform.",
+    "alpha_xy": "In-plane coupling alpha_x = alpha_y (rad/us).",
+    "alpha_z": "Out-of-plane coupling alpha_z (rad/us).",
+    "lattice": "Side n of the n x n periodic lattice.",
+    "tau_us": "Pulse spacing tau (us); the (first) echo forms at 2 tau.",
+    "dt_us": "Time step (us).",
+    "theta": "Excitation angle (rad), simulated as given; refocusing pulses are 2 theta.",
+    "linewidth_khz": "FWHM of the Lorentzian detunings (kHz).",
+    "t2_us": "Transverse relaxation time T2 (us) = 2/gamma3; default none.",
+    "gamma1_per_us": "Lindblad rate of the I+ channel (1/us).",
+    "gamma2_per_us": "Lindblad rate of the I- channel (1/us).",
+    "gamma3_per_us": "Lindblad rate of the I^z dephasing channel (1/us).",
+    "sequence": "Pulse sequence: hahn, cpmg:N, cp:N or a TOML pulse-list file.",
+    "scheme": "Integrator: explicit (the contract's step) or extrapolated.",
+    "field_every": "Steps per field evaluation of the extrapolated scheme (default 4).",
+    "geometry": "Lattice: square, rectangular:RATIO or triangular.",
+    "center_khz": "Carrier offset: centre of the detuning Lorentzian (kHz).",
+}
 Backend = Annotated[str, typer.Option(help="Engine: numpy (reference), torch, julia.")]
 Device = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
 Dtype = Annotated[str, typer.Option(help="float32 or float64.")]
 
-#: the defaults of the options above (EchoParams' own)
-THETA_DEFAULT = math.pi / 2
+
+def with_echo_params(**defaults):
+    """Decorator for a command that simulates from EchoParams: the command declares ``params``
+    and gets the options of :data:`ECHO_PARAM_HELP` in its place (after its required
+    parameters; ``defaults`` overrides EchoParams' own), checked as one EchoParams (--sequence may
+    name a TOML file). Called from Python, the command takes the same keywords and defaults."""
+    own_defaults = {f.name: f.default for f in dataclasses.fields(EchoParams)}
+    unknown = set(defaults) - set(own_defaults)
+    if unknown:
+        raise TypeError(f"with_echo_params: {sorted(unknown)} are not EchoParams fields")
+    types = typing.get_type_hints(EchoParams) | {"sequence": str}  # --sequence is text: a preset or a file
+    options = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=defaults.get(name, own_defaults[name]),
+                                 annotation=Annotated[types[name], typer.Option(help=text)])
+               for name, text in ECHO_PARAM_HELP.items()]
+
+    def decorate(command):
+        own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+               for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "params"]
+        signature = inspect.Signature([*(p for p in own if p.default is p.empty), *options,
+                                       *(p for p in own if p.default is not p.empty)])
+
+        @functools.wraps(command)
+        def wrapper(**kwargs):
+            given = signature.bind(**kwargs)
+            given.apply_defaults()
+            fields = {name: given.arguments.pop(name) for name in ECHO_PARAM_HELP}
+            return command(params=echo_params(**fields), **given.arguments)
+
+        wrapper.__signature__ = signature
+        return wrapper
+
+    return decorate
 
 
 def sequence_option(value: str) -> str | PulseSequence:

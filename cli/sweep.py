@@ -12,39 +12,20 @@ from pyecho.data.store import load_dataset
 from pyecho.data.figures import plot_sweep
 from pyecho.data.sweep import SweepConfig
 from pyecho.errors import ParameterError
+from pyecho.physics.params import EchoParams
 from pyecho_cli.app import app
 from pyecho_cli.errors import user_errors
-from pyecho_cli.options import (
-    THETA_DEFAULT, AlphaXY, AlphaZ, Backend, CenterKhz, Device, DtUs, Dtype, FieldEvery, Gamma1, Gamma2, Gamma3,
-    ExecutorOpt, Geometry, Kernel, KernelParam, Lattice, LinewidthKhz, SchedulerOpt, SchemeOpt, Sequence, T2Us, TauUs,
-    Theta, WorkersOpt, echo_params,
-)
+from pyecho_cli.options import Backend, Device, Dtype, ExecutorOpt, SchedulerOpt, WorkersOpt, with_echo_params
 
 
 @app.command()
 @user_errors
+@with_echo_params(scheme="extrapolated")  # the base experiment's options kernel .. center_khz, as `params`
 def sweep(
     out: Annotated[Path, typer.Option(help="Dataset directory (created; parts already there are resumed).")],
     axis: Annotated[list[str], typer.Option(help="A swept field: FIELD=v1,v2,... or FIELD=start:stop:count; repeat "
                                                  "for a grid (the last varies fastest).")],
-    kernel: Kernel = "gaussian",
-    kernel_param: KernelParam = 8.0,
-    alpha_xy: AlphaXY = 0.05,
-    alpha_z: AlphaZ = 0.03,
-    lattice: Lattice = 100,
-    tau_us: TauUs = 100.0,
-    dt_us: DtUs = 0.16,
-    theta: Theta = THETA_DEFAULT,
-    linewidth_khz: LinewidthKhz = 8.0,
-    t2_us: T2Us = None,
-    gamma1_per_us: Gamma1 = 0.0,
-    gamma2_per_us: Gamma2 = 0.0,
-    gamma3_per_us: Gamma3 = 0.0,
-    sequence: Sequence = "hahn",
-    scheme: SchemeOpt = "extrapolated",
-    field_every: FieldEvery = None,
-    geometry: Geometry = "square",
-    center_khz: CenterKhz = 0.0,
+    params: EchoParams,
     seed: Annotated[int, typer.Option(help="Seed of the detunings.")] = 0,
     own_detunings: Annotated[bool, typer.Option(help="A detuning field per grid point (default: one for all, so "
                                                      "only the swept values differ).")] = False,
@@ -64,13 +45,7 @@ def sweep(
     from pyecho_cli.sim import describe_executor, executor_option, run_or_fail
 
     where = executor_option(executor, scheduler, workers)
-    base = echo_params(
-        kernel=kernel, kernel_param=kernel_param, alpha_xy=alpha_xy, alpha_z=alpha_z, lattice=lattice,
-        tau_us=tau_us, dt_us=dt_us, theta=theta, linewidth_khz=linewidth_khz, t2_us=t2_us,
-        gamma1_per_us=gamma1_per_us, gamma2_per_us=gamma2_per_us, gamma3_per_us=gamma3_per_us,
-        sequence=sequence, scheme=scheme, field_every=field_every, geometry=geometry, center_khz=center_khz,
-    )
-    config = SweepConfig(base, tuple(axis), seed=seed, same_detunings=not own_detunings, part_size=part_size)
+    config = SweepConfig(params, tuple(axis), seed=seed, same_detunings=not own_detunings, part_size=part_size)
     plan = plan_run(config, out, backend=backend, device=device, dtype=dtype, batch_size=batch_size,
                     shard=parse_shard(shard), overwrite=overwrite)
     console = Console()

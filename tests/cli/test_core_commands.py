@@ -28,6 +28,28 @@ def test_echo_writes_csv_and_png_matching_simulate(tmp_path):
     assert (tmp_path / "e.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_echo_and_sweep_take_the_echo_params_options_from_one_set(tmp_path):
+    """Every EchoParams field is an option of both, from one table (the --scheme default their
+    own); a command still runs when called from Python with keywords and defaults."""
+    import inspect
+    from dataclasses import fields
+
+    from pyecho_cli.echo import echo
+    from pyecho_cli.options import ECHO_PARAM_HELP
+    from pyecho_cli.sweep import sweep
+
+    assert sorted(ECHO_PARAM_HELP) == sorted(f.name for f in fields(EchoParams))
+    for command, scheme in ((echo, "explicit"), (sweep, "extrapolated")):
+        parameters = inspect.signature(command).parameters
+        assert "params" not in parameters and parameters["scheme"].default == scheme
+        assert all(parameters[f.name].default == f.default for f in fields(EchoParams) if f.name != "scheme")
+        text = " ".join(runner.invoke(app, [command.__name__, "--help"], env={"COLUMNS": "200"}).output.split())
+        assert all(f"--{name.replace('_', '-')}" in text for name in ECHO_PARAM_HELP), text
+    echo(lattice=4, tau_us=1.0, device="cpu", out=tmp_path / "e.csv")
+    np.testing.assert_allclose(np.loadtxt(tmp_path / "e.csv", delimiter=",", skiprows=1)[:, 3],
+                               np.abs(simulate(EchoParams(lattice=4, tau_us=1.0), seed=0)), atol=1e-8)
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
