@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pyecho.learn.models.targets import KERNEL_CLASSES, EchoTargets
+from pyecho.learn.models.targets import KERNEL_CLASSES, EchoPredictions, EchoTargets
 from pyecho.physics.protocol import Protocol, RecordGrid
 
 DT_US = 0.16
@@ -49,6 +49,12 @@ def make_learnable_echoes(n: int, grid: RecordGrid = TWO_MEASUREMENTS, seed: int
     targets = EchoTargets(kernel=kernel, values={"W": W, "L": L, "alpha_xy": a_xy, "alpha_z": a_z})
     return tuple(records), targets, grid
 
+
+
+def most_probable_kernel(pred: EchoPredictions) -> np.ndarray:
+    """Each row's most probable kernel: a model's own 3-class skill (the predictor decides
+    otherwise, :meth:`EchoPredictions.decide`)."""
+    return np.asarray(KERNEL_CLASSES)[np.argmax(pred.kernel_proba, axis=1)]
 
 
 def rows_of(records: tuple[np.ndarray, ...], index) -> tuple[np.ndarray, ...]:
