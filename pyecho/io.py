@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import nmrglue as ng
@@ -174,6 +175,23 @@ class _Raw:
     tau_origin: str  # where tau_us came from, or why there is none
 
 
+def _check_size(path: Path, expected: int, announced: str) -> None:
+    """SpectrometerFileError unless ``path`` holds the ``expected`` bytes its header announces
+    (``announced``: what, in words)."""
+    size = path.stat().st_size
+    if size != expected:
+        raise _fail(path, f"is {size} bytes but its header announces {announced} ({expected} bytes): truncated or "
+                          "damaged")
+
+
+def _nmrglue_read(vendor: str, path: Path, read):
+    """``read()``, an nmrglue reader of ``path``: whatever it raises is one SpectrometerFileError."""
+    try:
+        return read()
+    except Exception as exc:  # noqa: BLE001 -- any unreadable file is one user error
+        raise _fail(path, f"cannot read the {vendor} data ({exc})") from None
+
+
 def _positive(path: Path, name: str, value) -> float:
     try:
         x = float(value)
@@ -245,11 +263,8 @@ def _read_bruker(exp: Path):
         group_delay = bruker_group_delay(par)
     except ValueError as exc:
         raise _fail(acqus_file, str(exc)) from None
-    try:
-        _, data = ng.bruker.read(str(exp), bin_file=binary.name, shape=shape, cplex=True,
-                                 read_pulseprogram=False, read_procs=False)
-    except Exception as exc:  # noqa: BLE001
-        raise _fail(exp, f"cannot read the Bruker data ({exc})") from None
+    _, data = _nmrglue_read("Bruker", exp, partial(ng.bruker.read, str(exp), bin_file=binary.name, shape=shape,
+                                                   cplex=True, read_pulseprogram=False, read_procs=False))
     delays = par.get("D", [])
     tau_s = float(delays[BRUKER_TAU_DELAY]) if len(delays) > BRUKER_TAU_DELAY else 0.0
     data = data[..., : td // 2]  # the rest of the last block is padding
@@ -267,14 +282,9 @@ def _read_varian(exp: Path):
         raise _fail(fid, f"is {size} bytes, shorter than the {VARIAN_FILE_HEADER_BYTES}-byte file header")
     with open(fid, "rb") as f:
         head = ng.varian.fileheader2dic(ng.varian.get_fileheader(f))
-    expected = VARIAN_FILE_HEADER_BYTES + head["nblocks"] * head["bbytes"]
-    if size != expected:
-        raise _fail(fid, f"is {size} bytes but its header announces {head['nblocks']} blocks of "
-                         f"{head['bbytes']} bytes ({expected} bytes): truncated or damaged")
-    try:
-        dic, data = ng.varian.read(str(exp))
-    except Exception as exc:  # noqa: BLE001
-        raise _fail(exp, f"cannot read the Varian data ({exc})") from None
+    _check_size(fid, VARIAN_FILE_HEADER_BYTES + head["nblocks"] * head["bbytes"],
+                f"{head['nblocks']} blocks of {head['bbytes']} bytes")
+    dic, data = _nmrglue_read("Varian", exp, partial(ng.varian.read, str(exp)))
     procpar = dic["procpar"]
     if "sw" not in procpar:
         raise _fail(exp / "procpar", "has no sw (spectral width)")
@@ -308,14 +318,8 @@ def _read_pipe(path: Path):
         raise _fail(path, "holds real-only data; pyecho needs the complex (quadrature) series")
     sw_hz = _positive(path, "FDF2SW", header["FDF2SW"])
     n = int(header["FDSIZE"])
-    size = path.stat().st_size
-    if size != PIPE_HEADER_BYTES + 8 * n:
-        raise _fail(path, f"is {size} bytes but its header announces {n} complex float32 points "
-                          f"({PIPE_HEADER_BYTES + 8 * n} bytes): truncated or damaged")
-    try:
-        _, data = ng.pipe.read(str(path))
-    except Exception as exc:  # noqa: BLE001
-        raise _fail(path, f"cannot read the NMRPipe data ({exc})") from None
+    _check_size(path, PIPE_HEADER_BYTES + 8 * n, f"{n} complex float32 points")
+    _, data = _nmrglue_read("NMRPipe", path, partial(ng.pipe.read, str(path)))
     tdsize = int(header["FDF2TDSIZE"])
     if 0 < tdsize < data.shape[-1]:
         data = data[..., :tdsize]  # points past the acquired size are zero-fill, not signal

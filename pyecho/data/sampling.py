@@ -50,6 +50,15 @@ class ConfigError(ParameterError):
         self.detail = detail
 
 
+def check_known_options(config_class, values: dict, what: str) -> None:
+    """ConfigError naming the first key of ``values`` that is not a field of the dataclass
+    ``config_class`` (``what``: the options' kind, e.g. "dataset")."""
+    known = {f.name for f in dataclasses.fields(config_class)}
+    for key in values:
+        if key not in known:
+            raise ConfigError(key, f"unknown {what} option; known: {', '.join(sorted(known))}")
+
+
 def _count(option: str, value, minimum: int) -> int:
     if not isinstance(value, bool):
         try:
@@ -306,10 +315,7 @@ class DatasetConfig:
     @classmethod
     def from_dict(cls, values: dict) -> "DatasetConfig":
         """Build from field names; an unknown key is a ConfigError naming it."""
-        fields = {f.name for f in dataclasses.fields(cls)}
-        for key in values:
-            if key not in fields:
-                raise ConfigError(key, f"unknown dataset option; known: {', '.join(sorted(fields))}")
+        check_known_options(cls, values, "dataset")
         return cls(**values)
 
     def replace(self, **changes) -> "DatasetConfig":

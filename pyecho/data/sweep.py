@@ -20,7 +20,7 @@ from typing import Iterable
 
 import numpy as np
 
-from pyecho.data.sampling import ConfigError
+from pyecho.data.sampling import ConfigError, check_known_options
 from pyecho.physics.params import EchoParams, ParameterError
 from pyecho.physics.protocol import Measurement, Protocol
 
@@ -183,10 +183,8 @@ class SweepConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "SweepConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        for key in values:
-            if key not in known:
-                raise ConfigError(key, f"unknown sweep option; known: {', '.join(sorted(known))}")
+        """Build from :meth:`to_dict`'s keys; an unknown key is a ConfigError naming it."""
+        check_known_options(cls, values, "sweep")
         base = values.get("base", {})
         try:
             base = base if isinstance(base, EchoParams) else EchoParams(**base)

@@ -34,6 +34,7 @@ from pyecho.learn.calibration.domain import DomainGuard
 from pyecho.learn.calibration.saved import Calibration
 from pyecho.learn.models.candidates import Candidate, CandidatesResult, Headline, combine, guard_features
 from pyecho.learn.models.inputs import unreadable
+from pyecho.learn.models.model_files import read_json
 from pyecho.learn.models.targets import KERNEL_CLASSES
 from pyecho.physics.protocol import RecordGrid
 
@@ -185,10 +186,7 @@ class EchoPredictor:
         path = d / PREDICTOR_FILE
         if not path.is_file():
             raise InputFileError(f"{d}: holds no {PREDICTOR_FILE}; point at the output of `pyecho learn`")
-        try:
-            header = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise InputFileError(f"{path}: not readable JSON ({exc})") from None
+        header = read_json(path)
         if header.get("format") != PREDICTOR_FORMAT or header.get("format_version") != PREDICTOR_VERSION:
             raise InputFileError(f"{path}: format {header.get('format')!r} version {header.get('format_version')!r}; "
                                  f"this pyecho reads {PREDICTOR_FORMAT!r} version {PREDICTOR_VERSION}")

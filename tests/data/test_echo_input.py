@@ -14,7 +14,7 @@ from pyecho.data.store import load_dataset
 from pyecho.errors import InputFileError, ParameterError
 from pyecho.io import BRUKER, SpectrometerFileError
 from pyecho.physics.protocol import RecordGrid
-from tests.data.test_io import GRPDLY, filter_startup, write_bruker
+from tests.data.test_io import GRPDLY, filter_startup, refused, write_bruker
 
 DT = 0.16
 #: the dataset's protocol: a CPMG train (T = 30) that begins with hahn@90/1, and a Hahn echo at 60 degrees (T = 18)
@@ -34,14 +34,6 @@ def dataset(tmp_path_factory):
 def save_npy(path, array):
     np.save(path, np.asarray(array))
     return path
-
-
-def one_line(exc_info, *needles: str) -> str:
-    msg = str(exc_info.value)
-    assert "\n" not in msg, msg
-    for needle in needles:
-        assert needle in msg, msg
-    return msg
 
 
 # ----------------------------------------------------------------------------- datasets
@@ -73,12 +65,12 @@ def test_dataset_lacking_a_measurement_is_refused_naming_it(dataset):
     path, _ = dataset
     with pytest.raises(InputFileError) as e:
         read_echoes([path], RecordGrid("hahn@90/1,cpmg:4@90/1", DT))
-    msg = one_line(e, str(path), f"holds {PROTOCOL} (dt 0.16 µs)", "not cpmg:4@90/1;",
+    msg = refused(e, str(path), f"holds {PROTOCOL} (dt 0.16 µs)", "not cpmg:4@90/1;",
                    "the model needs 2 measurement(s) hahn@90/1,cpmg:4@90/1")
     assert "not hahn@90/1" not in msg  # that one the dataset has
     with pytest.raises(InputFileError) as e:  # another step: nothing is covered
         read_echoes([path], RecordGrid(PROTOCOL, 0.2))
-    one_line(e, "not cpmg:2@90/1, hahn@60/1", "dt 0.2 µs")
+    refused(e, "not cpmg:2@90/1, hahn@60/1", "dt 0.2 µs")
 
 
 def test_dataset_of_another_protocol_with_equal_lengths_keeps_its_own_grid(dataset):
@@ -103,10 +95,10 @@ def test_dataset_options_and_company_are_refused(dataset, tmp_path):
     npy = save_npy(tmp_path / "m.npy", ds.records[1])
     with pytest.raises(InputFileError) as e:
         read_echoes([path, npy], grid)
-    one_line(e, "give it alone")
+    refused(e, "give it alone")
     with pytest.raises(InputFileError) as e:
         read_echoes([save_npy(tmp_path / "m0.npy", ds.records[0]), path], grid)
-    one_line(e, str(path), "a dataset holds its own measurements")
+    refused(e, str(path), "a dataset holds its own measurements")
 
 
 # ----------------------------------------------------------------------------- NPY
@@ -129,11 +121,11 @@ def test_one_npy_of_every_measurement_when_lengths_are_equal(dataset, tmp_path):
     # not (B, K, T) on the grid
     with pytest.raises(InputFileError) as e:
         read_echoes([save_npy(tmp_path / "bad.npy", stacked[:, :, :17])], grid)
-    one_line(e, "shape (3, 2, 17)", "the model needs 2 measurement(s) hahn@90/1,hahn@60/1 (T = 18, 18 samples")
+    refused(e, "shape (3, 2, 17)", "the model needs 2 measurement(s) hahn@90/1,hahn@60/1 (T = 18, 18 samples")
     # a model whose measurements differ in length takes one file per measurement
     with pytest.raises(InputFileError) as e:
         read_echoes([path], RecordGrid(PROTOCOL, DT))
-    one_line(e, "(B, K, T) when every measurement has T samples", "T = 30, 18 samples")
+    refused(e, "(B, K, T) when every measurement has T samples", "T = 30, 18 samples")
 
 
 def test_one_npy_per_measurement(dataset, tmp_path):
@@ -155,11 +147,11 @@ def test_one_npy_per_measurement(dataset, tmp_path):
     # in the wrong order, each is the wrong length for its measurement
     with pytest.raises(InputFileError) as e:
         read_echoes([b, a], grid)
-    one_line(e, "b.npy", "as measurement 1 (cpmg:2@90/1) it must be (T,) or (B, T) with T = 30")
+    refused(e, "b.npy", "as measurement 1 (cpmg:2@90/1) it must be (T,) or (B, T) with T = 30")
     # as many records in every file
     with pytest.raises(InputFileError) as e:
         read_echoes([a, save_npy(tmp_path / "b2.npy", ds.records[1][:2])], grid)
-    one_line(e, "the files hold [3, 2] records", "one record per sample")
+    refused(e, "the files hold [3, 2] records", "one record per sample")
 
 
 def test_npy_records_that_start_late_are_read_at_their_own_length(dataset, tmp_path):
@@ -198,12 +190,12 @@ def test_npy_records_of_another_length_are_refused_naming_both_lengths(dataset, 
     odd = save_npy(tmp_path / "odd.npy", ds.records[0][:, 10:])  # 20 samples: neither 30 nor 24
     with pytest.raises(InputFileError) as e:
         read_echoes([odd, save_npy(tmp_path / "b.npy", ds.records[1])], grid, start_us=1.0)
-    one_line(e, "odd.npy", "as measurement 1 (cpmg:2@90/1) it must be (T,) or (B, T) with T = 30 (the whole record) "
+    refused(e, "odd.npy", "as measurement 1 (cpmg:2@90/1) it must be (T,) or (B, T) with T = 30 (the whole record) "
                            "or 24 (a record that starts at 1 µs)")
     stacked = np.stack([ds.records[0][:, 5:18], ds.records[1][:, 5:]], axis=1)  # 13 samples: neither 18 nor 15
     with pytest.raises(InputFileError) as e:
         read_echoes([save_npy(tmp_path / "all.npy", stacked)], RecordGrid("hahn@90/1,hahn@60/1", DT), start_us=0.5)
-    one_line(e, "shape (3, 2, 13)", "(B, K, T) with T = 18 (the whole record) or 15 (a record that starts at 0.5 µs)")
+    refused(e, "shape (3, 2, 13)", "(B, K, T) with T = 18 (the whole record) or 15 (a record that starts at 0.5 µs)")
 
 
 @pytest.mark.parametrize("count", [1, 3])
@@ -213,15 +205,15 @@ def test_a_wrong_file_count_names_the_protocol(dataset, tmp_path, count):
     with pytest.raises(InputFileError) as e:
         read_echoes(paths, RecordGrid("hahn@60/1,hahn@90/1", DT) if count == 3 else RecordGrid(PROTOCOL, DT))
     if count == 3:
-        one_line(e, "3 file(s) given", "the model needs 2 measurement(s) hahn@60/1,hahn@90/1",
+        refused(e, "3 file(s) given", "the model needs 2 measurement(s) hahn@60/1,hahn@90/1",
                  "one file per measurement in that order")
     else:  # one NPY for a model of unequal lengths
-        one_line(e, "the model needs 2 measurement(s) cpmg:2@90/1,hahn@60/1")
+        refused(e, "the model needs 2 measurement(s) cpmg:2@90/1,hahn@60/1")
     csv = tmp_path / "one.csv"
     write_echo_csv(csv, DT * np.arange(1, 31), ds.records[0][0])
     with pytest.raises(InputFileError) as e:
         read_echoes([csv], RecordGrid(PROTOCOL, DT))
-    one_line(e, "1 file(s) given", "the model needs 2 measurement(s) cpmg:2@90/1,hahn@60/1")
+    refused(e, "1 file(s) given", "the model needs 2 measurement(s) cpmg:2@90/1,hahn@60/1")
 
 
 @pytest.mark.parametrize("bad, needle", [
@@ -233,13 +225,13 @@ def test_a_wrong_file_count_names_the_protocol(dataset, tmp_path, count):
     (np.array(["a"] * 18), "not numbers"),
     (np.ones((1, 1, 1, 18), np.complex64), "shape (1, 1, 1, 18)"),
 ])
-def test_unusable_npy_records_are_refused_in_one_line(tmp_path, bad, needle):
+def test_unusable_npy_records_are_refused_in_refused(tmp_path, bad, needle):
     good = np.ones((2, 18), np.complex64)
     good[1, 0] = np.nan  # a missing first sample is fine
     path = save_npy(tmp_path / "bad.npy", np.atleast_2d(bad) if bad.ndim < 2 else bad)
     with pytest.raises(InputFileError) as e:
         read_echoes([save_npy(tmp_path / "good.npy", good), path], RecordGrid("hahn@90/1,hahn@60/1", DT))
-    one_line(e, "bad.npy", needle)
+    refused(e, "bad.npy", needle)
     assert not np.isnan(read_echoes([tmp_path / "good.npy"], RecordGrid("hahn@90/1", DT)).M[0][0]).any()
 
 
@@ -265,7 +257,7 @@ def test_one_csv_per_measurement(dataset, tmp_path):
     # --tau-us: the CSV's tau; more than half a step off the model's is refused
     with pytest.raises(SpectrometerFileError) as e:
         read_echoes(paths, grid, tau_us=2.0)
-    one_line(e, "m0.csv", "tau = 2 µs (given)", "trained with tau = 1 µs")
+    refused(e, "m0.csv", "tau = 2 µs (given)", "trained with tau = 1 µs")
 
 
 def test_unusable_csv_files_are_refused(tmp_path):
@@ -275,25 +267,25 @@ def test_unusable_csv_files_are_refused(tmp_path):
     write_echo_csv(zero, t, np.zeros(18, complex))
     with pytest.raises(InputFileError) as e:
         read_echoes([zero], grid)
-    one_line(e, "zero.csv", "all zero")
+    refused(e, "zero.csv", "all zero")
     nan = tmp_path / "nan.csv"
     write_echo_csv(nan, t, np.where(t < 1, np.nan, 0.1 + 0.1j))
     with pytest.raises(InputFileError) as e:
         read_echoes([nan], grid)
-    one_line(e, "nan.csv", "contains NaN or infinite values")
+    refused(e, "nan.csv", "contains NaN or infinite values")
     abs_only = tmp_path / "abs.csv"
     abs_only.write_text("t_us,abs_M\n" + "\n".join(f"{x},0.1" for x in t))
     with pytest.raises(InputFileError) as e:
         read_echoes([abs_only], grid)
-    one_line(e, "holds |M| only")
+    refused(e, "holds |M| only")
     with pytest.raises(InputFileError) as e:
         read_echoes([tmp_path / "missing.csv"], grid)
-    one_line(e, "missing.csv: no such file or directory")
+    refused(e, "missing.csv: no such file or directory")
     other = tmp_path / "echo.txt"
     other.write_text("1,2,3\n")
     with pytest.raises(InputFileError) as e:
         read_echoes([other], grid)
-    one_line(e, "echo.txt: not an input pyecho predict reads")
+    refused(e, "echo.txt: not an input pyecho predict reads")
 
 
 def test_spectrometer_files_per_measurement(dataset, tmp_path):
@@ -320,11 +312,11 @@ def test_spectrometer_files_per_measurement(dataset, tmp_path):
     # opening after the first refocusing pulse is refused: nothing before it to read
     with pytest.raises(SpectrometerFileError) as e:
         read_echoes([late, npy], grid, start_us=7 * DT)
-    one_line(e, "before the first pulse the record has no sample")
+    refused(e, "before the first pulse the record has no sample")
     # the record's tau is not the model's
     with pytest.raises(SpectrometerFileError) as e:
         read_echoes([write_bruker(tmp_path / "3", record, sw_hz=SW_HZ, tau_us=3.0), npy], grid)
-    one_line(e, "tau = 3 µs (acqus D6)", "trained with tau = 1 µs")
+    refused(e, "tau = 3 µs (acqus D6)", "trained with tau = 1 µs")
 
 
 @pytest.mark.parametrize("start_us", [-1.0, 1000.5, math.nan, "soon"])

@@ -25,6 +25,14 @@ def model_header(kind: str) -> dict:
             "classes": list(KERNEL_CLASSES)}
 
 
+def read_json(path: Path) -> dict:
+    """The JSON of a saved model's file; ModelFileError (one line naming ``path``) when unreadable."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelFileError(f"{path}: not readable JSON ({exc})") from None
+
+
 def check_model_header(path, config: dict, kind: str) -> None:
     """Refuse (ModelFileError, one line naming ``path``) a config not written by this pyecho for ``kind``."""
     expected = model_header(kind)
@@ -47,9 +55,6 @@ def read_model_config(directory, config_file: str, data_file: str, kind: str,
     for path in (config_path, data_path):
         if not path.is_file():
             raise ModelFileError(f"{path}: missing; point at a directory written by {writer}")
-    try:
-        config = json.loads(config_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ModelFileError(f"{config_path}: not readable JSON ({exc})") from None
+    config = read_json(config_path)
     check_model_header(config_path, config, kind)
     return config_path, data_path, config
