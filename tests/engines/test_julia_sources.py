@@ -259,3 +259,19 @@ def test_the_engine_calls_simulate_batch_as_julia_defines_it(parser):
     assert passed <= accepted, f"EchoSim.simulate_batch has no keyword {sorted(passed - accepted)}"
     missing = accepted - passed - JULIA_SIDE_KEYWORDS
     assert not missing, f"julia_engine leaves {sorted(missing)} to Julia's defaults"
+
+
+def test_the_cpu_loops_and_the_cuda_kernels_read_and_write_sites_alike(parser):
+    """The CPU path and the CUDA extension run the same per-site algorithm: both read and write a
+    site's Bloch vector through src/rotation.jl's load_site / store_site! (not each its own
+    copy of the three stores), and the extension imports them from EchoSim."""
+    rotation = (ECHOSIM / "src" / "rotation.jl").read_text()
+    for name in ("load_site", "store_site!"):
+        assert re.search(rf"^(Base\.@propagate_inbounds )?(function )?{re.escape(name)}\(", rotation, re.M), name
+    ext = ECHOSIM / "ext" / "EchoSimCUDAExt.jl"
+    imported = re.search(r"^using EchoSim: (.+)$", ext.read_text(), re.M).group(1)
+    assert {"load_site", "store_site!"} <= {n.strip() for n in imported.split(",")}
+    for path in (ECHOSIM / "src" / "cpu.jl", ext):
+        text = path.read_text()
+        assert "load_site(" in text and "store_site!(" in text, path.name
+        assert not re.search(r"^\s*mz\[[^\]]*\] = z$", text, re.M), f"{path.name} stores a site by hand"

@@ -11,7 +11,7 @@ module EchoSimCUDAExt
 
 using CUDA
 using EchoSim
-using EchoSim: CUDADevice, EchoState, pulse_site, relax_site, rotate_site, state_size
+using EchoSim: CUDADevice, EchoState, load_site, pulse_site, relax_site, rotate_site, state_size, store_site!
 # The AbstractFFTs planners (re-exported by FFTW); CUDA.jl's CUFFT adds their CuArray methods.
 using EchoSim: plan_fft!, plan_bfft!, plan_rfft, plan_brfft
 
@@ -72,10 +72,7 @@ function pulse_kernel!(mx, my, mz, pulses, p, n_sites)
     if idx <= length(mx)
         @inbounds begin
             b = (idx - 1) ÷ n_sites + 1
-            x, y, z = pulse_site(mx[idx], my[idx], mz[idx], pulses[p, b])
-            mx[idx] = x
-            my[idx] = y
-            mz[idx] = z
+            store_site!(mx, my, mz, idx, pulse_site(load_site(mx, my, mz, idx)..., pulses[p, b]))
         end
     end
     return nothing
@@ -105,11 +102,8 @@ function step_kernel!(mx, my, mz, omega, cxy, fz, cxy_prev, fz_prev, alpha_xy, a
             end
             axy = alpha_xy[b]
             bz = use_z ? omega[idx] + alpha_z[b] * gz : omega[idx]
-            x, y, z = rotate_site(mx[idx], my[idx], mz[idx], axy * real(gxy), axy * imag(gxy), bz, dt)
-            x, y, z = relax_site(x, y, z, transverse[b], longitudinal[b], shift[b])
-            mx[idx] = x
-            my[idx] = y
-            mz[idx] = z
+            x, y, z = rotate_site(load_site(mx, my, mz, idx)..., axy * real(gxy), axy * imag(gxy), bz, dt)
+            store_site!(mx, my, mz, idx, relax_site(x, y, z, transverse[b], longitudinal[b], shift[b]))
         end
     end
     return nothing

@@ -49,10 +49,8 @@ function apply_pulse!(::CPUDevice, st::EchoState, p::Integer)
         @inbounds begin
             rot = pulses[p, b]
             for i in 1:n1
-                x, y, z = pulse_site(mx[i, j, b], my[i, j, b], mz[i, j, b], rot)
-                mx[i, j, b] = x
-                my[i, j, b] = y
-                mz[i, j, b] = z
+                site = CartesianIndex(i, j, b)
+                store_site!(mx, my, mz, site, pulse_site(load_site(mx, my, mz, site)..., rot))
             end
         end
     end
@@ -87,6 +85,7 @@ function advance_block!(::CPUDevice, st::EchoState{T}, rec::HostRecorder{T}, sta
                 py[j, s, b] = zero(T)
             end
             for i in 1:n1
+                site = CartesianIndex(i, j, b)
                 fxy = cxy[i, j, b]
                 fzz = use_z ? fz[i, j, b] : zero(T)
                 # F - F_prev, read before F_prev is overwritten with this block's F
@@ -97,7 +96,7 @@ function advance_block!(::CPUDevice, st::EchoState{T}, rec::HostRecorder{T}, sta
                     use_z && (fz_prev[i, j, b] = fzz)
                 end
                 w = omega[i, j, b]
-                x, y, z = mx[i, j, b], my[i, j, b], mz[i, j, b]
+                x, y, z = load_site(mx, my, mz, site)
                 for s in 1:n_block
                     c = (s - T(1 // 2)) * slope_weight
                     gxy = fxy + c * dxy
@@ -107,9 +106,7 @@ function advance_block!(::CPUDevice, st::EchoState{T}, rec::HostRecorder{T}, sta
                     px[j, s, b] += x
                     py[j, s, b] += y
                 end
-                mx[i, j, b] = x
-                my[i, j, b] = y
-                mz[i, j, b] = z
+                store_site!(mx, my, mz, site, (x, y, z))
             end
         end
     end

@@ -86,3 +86,23 @@ of phase 0 takes ``(0, 0, 1/2)`` to ``(0, -1/2, 0)``; phase π/2 is a pulse abou
             cos_angle * my - sin_angle * axis_x * mz + n_dot_m * axis_y,
             cos_angle * mz + sin_angle * (axis_x * my - axis_y * mx))
 end
+
+"""
+    load_site(mx, my, mz, I) -> (mx, my, mz)
+
+The Bloch vector of the site at index `I` (linear or Cartesian) of the three component
+arrays. With [`store_site!`](@ref), how the CPU loops and the CUDA kernels read and write a
+site around the maps above; bounds checks follow the caller's `@inbounds`.
+"""
+Base.@propagate_inbounds load_site(mx, my, mz, I) = (mx[I], my[I], mz[I])
+
+"""
+    store_site!(mx, my, mz, I, m)
+
+Write the Bloch vector `m = (mx, my, mz)` to the site at index `I` of the three component
+arrays (see [`load_site`](@ref)).
+"""
+Base.@propagate_inbounds function store_site!(mx, my, mz, I, m)
+    mx[I], my[I], mz[I] = m
+    return nothing
+end
