@@ -24,6 +24,7 @@ from pyecho.atomic import atomic_path
 from pyecho.errors import ParameterError
 from pyecho.learn.base import FULL, QUICK, Budget, LearnData, Split, Task, make_split
 from pyecho.data.sampling import DatasetConfig
+from pyecho.fit.space import save_prior
 from pyecho.learn.calibration.conformal import DEFAULT_LEVEL
 from pyecho.learn.calibration.trust import run_trust_check
 from pyecho.learn.design.identifiability import HAHN_ALONE, run_measurement_study
@@ -299,6 +300,8 @@ def _run_learn(data, out: Path, quick: bool, seed: int, n_jobs: int, window: int
         st.start("report")
         models = save_models(out / "models", feats.layout, pvnp, kernel3, regression, (vae_full, vae_window), seed)
         predictor.save(out / "models" / HEADLINE_DIR)
+        if isinstance(config, DatasetConfig):  # pyecho fit's prior and experiment
+            save_prior(config, out / "models" / HEADLINE_DIR)
         info = RunInfo(pyecho_version=pyecho.__version__, n_samples=ld.n_samples, n_times=ld.n_times,
                        protocol=ld.protocol.text, seed=seed, n_jobs=n_jobs, budget=budget,
                        paper_samples=paper.n_samples,
