@@ -149,10 +149,13 @@ def _npy_on_grid(M: np.ndarray, grid: RecordGrid, k: int, start_us: float) -> tu
     return None
 
 
-def _npy_lengths(grid: RecordGrid, k: int, start_us: float) -> str:
-    """The lengths :func:`_npy_on_grid` takes for measurement ``k``, for error messages."""
+def _npy_lengths(grid: RecordGrid, k: int, start_us: float, got: int) -> str:
+    """The lengths :func:`_npy_on_grid` takes for measurement ``k``, for the error message about
+    a record of ``got`` samples."""
     T, n = grid.lengths[k], _samples_before(grid, k, start_us)
-    return f"T = {T} (the whole record) or {T - n} (a record that starts at {start_us:g} µs)" if n else f"T = {T}"
+    if n:
+        return f"T = {T} (the whole record) or {T - n} (a record that starts at {start_us:g} µs)"
+    return f"T = {T}" + (" (a shorter record that starts late: give its start, --start-us)" if got < T else "")
 
 
 def read_echoes(paths: Sequence[str | Path], grid: RecordGrid, *, tau_us: float | None = None,
@@ -196,7 +199,8 @@ def read_echoes(paths: Sequence[str | Path], grid: RecordGrid, *, tau_us: float 
         fitted = ([_npy_on_grid(single[:, k], grid, k, start) for k in range(K)]
                   if equal and single.ndim == 3 and single.shape[1] == K else [None])
         if None in fitted:
-            stacked = f"with {_npy_lengths(grid, 0, start)}" if equal else "when every measurement has T samples"
+            stacked = (f"with {_npy_lengths(grid, 0, start, single.shape[-1])}" if equal
+                       else "when every measurement has T samples")
             raise InputFileError(f"{paths[0]}: holds complex records of shape {single.shape}; {_needs(grid)} (or one "
                                  f"NPY (B, K, T) {stacked})")
         return EchoRecords(tuple(M for M, _ in fitted), grid, NPY, paths, (fitted[0][1],))
@@ -230,7 +234,7 @@ def _read_measurement(path: Path, kind: str, grid: RecordGrid, k: int, single, t
         if fitted is None:
             raise InputFileError(f"{path}: holds complex records of shape {M.shape}; as measurement {k + 1} "
                                  f"({grid.protocol[k].text}) it must be (T,) or (B, T) with "
-                                 f"{_npy_lengths(grid, k, start)}")
+                                 f"{_npy_lengths(grid, k, start, M.shape[-1])}")
         return fitted
     if kind == CSV:
         M, what = _read_csv(path, grid, k, tau_us), "one echo"

@@ -196,6 +196,11 @@ def test_npy_records_of_another_length_are_refused_naming_both_lengths(dataset, 
     with pytest.raises(InputFileError) as e:
         read_echoes([save_npy(tmp_path / "all.npy", stacked)], RecordGrid("hahn@90/1,hahn@60/1", DT), start_us=0.5)
     refused(e, "shape (3, 2, 13)", "(B, K, T) with T = 18 (the whole record) or 15 (a record that starts at 0.5 µs)")
+    # without --start-us, a shorter record is refused naming the option that reads it
+    late = save_npy(tmp_path / "late.npy", ds.records[0][:, 6:])
+    with pytest.raises(InputFileError) as e:
+        read_echoes([late, save_npy(tmp_path / "b.npy", ds.records[1])], grid)
+    refused(e, "late.npy", "with T = 30 (a shorter record that starts late: give its start, --start-us)")
 
 
 @pytest.mark.parametrize("count", [1, 3])
