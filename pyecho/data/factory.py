@@ -343,22 +343,27 @@ def _prepare_out(plan: RunPlan) -> None:
         path.unlink(missing_ok=True)
 
 
-#: a Dask worker simulates one part at a time, with torch on all of the worker's threads
-_ONE_PART_AT_A_TIME = threading.Lock()
+#: a Dask worker runs one task at a time, with torch on all of the worker's threads
+_ONE_TASK_AT_A_TIME = threading.Lock()
 
 
-def _dask_task(plan: RunPlan, first: int, last: int) -> tuple[Path, int]:
-    """The Dask task of one part: :func:`write_one_part` on the worker that runs it."""
+def run_alone(function: Callable, *args):
+    """``function(*args)`` as a Dask task: alone on its worker, torch on all the worker's threads."""
     import torch
     from distributed import get_worker
 
-    with _ONE_PART_AT_A_TIME:
+    with _ONE_TASK_AT_A_TIME:
         torch.set_num_threads(get_worker().state.nthreads)  # per OS thread (OpenMP): set where it runs
-        return write_one_part(plan.here(), first, last)
+        return function(*args)
+
+
+def _write_part_here(plan: RunPlan, first: int, last: int) -> tuple[Path, int]:
+    """:func:`write_one_part` on the worker that runs it (its own working directory and device)."""
+    return write_one_part(plan.here(), first, last)
 
 
 @contextmanager
-def _dask_client(plan: RunPlan, executor: Executor) -> Iterator:
+def dask_client(executor: Executor, device: str) -> Iterator:
     """A distributed.Client of the executor's cluster, closed (and a local cluster shut down) on exit."""
     from distributed import Client, LocalCluster
 
@@ -374,11 +379,11 @@ def _dask_client(plan: RunPlan, executor: Executor) -> Iterator:
         return
     import dask
 
-    workers, threads = executor.local_cluster(plan.device)
+    workers, threads = executor.local_cluster(device)
     environ = dict(os.environ)  # the nannies set their workers' variables here too, before each spawn
     try:
         with dask.config.set(LOCAL_CLUSTER_CONFIG):
-            # the run reports lost parts itself; the cluster's log would add shutdown races to its output
+            # the run reports lost tasks itself; the cluster's log would add shutdown races to its output
             cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True,
                                    dashboard_address=":0", silence_logs=logging.CRITICAL)
         with cluster, Client(cluster) as client:
@@ -389,34 +394,46 @@ def _dask_client(plan: RunPlan, executor: Executor) -> Iterator:
         os.environ.update(environ)
 
 
+def map_on_dask(client, function: Callable, tasks: dict, *, name: str, on_done: Callable) -> list[tuple]:
+    """Run ``function(*args)`` alone on a worker (:func:`run_alone`) for every ``key: args`` of
+    ``tasks``; ``on_done(key, result)`` as each comes back. Returns (key, reason) of the tasks lost
+    (workers died, cancelled), sorted; an exception inside a task is raised as is."""
+    from distributed import KilledWorker, as_completed
+
+    futures = {client.submit(run_alone, function, *args, pure=False, key=f"pyecho-{name}-{key}-{client.id}"): key
+               for key, args in tasks.items()}
+    lost = []
+    for future in as_completed(futures):
+        key = futures.pop(future)
+        if future.cancelled():
+            lost.append((key, "cancelled"))
+            continue
+        try:
+            result = future.result()
+        except KilledWorker as exc:
+            lost.append((key, str(exc)))
+            continue
+        future.release()  # a finished task is done: a worker that dies later must not redo it
+        on_done(key, result)
+    return sorted(lost)
+
+
 def _run_on_dask(plan: RunPlan, on_progress: Callable[[int], None] | None, executor: Executor
                  ) -> dict[tuple[int, int], tuple[Path, int]]:
     """Run every part of the plan as a Dask task; {(first, last): (path, spin-steps)} of all."""
-    from distributed import KilledWorker, as_completed
-
     remote = replace(plan, out=plan.out.absolute())  # the workers' working directories may differ
-    done, lost = {}, []
-    with _dask_client(plan, executor) as client:
+    done = {}
+
+    def finished(part, result) -> None:
+        done[part] = plan.out / part_name(*part), result[1]
+        if on_progress is not None:
+            on_progress(plan.simulations(*part))
+
+    with dask_client(executor, plan.device) as client:
         _prepare_out(plan)
-        futures = {client.submit(_dask_task, remote, first, last, pure=False,
-                                 key=f"pyecho-{plan.out.name}-{part_name(first, last)}-{client.id}"): (first, last)
-                   for first, last in plan.todo}
-        for future in as_completed(futures):
-            part = futures.pop(future)
-            if future.cancelled():
-                lost.append((part, "cancelled"))
-                continue
-            try:
-                _, steps = future.result()
-            except KilledWorker as exc:
-                lost.append((part, str(exc)))
-                continue
-            future.release()  # a written part is done: a worker that dies later must not redo it
-            done[part] = plan.out / part_name(*part), steps
-            if on_progress is not None:
-                on_progress(plan.simulations(*part))
+        lost = map_on_dask(client, _write_part_here, {(first, last): (remote, first, last) for first, last in plan.todo},
+                           name=plan.out.name, on_done=finished)
     if lost:
-        lost.sort()
         names = ", ".join(part_name(*part) for part, _ in lost[:3])
         if len(lost) > 3:
             names += f" and {len(lost) - 3} more"

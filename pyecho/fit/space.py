@@ -95,18 +95,23 @@ class FamilySpace:
             object.__setattr__(self, "lattice", None)
 
     @cached_property
-    def parameters(self) -> tuple[Parameter, ...]:
+    def ranges(self) -> tuple[Parameter, ...]:
+        """Every coordinate's prior range, fitted or not (a point range is a fixed value)."""
         c = self.config
-        symbol, unit = KERNEL_PARAM_SYMBOL[self.kernel]
-        out = [Parameter(KERNEL_PARAM, unit, *c.kernel_param_range(self.kernel)),
-               Parameter(ALPHA_XY, "rad/us", *c.alpha_xy_range), Parameter(ALPHA_Z, "rad/us", *c.alpha_z_range)]
-        if c.t2_us_range is not None and c.t2_us_range[1] > c.t2_us_range[0]:
-            out.append(Parameter(LOG_T2, "ln us", *np.log(c.t2_us_range)))
-        if c.center_khz_range[1] > c.center_khz_range[0]:
-            out.append(Parameter(CENTER, "kHz", *c.center_khz_range))
-        if c.gamma1_per_us_range[1] > c.gamma1_per_us_range[0]:
-            out.append(Parameter(GAMMA1, "1/us", *c.gamma1_per_us_range))
-        return tuple(out)
+        t2 = () if c.t2_us_range is None else (Parameter(LOG_T2, "ln us", *np.log(c.t2_us_range)),)
+        return (Parameter(KERNEL_PARAM, KERNEL_PARAM_SYMBOL[self.kernel][1], *c.kernel_param_range(self.kernel)),
+                Parameter(ALPHA_XY, "rad/us", *c.alpha_xy_range), Parameter(ALPHA_Z, "rad/us", *c.alpha_z_range), *t2,
+                Parameter(CENTER, "kHz", *c.center_khz_range), Parameter(GAMMA1, "1/us", *c.gamma1_per_us_range))
+
+    @cached_property
+    def parameters(self) -> tuple[Parameter, ...]:
+        """The fitted coordinates: those whose prior range is not a point."""
+        return tuple(p for p in self.ranges if p.hi > p.lo)
+
+    @cached_property
+    def fixed(self) -> dict[str, float]:
+        """The coordinates the prior fixes, and their values."""
+        return {p.name: p.lo for p in self.ranges if p.hi == p.lo}
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -145,14 +150,12 @@ class FamilySpace:
         return 0.5 * (self.lower + self.upper)
 
     def values(self, x) -> dict[str, float]:
-        """The physical values of point ``x``: kernel_param, alpha_xy, alpha_z and whichever of
-        t2_us, center_khz, gamma1_per_us are fitted (T2 in µs, not its log)."""
-        out = {}
-        for p, v in zip(self.parameters, np.asarray(x, dtype=np.float64)):
-            if p.name == LOG_T2:
-                out["t2_us"] = float(math.exp(v))
-            else:
-                out[p.name] = float(v)
+        """The physical values of point ``x``, fitted and fixed: kernel_param, alpha_xy, alpha_z,
+        center_khz, gamma1_per_us and, where the prior has a T2, t2_us (µs, not its log)."""
+        out = dict(self.fixed)
+        out.update({p.name: float(v) for p, v in zip(self.parameters, np.asarray(x, dtype=np.float64))})
+        if LOG_T2 in out:
+            out["t2_us"] = float(math.exp(out.pop(LOG_T2)))
         return out
 
     def point(self, **values) -> np.ndarray:
@@ -170,9 +173,9 @@ class FamilySpace:
     def echo_params(self, x, measurement: Measurement) -> EchoParams:
         """The EchoParams of point ``x`` measured by ``measurement`` (carrier offset included)."""
         v = self.values(x)
-        nuisance = {k: v[k] for k in ("t2_us", "gamma1_per_us") if k in v}
+        nuisance = {k: v[k] for k in ("t2_us", GAMMA1) if k in v and not (k == GAMMA1 and v[k] == 0.0)}
         return self.config.echo_params(self.kernel, v[KERNEL_PARAM], v[ALPHA_XY], v[ALPHA_Z], measurement=measurement,
-                                       center_khz=v.get(CENTER, 0.0), **nuisance)
+                                       center_khz=v[CENTER], **nuisance)
 
     # ---- derived quantities --------------------------------------------------------------------
     def length(self, kernel_param: float) -> float:
@@ -180,15 +183,17 @@ class FamilySpace:
         return kernel_stats(self.kernel, float(kernel_param), self.config.lattice, geometry=self.config.geometry)[1]
 
     def length_slope(self, kernel_param: float) -> float:
-        """dL/d(kernel_param) by a central difference (for the delta method)."""
-        lo, hi = self.parameters[0].lo, self.parameters[0].hi
+        """dL/d(kernel_param) by a central difference (for the delta method); 0 where the prior fixes it."""
+        lo, hi = self.ranges[0].lo, self.ranges[0].hi
+        if hi == lo:
+            return 0.0
         h = 1e-4 * (hi - lo)
         a, b = max(lo, kernel_param - h), min(hi, kernel_param + h)
         return (self.length(b) - self.length(a)) / (b - a)
 
     @cached_property
     def _length_table(self) -> tuple[np.ndarray, np.ndarray]:
-        grid = np.linspace(self.parameters[0].lo, self.parameters[0].hi, _L_TABLE_POINTS)
+        grid = np.linspace(self.ranges[0].lo, self.ranges[0].hi, _L_TABLE_POINTS)
         return grid, np.array([self.length(k) for k in grid])
 
     def kernel_param_of_length(self, length: float) -> float:

@@ -6,14 +6,18 @@ intervals and out-of-domain flags (:mod:`pyecho.learn.predictor`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 
 from pyecho.atomic import atomic_path
 from pyecho.errors import InputFileError, ParameterError
+
+if TYPE_CHECKING:
+    from pyecho.data.echo_input import EchoRecords
 
 # ---- the headline predictor on any number of echoes -------------------------------------------
 #: the files `pyecho predict --out` writes, by suffix
@@ -54,6 +58,8 @@ class BatchPrediction:
         ``index`` is the sample's position in the input (a dataset's rows in sample_id order)
     level : the intervals' confidence level (e.g. 0.9)
     kind, paths, read_as : what was read and how (``pyecho.data.echo_input.EchoRecords``)
+    records : the records read, every sample of the input (pyecho fit starts from the frame's
+        predictions and fits these)
     """
 
     frame: pl.DataFrame
@@ -61,6 +67,7 @@ class BatchPrediction:
     kind: str
     paths: tuple[Path, ...]
     read_as: tuple[str, ...]
+    records: "EchoRecords" = field(repr=False)
 
 
 def predict_echoes(model_dir: str | Path, inputs, *, tau_us: float | None = None, start_us: float | None = None,
@@ -97,7 +104,7 @@ def predict_echoes(model_dir: str | Path, inputs, *, tau_us: float | None = None
         frames.append(predictor.predict(tuple(M[chunk] for M in records.M), records.grid,
                                         source=", ".join(map(str, records.paths))).to_frame())
     frame = pl.concat(frames).with_columns(pl.Series("index", index, dtype=pl.Int64))
-    return BatchPrediction(frame, predictor.level, records.kind, records.paths, records.read_as)
+    return BatchPrediction(frame, predictor.level, records.kind, records.paths, records.read_as, records)
 
 
 def write_predictions(frame: pl.DataFrame, path: str | Path) -> Path:

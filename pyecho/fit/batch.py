@@ -1,0 +1,257 @@
+"""Many records fitted: one result file per record, resumable, here or on a Dask cluster.
+
+A run's folder holds ``fit.json`` (what the run fits with: the prior, the protocol, the
+settings; a rerun with other settings is refused unless it starts over), ``records/`` with one
+JSON per record (written atomically when its fit ends: an interrupted run keeps every finished
+record and a rerun fits only the rest), ``figures/`` with one PNG per record (measured vs
+fitted, each measurement, with residuals), and ``fits.parquet`` + ``fits.csv``, the table of
+every record, assembled from ``records/``.
+
+Which families a record is fitted by: those whose probability under the learned model is at
+least ``min_probability`` (docs/fit.md measures how often that excludes the true family), or
+those the caller names.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import polars as pl
+
+from pyecho.atomic import atomic_path
+from pyecho.data.factory import SERIAL, Executor, PartsLost, dask_client, map_on_dask
+from pyecho.data.sampling import DatasetConfig
+from pyecho.errors import InputFileError, ParameterError
+from pyecho.fit.estimate import REPORTED, FitSettings, RecordFit, fit_record
+from pyecho.fit.forward import Engine
+from pyecho.fit.space import ALPHA_XY, ALPHA_Z, FAMILIES, KERNEL_PARAM, FamilySpace
+from pyecho.physics.protocol import RecordGrid
+
+RUN_FILE, RECORD_DIR, FIGURE_DIR, TABLE_NAME = "fit.json", "records", "figures", "fits"
+#: a family the learned model gives less than this is not fitted (docs/fit.md: how often the
+#: true family falls below it on fresh records)
+DEFAULT_MIN_PROBABILITY = 0.02
+RUN_FORMAT = "pyecho.fit"
+
+
+def record_name(index: int) -> str:
+    return f"record-{index:06d}"
+
+
+@dataclass(frozen=True)
+class FitJob:
+    """What every record of a run is fitted with: the prior (``config``: bounds and experiment),
+    the records' ``grid``, the ``settings``, the simulation ``lattice`` (default the prior's),
+    ``families`` (None: by the learned model's probability, at least ``min_probability``) and
+    whether to draw ``figures``."""
+
+    config: DatasetConfig
+    grid: RecordGrid
+    settings: FitSettings = FitSettings()
+    lattice: int | None = None
+    families: tuple[str, ...] | None = None
+    min_probability: float = DEFAULT_MIN_PROBABILITY
+    figures: bool = True
+
+    def __post_init__(self) -> None:
+        if self.families is not None:
+            unknown = [f for f in self.families if f not in FAMILIES or f not in self.config.kernels]
+            if unknown or not self.families:
+                raise ParameterError(f"--families: got {','.join(self.families) or 'none'}; the prior's families are "
+                                     f"{','.join(k for k in self.config.kernels if k in FAMILIES)}")
+        if not 0 <= self.min_probability < 1:
+            raise ParameterError(f"--min-probability: got {self.min_probability}; must be in [0, 1)")
+
+    def spaces(self) -> dict[str, FamilySpace]:
+        return {k: FamilySpace(k, self.config, self.lattice) for k in self.config.kernels if k in FAMILIES}
+
+    def to_dict(self) -> dict:
+        s = asdict(self.settings)
+        s["engine"] = asdict(self.settings.engine)
+        return {"format": RUN_FORMAT, "prior": self.config.to_dict(), "grid": self.grid.to_dict(), "settings": s,
+                "lattice": self.lattice, "families": None if self.families is None else list(self.families),
+                "min_probability": self.min_probability}
+
+
+@dataclass(frozen=True)
+class RecordInput:
+    """One sample to fit: its ``index`` in the input, its ``records`` (one complex (T_k,) array
+    per measurement, NaN where missing), the learned model's ``prediction`` (name -> value of
+    W, L, alpha_xy, alpha_z, t2_us; they start the fit) and its family ``probability``."""
+
+    index: int
+    records: tuple[np.ndarray, ...] = field(repr=False)
+    prediction: dict
+    probability: dict
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    """What a run keeps of one record's fit (one row of the table).
+
+    kernel : the most probable family; probability : family -> probability from the fitted
+    likelihoods (0 where not fitted); model_probability : the learned model's; fits : whether
+    the mean-field model describes the record (chi2_per_dof at most the threshold);
+    chi2_by_measurement : χ²/n of each measurement; estimates : name -> (value, lo, hi) at
+    ``level``; families : those fitted; seconds, simulations."""
+
+    index: int
+    kernel: str
+    probability: dict
+    model_probability: dict
+    fits: bool
+    chi2_per_dof: float
+    chi2_by_measurement: tuple[float, ...]
+    estimates: dict
+    level: float
+    families: tuple[str, ...]
+    seconds: float
+    simulations: int
+
+    @classmethod
+    def of(cls, item: RecordInput, fit: RecordFit) -> "RecordResult":
+        chosen = fit.family(fit.kernel)
+        return cls(item.index, fit.kernel, {k: fit.probability.get(k, 0.0) for k in FAMILIES},
+                   dict(item.probability), fit.fits, fit.chi2_per_dof,
+                   tuple(c / n for c, n in zip(chosen.chi2_by_measurement, chosen.n_by_measurement)),
+                   {k: (e.value, e.lo, e.hi) for k, e in fit.estimates.items()}, fit.level,
+                   tuple(f.kernel for f in fit.families), fit.seconds, sum(f.simulations for f in fit.families))
+
+    def row(self) -> dict:
+        """The table's columns for this record."""
+        out = {"index": self.index, "kernel": self.kernel, **{f"p_{k}": self.probability[k] for k in FAMILIES},
+               "fits": self.fits, "chi2_per_dof": self.chi2_per_dof}
+        for name in (*REPORTED, KERNEL_PARAM):
+            value, lo, hi = self.estimates.get(name, (math.nan,) * 3)
+            out |= {name: value, f"{name}_lo": lo, f"{name}_hi": hi}
+        out |= {f"chi2_m{k + 1}": c for k, c in enumerate(self.chi2_by_measurement)}
+        out |= {f"model_p_{k}": self.model_probability.get(k, math.nan) for k in FAMILIES}
+        return out | {"families": ",".join(self.families), "seconds": self.seconds, "simulations": self.simulations}
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> "RecordResult":
+        d = json.loads(text)
+        d["chi2_by_measurement"] = tuple(d["chi2_by_measurement"])
+        d["families"] = tuple(d["families"])
+        d["estimates"] = {k: tuple(v) for k, v in d["estimates"].items()}
+        return cls(**d)
+
+
+def starts(spaces: dict[str, FamilySpace], prediction: dict) -> dict[str, np.ndarray]:
+    """Each family's starting point from the learned model's ``prediction`` (W, L, alpha_xy,
+    alpha_z, t2_us): the kernel parameter whose L is the predicted L, the alphas and T2 as
+    predicted (clipped to the prior), the other nuisances at the prior's middle."""
+    out = {}
+    for kernel, space in spaces.items():
+        values = {ALPHA_XY: prediction[ALPHA_XY], ALPHA_Z: prediction[ALPHA_Z]}
+        if KERNEL_PARAM in space.names:
+            values[KERNEL_PARAM] = space.kernel_param_of_length(prediction["L"])
+        if "t2_us" in prediction and "log_t2_us" in space.names:
+            values["t2_us"] = prediction["t2_us"]
+        out[kernel] = space.clip(space.point(**{k: v for k, v in values.items()
+                                                if (k == "t2_us" or k in space.names)}))
+    return out
+
+
+def fit_one(job: FitJob, item: RecordInput, out: Path | None) -> RecordResult:
+    """Fit one record by the job's families (written under ``out`` when given)."""
+    spaces = job.spaces()
+    chosen = job.families or tuple(k for k in spaces if item.probability.get(k, 0.0) >= job.min_probability)
+    if not chosen:  # the model is sure of a family the prior has not: fit the likeliest one
+        chosen = (max(spaces, key=lambda k: item.probability.get(k, 0.0)),)
+    spaces = {k: spaces[k] for k in chosen}
+    fit = fit_record(spaces, job.grid, item.records, starts(spaces, item.prediction), job.settings)
+    result = RecordResult.of(item, fit)
+    if out is not None:
+        if job.figures:
+            from pyecho.fit.figures import plot_record_fit
+
+            plot_record_fit(fit, job.grid, out / FIGURE_DIR / f"{record_name(item.index)}.png",
+                            title=f"record {item.index}")
+        with atomic_path(out / RECORD_DIR / f"{record_name(item.index)}.json") as tmp:
+            tmp.write_text(result.to_json())
+    return result
+
+
+def prepare_run(job: FitJob, out: Path, *, overwrite: bool = False) -> set[int]:
+    """Create (or check) the run folder; returns the indices already fitted there."""
+    run_file = out / RUN_FILE
+    wanted = job.to_dict()
+    if run_file.is_file() and not overwrite:
+        try:
+            have = json.loads(run_file.read_text())
+        except (OSError, ValueError) as exc:
+            raise InputFileError(f"{run_file}: not readable ({exc}); use --overwrite to start over") from None
+        if have != json.loads(json.dumps(wanted)):
+            differ = sorted(k for k in wanted if have.get(k) != json.loads(json.dumps(wanted[k])))
+            raise ParameterError(f"--out {out}: holds a fit run with other settings ({', '.join(differ)}); use another "
+                                 "folder, the same options, or --overwrite to start over")
+    elif overwrite and out.exists():
+        for folder in (RECORD_DIR, FIGURE_DIR):
+            for path in (out / folder).glob("record-*"):
+                path.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(run_file) as tmp:
+        tmp.write_text(json.dumps(wanted, indent=1))
+    return {int(p.stem.split("-")[1]) for p in (out / RECORD_DIR).glob("record-*.json")}
+
+
+def run_fits(job: FitJob, items: list[RecordInput], out: Path | None, *, executor: Executor = SERIAL,
+             on_record: Callable[[RecordResult], None] | None = None) -> list[RecordResult]:
+    """Fit every item (serially, or one Dask task per record) and return their results in
+    index order; with ``out``, records already fitted there are read back, not fitted again.
+    ``on_record(result)`` after each record fitted now."""
+    done = {}
+    if out is not None:
+        for index in prepare_run(job, out) & {item.index for item in items}:
+            done[index] = RecordResult.from_json((out / RECORD_DIR / f"{record_name(index)}.json").read_text())
+    todo = [item for item in items if item.index not in done]
+
+    def finished(index, result: RecordResult) -> None:
+        done[index] = result
+        if on_record is not None:
+            on_record(result)
+
+    if executor.kind == "dask":
+        remote = None if out is None else out.absolute()
+        with dask_client(executor, job.settings.engine.device) as client:
+            lost = map_on_dask(client, fit_one, {item.index: (job, item, remote) for item in todo},
+                               name=f"fit-{out.name if out else 'records'}", on_done=finished)
+        if lost:
+            raise PartsLost(f"{len(lost)} of {len(todo)} record(s) did not come back from the Dask cluster (record "
+                            f"{lost[0][0]}: {lost[0][1]}); every record written under {out} is complete, rerun the "
+                            "same command to fit the rest")
+    else:
+        for item in todo:
+            finished(item.index, fit_one(job, item, out))
+    return [done[item.index] for item in items]
+
+
+def results_frame(results: list[RecordResult]) -> pl.DataFrame:
+    """One row per record (:meth:`RecordResult.row`)."""
+    return pl.DataFrame([r.row() for r in results])
+
+
+def write_table(results: list[RecordResult], out: Path) -> tuple[Path, Path]:
+    """``fits.parquet`` and ``fits.csv`` of every record of the run folder ``out`` (atomically)."""
+    frame = results_frame(results)
+    paths = out / f"{TABLE_NAME}.parquet", out / f"{TABLE_NAME}.csv"
+    with atomic_path(paths[0]) as tmp:
+        frame.write_parquet(tmp)
+    with atomic_path(paths[1]) as tmp:
+        frame.write_csv(tmp)
+    return paths
+
+
+def engine_for(device: str, backend: str = "torch") -> Engine:
+    """The fit's engine on ``device`` (auto: a GPU where torch sees one)."""
+    from pyecho.engines.base import resolve_device
+
+    return Engine(backend=backend, device=resolve_device(device))

@@ -1,0 +1,325 @@
+"""The simulator fitted to one measured sample: per family, then across families.
+
+For each kernel family still plausible, :func:`fit_family`
+
+1. bins the record (pyecho.fit.forward; missing samples and the dead time after every pulse
+   left out) and reads each measurement's noise off the record itself
+   (pyecho.data.records.estimate_noise);
+2. estimates the error model at the start (pyecho.fit.error_model: the draw scatter from one
+   grouped simulation per draw, the gains by least squares);
+3. scans the kernel parameter across its prior at the start's other values (the learned models
+   place W, the alphas and T2 well, the range poorly) and starts from the best, with the error
+   model estimated again there if the scan moved;
+4. minimises the whitened, gain-profiled residual with scipy's trust-region reflective
+   least squares inside the prior's box, on float32 simulations, the Jacobian by forward
+   differences on the fit's common detuning draws;
+5. at the optimum, in float64: the Jacobian, one Gauss-Newton step, and the covariance of the
+   estimate -- measured against independent draws (the sandwich, error_model.sandwich), since
+   an error model estimated from a few draws under-states the scatter along exactly the
+   directions the parameters move the record (docs/fit.md); (JᵀJ)⁻¹, what the error model
+   alone would claim, is kept beside it.
+
+:func:`fit_record` does this for every family it is given and compares them by their Laplace
+evidence: the maximum likelihood under one shared error model (the best family's), the prior's
+density over the family's box, and the posterior volume from the covariance; with the prior's
+family probabilities, this gives each family's probability. The record *fits* when its χ² per
+degree of freedom under the chosen family is within ``chi2_threshold`` (docs/fit.md measures
+where genuine records fall and where records from outside the model do).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import least_squares
+from scipy.special import logsumexp
+from scipy.stats import norm
+
+from pyecho.data.records import estimate_noise
+from pyecho.errors import ParameterError
+from pyecho.fit.error_model import ErrorModel, plain_gains, profile, real_stack, sandwich
+from pyecho.fit.forward import CHECK_DRAWS, DEFAULT_BIN_SIZE, MEAN_DTYPE, SCATTER_DTYPE, Binning, DetuningDraws, Engine
+from pyecho.fit.limits import derived_sd
+from pyecho.fit.problem import RecordProblem, default_site_groups, draw_deviations, scatter_at
+from pyecho.fit.space import KERNEL_PARAM, FamilySpace
+from pyecho.physics.protocol import DEFAULT_DEAD_TIME_US, Protocol, RecordGrid
+
+#: the interval level of a fit's estimates
+DEFAULT_LEVEL = 0.9
+#: the quantities a fit reports with intervals, besides the kernel's own parameter
+REPORTED = ("L", "W", "alpha_xy", "alpha_z", "t2_us")
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """How a record is fitted.
+
+    draws : detuning draws of the error model (each simulated once with site groups);
+    mean_draws : the first of them that the model's mean (and every derivative) averages;
+    check_draws : independent draws at the optimum, whose spread the estimate's covariance is
+    measured against (the sandwich, pyecho.fit.error_model.sandwich); bin_size : samples per
+    bin; dead_time_us : left out after every pulse (µs); scan_points : kernel-parameter values
+    tried before the optimiser starts; max_evaluations : residual evaluations of the
+    minimisation; chi2_threshold :
+    the largest χ²/dof of a record the model fits; level : the intervals' level; seed : the
+    draws' seed; engine : where the simulations run.
+    """
+
+    draws: int = 8
+    mean_draws: int = 2
+    check_draws: int = 32
+    bin_size: int = DEFAULT_BIN_SIZE
+    dead_time_us: float = DEFAULT_DEAD_TIME_US
+    scan_points: int = 7
+    max_evaluations: int = 12
+    chi2_threshold: float = 1.5
+    level: float = DEFAULT_LEVEL
+    seed: int = 0
+    engine: Engine = Engine()
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.mean_draws <= self.draws:
+            raise ParameterError(f"mean_draws: got {self.mean_draws}; must be from 2 to draws ({self.draws})")
+        if self.check_draws < 8:
+            raise ParameterError(f"check_draws: got {self.check_draws}; need at least 8 (they measure a covariance)")
+        if not 0.5 <= self.level < 1:
+            raise ParameterError(f"level: got {self.level}; must be at least 0.5 and below 1")
+
+
+@dataclass(frozen=True)
+class FamilyFit:
+    """One family fitted to one record.
+
+    kernel; names : its fitted coordinates; x : the estimate; covariance : its covariance (n, n),
+    measured against independent draws (the sandwich); fisher_covariance : what the error model
+    alone claims, (JᵀJ)⁻¹; value / sd : name -> estimate and standard deviation of every fitted
+    coordinate and of L, W, t2_us (from ``covariance``); chi2 : the whitened residual's squared
+    norm, dof its degrees of freedom; chi2_by_measurement : (K,) each measurement's share,
+    n_by_measurement its values; gains : (K,) complex receiver gains; simulations, evaluations,
+    seconds. The binned record ``data`` (Nb,), its bins' ``times_us`` and ``measurement``, the
+    ``model`` record and the error model are kept for the comparison of families and the figure.
+    """
+
+    kernel: str
+    names: tuple[str, ...]
+    x: np.ndarray = field(repr=False)
+    covariance: np.ndarray = field(repr=False)
+    fisher_covariance: np.ndarray = field(repr=False)
+    value: dict
+    sd: dict
+    chi2: float
+    dof: int
+    chi2_by_measurement: tuple[float, ...]
+    n_by_measurement: tuple[int, ...]
+    gains: np.ndarray = field(repr=False)
+    simulations: int
+    evaluations: int
+    seconds: float
+    model: np.ndarray = field(repr=False)
+    error: ErrorModel = field(repr=False)
+    data: np.ndarray = field(repr=False)
+    times_us: np.ndarray = field(repr=False)
+    measurement: np.ndarray = field(repr=False)
+
+    @property
+    def chi2_per_dof(self) -> float:
+        return self.chi2 / self.dof
+
+
+def record_binning(grid: RecordGrid, records: tuple[np.ndarray, ...], settings: FitSettings) -> Binning:
+    """The bins of a record: every sample recorded (finite) and outside the dead time."""
+    valid = tuple(np.isfinite(R) & ~grid.dead_mask(k, settings.dead_time_us) for k, R in enumerate(records))
+    return Binning.of(grid, valid, settings.bin_size)
+
+
+def noise_per_measurement(grid: RecordGrid, records: tuple[np.ndarray, ...], dead_time_us: float) -> np.ndarray:
+    """σ per quadrature of each measurement's record (its own receiver gain scales its noise)."""
+    sigma = []
+    for k, R in enumerate(records):
+        one = RecordGrid(Protocol((grid.protocol[k],)), grid.dt_us)
+        sigma.append(float(estimate_noise((np.asarray(R)[None],), one, dead_time_us=dead_time_us).sigma[0]))
+    return np.array(sigma)
+
+
+def fit_family(space: FamilySpace, grid: RecordGrid, records: tuple[np.ndarray, ...], start,
+               settings: FitSettings = FitSettings()) -> FamilyFit:
+    """Fit ``space``'s family to one sample's ``records`` (one complex (T_k,) array per
+    measurement of ``grid``, NaN where missing), starting from ``start`` (fitted coordinates)."""
+    t0 = time.perf_counter()
+    records = tuple(np.asarray(R, dtype=np.complex128) for R in records)
+    binning = record_binning(grid, records, settings)
+    data = binning.apply(records)
+    sigma = noise_per_measurement(grid, records, settings.dead_time_us)
+    n, linewidth = space.config.lattice, space.config.linewidth_khz
+    draws = DetuningDraws.draw(settings.draws, n, linewidth, settings.seed)
+    mean_draws = draws.first(settings.mean_draws)
+    groups = default_site_groups(n)
+    K = len(grid.protocol)
+    measurement = binning.measurement
+    x = space.clip(start)
+
+    def error_at(point, gains) -> ErrorModel:
+        scatter = scatter_at(space, grid, point, draws, binning, groups, settings.engine)
+        return ErrorModel.build(scatter, gains, measurement, sigma, settings.bin_size, settings.mean_draws)
+
+    # the minimisation runs on float32 simulations; the first error model is the scatter at the
+    # start with the gains of plain least squares
+    placeholder = ErrorModel(np.eye(2 * binning.n_bins), np.ones(2 * binning.n_bins), 0.0)
+    fast = RecordProblem(space, grid, binning, data, mean_draws, placeholder, settings.engine.at(SCATTER_DTYPE))
+    fast.set_error(error_at(x, plain_gains(data, fast.means(x)[0], measurement, K)))
+    errors_made = 1
+    scanned = _scan_kernel_param(fast, x, settings.scan_points)
+    if not np.array_equal(scanned, x):  # the scatter where the minimisation starts
+        x, errors_made = scanned, 2
+        fast.set_error(error_at(x, fast.profile_of(fast.means(x)[0]).gains))
+    result = least_squares(fast.residual, x, jac=fast.jacobian, bounds=(space.lower, space.upper),
+                           x_scale=space.widths, method="trf", max_nfev=settings.max_evaluations,
+                           ftol=1e-6, xtol=1e-6, gtol=1e-8)
+    x, evaluations = result.x, result.nfev
+    # float64: the Jacobian, one Gauss-Newton step from the float32 optimum, the covariance
+    exact = RecordProblem(space, grid, binning, data, mean_draws, fast.error, settings.engine.at(MEAN_DTYPE))
+    J = exact.jacobian(x)
+    x = space.clip(x - np.linalg.pinv(J) @ exact.residual(x))
+    model = exact.means(x)[0]
+    prof = exact.profile_of(model)
+    check = DetuningDraws.draw(settings.check_draws, n, linewidth, settings.seed, CHECK_DRAWS)
+    deviations = draw_deviations(space, grid, x, check, binning, settings.engine) * prof.gains[measurement]
+    covariance = sandwich(J, exact.error, real_stack(deviations), settings.mean_draws)
+    sd, value = derived_sd(space, x, covariance)
+    r2 = prof.residual**2
+    nb = binning.n_bins
+    by_measurement = tuple(float(r2[:nb][measurement == k].sum() + r2[nb:][measurement == k].sum()) for k in range(K))
+    counts = tuple(int(2 * np.sum(measurement == k)) for k in range(K))
+    simulations = fast.simulations + exact.simulations + len(check) + errors_made * len(draws)
+    return FamilyFit(space.kernel, space.names, x, covariance, np.linalg.pinv(J.T @ J, hermitian=True), value, sd,
+                     prof.chi2, 2 * nb - len(x) - 2 * K, by_measurement, counts, prof.gains, simulations, evaluations,
+                     time.perf_counter() - t0, model, exact.error, data, np.concatenate(binning.times_us(grid)),
+                     measurement)
+
+
+def _scan_kernel_param(problem: RecordProblem, x: np.ndarray, points: int) -> np.ndarray:
+    """``x`` with its kernel parameter set to the best of ``points`` values across the prior (and
+    its own), the other coordinates held: the residual's valleys along the range are far apart."""
+    space = problem.space
+    if points < 1 or KERNEL_PARAM not in space.names:
+        return x
+    i = space.index(KERNEL_PARAM)
+    lo, hi = space.parameters[i].lo, space.parameters[i].hi
+    candidates = np.repeat(x[None], points + 1, axis=0)
+    candidates[1:, i] = lo + (hi - lo) * (np.arange(points) + 0.5) / points
+    means = problem.means(candidates)
+    chi2 = [problem.profile_of(m).chi2 for m in means]
+    return candidates[int(np.argmin(chi2))]
+
+
+# ---- across families ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Estimate:
+    """A quantity's estimate and interval: ``value`` and [``lo``, ``hi``] at the fit's level."""
+
+    value: float
+    lo: float
+    hi: float
+
+
+@dataclass(frozen=True)
+class RecordFit:
+    """One record fitted by every plausible family.
+
+    families : the FamilyFit of each family fitted; probability : family -> posterior
+    probability (0 for the families not fitted); kernel : the most probable family;
+    estimates : name -> Estimate of L, W, alpha_xy, alpha_z, t2_us (the families' mixture, each
+    weighted by its probability) and of the chosen family's kernel parameter (``kernel_param``);
+    chi2_per_dof : the chosen family's; fits : whether the mean-field model describes the record;
+    level; seconds : the whole record's time.
+    """
+
+    families: tuple[FamilyFit, ...]
+    probability: dict
+    kernel: str
+    estimates: dict
+    chi2_per_dof: float
+    fits: bool
+    level: float
+    seconds: float
+
+    def family(self, kernel: str) -> FamilyFit:
+        return next(f for f in self.families if f.kernel == kernel)
+
+
+def fit_record(spaces: dict[str, FamilySpace], grid: RecordGrid, records: tuple[np.ndarray, ...], starts: dict,
+               settings: FitSettings = FitSettings(), *, prior: dict | None = None, on_family=None) -> RecordFit:
+    """Fit each family of ``spaces`` (kernel -> FamilySpace) from its start in ``starts`` (kernel
+    -> fitted coordinates) and compare them. ``prior``: kernel -> prior probability (default:
+    equal); ``on_family(kernel)`` is called after each family's fit."""
+    t0 = time.perf_counter()
+    if not spaces:
+        raise ParameterError("families: none to fit; give at least one")
+    fits = []
+    for kernel, space in spaces.items():
+        fits.append(fit_family(space, grid, records, starts[kernel], settings))
+        if on_family is not None:
+            on_family(kernel)
+    prior = prior or {k: 1.0 / len(spaces) for k in spaces}
+    probability = family_probabilities(fits, spaces, len(grid.protocol), prior)
+    kernel = max(probability, key=probability.get)
+    chosen = next(f for f in fits if f.kernel == kernel)
+    estimates = mixture_estimates(fits, probability, spaces, settings.level)
+    return RecordFit(tuple(fits), probability, kernel, estimates, chosen.chi2_per_dof,
+                     chosen.chi2_per_dof <= settings.chi2_threshold, settings.level, time.perf_counter() - t0)
+
+
+def family_probabilities(fits: list[FamilyFit], spaces: dict, n_measurements: int, prior: dict) -> dict:
+    """Posterior probabilities of the fitted families (Laplace evidence under the error model of
+    the family with the lowest χ²/dof, so that no family gains by its own covariance estimate)."""
+    best = min(fits, key=lambda f: f.chi2_per_dof)
+    white = best.error.whiten(real_stack(best.data))
+    log_evidence = {}
+    for f in fits:
+        chi2 = profile(white, f.model, best.error, best.measurement, n_measurements).chi2
+        _, logdet = np.linalg.slogdet(2 * math.pi * f.covariance)
+        log_evidence[f.kernel] = (-0.5 * chi2 - spaces[f.kernel].log_prior_volume + 0.5 * logdet
+                                  + math.log(prior[f.kernel]))
+    names = list(log_evidence)
+    values = np.array([log_evidence[k] for k in names])
+    p = np.exp(values - logsumexp(values))
+    return {k: float(v) for k, v in zip(names, p)}
+
+
+def mixture_estimates(fits: list[FamilyFit], probability: dict, spaces: dict, level: float) -> dict:
+    """Estimates and intervals: each reported quantity from the mixture of the families' normal
+    approximations weighted by their probability; the chosen family's own kernel parameter."""
+    z = norm.ppf(0.5 + level / 2)
+    tail = (1 - level) / 2
+    out = {}
+    for name in REPORTED:
+        parts = [(probability[f.kernel], f.value[name], f.sd[name]) for f in fits if name in f.value]
+        if not parts:
+            continue
+        w = np.array([p for p, _, _ in parts])
+        m = np.array([v for _, v, _ in parts])
+        s = np.maximum(np.array([sd for _, _, sd in parts]), 1e-300)
+        cdf = lambda t: float(np.sum(w * norm.cdf((t - m) / s)) / np.sum(w))  # noqa: E731
+        lo_edge, hi_edge = float(np.min(m - 10 * s)), float(np.max(m + 10 * s))
+        out[name] = Estimate(float(np.sum(w * m) / np.sum(w)), _quantile(cdf, tail, lo_edge, hi_edge),
+                             _quantile(cdf, 1 - tail, lo_edge, hi_edge))
+    best = max(fits, key=lambda f: probability[f.kernel])
+    if KERNEL_PARAM in best.value:
+        k, sd = best.value[KERNEL_PARAM], best.sd[KERNEL_PARAM]
+        space = spaces[best.kernel]
+        lo, hi = space.ranges[0].lo, space.ranges[0].hi
+        out[KERNEL_PARAM] = Estimate(k, max(lo, k - z * sd), min(hi, k + z * sd))
+    return out
+
+
+def _quantile(cdf, q: float, lo: float, hi: float) -> float:
+    """The q-quantile of a continuous ``cdf`` in [lo, hi] by bisection."""
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        if cdf(mid) < q:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)

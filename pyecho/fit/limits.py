@@ -1,0 +1,170 @@
+"""Information limits: the Cramér-Rao bound of every parameter, for any protocol, lattice and SNR.
+
+At a parameter point x of a family, the bound is what the records themselves allow: the inverse
+Fisher information of the binned records (pyecho.fit.forward) under their error model
+(pyecho.fit.error_model) -- complex white noise at the given SNR (pyecho.data.records'
+definition: σ = the largest first-sample |M| of the noise-free records over the SNR), the
+receiver's dead time, a free complex gain per measurement (profiled out), and the scatter of
+the lattice's own detuning draw as a full covariance. Every nuisance the prior draws (T2, the
+carrier offset, Γ₁) is a free parameter. The Jacobian is the same finite difference of the
+same whitened residual the fit uses (pyecho.fit.problem), central here, every point on the
+same draws; the model's mean is taken as exact (``mean_draws=None``): the bound is the
+records', not an estimator's. Derived quantities follow by the delta method: L through dL/dk,
+W = 2 alpha_xy + alpha_z, T2 = exp(log T2).
+
+:func:`bound_map` evaluates it across each family's prior: along its kernel parameter, the
+other parameters at the prior's middle.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pyecho.fit.error_model import ErrorModel, real_stack
+from pyecho.fit.forward import DEFAULT_BIN_SIZE, Binning, DetuningDraws, Engine, simulate_points
+from pyecho.fit.problem import RecordProblem, default_site_groups, scatter_at
+from pyecho.fit.space import ALPHA_XY, ALPHA_Z, KERNEL_PARAM, LOG_T2, FamilySpace
+from pyecho.physics.protocol import DEFAULT_DEAD_TIME_US, RecordGrid
+
+#: detuning draws of the bound's scatter covariance (simulated with site groups, and plain ones
+#: that add to its collective part), and of its derivatives' mean
+BOUND_DRAWS, BOUND_MORE_DRAWS, BOUND_MEAN_DRAWS = 8, 128, 4
+#: the quantities a bound reports beside the fitted coordinates
+DERIVED = ("L", "W", "t2_us")
+
+
+@dataclass(frozen=True)
+class BoundSettings:
+    """How a bound is computed: draws for the scatter (with site groups, ``draws``, and plain,
+    ``more_draws``: the collective part of the scatter has many more directions than a few draws
+    span, and a bound from too few is optimistic; docs/fit.md measures how it converges) and for
+    the mean, bin size, dead time (µs), the draws' seed, the engine."""
+
+    draws: int = BOUND_DRAWS
+    more_draws: int = BOUND_MORE_DRAWS
+    mean_draws: int = BOUND_MEAN_DRAWS
+    bin_size: int = DEFAULT_BIN_SIZE
+    dead_time_us: float = DEFAULT_DEAD_TIME_US
+    seed: int = 0
+    engine: Engine = Engine()
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The Cramér-Rao bound at one point of one family.
+
+    kernel, names : the family and its fitted coordinates; x : the point; snr; lattice;
+    covariance : (n, n) the bound on the fitted coordinates' covariance;
+    sd : name -> Cramér-Rao standard deviation, for every fitted coordinate and for L, W and
+    t2_us (µs); value : name -> the point's value of each;
+    scatter_share : the share of the error model's total variance that is the detuning draw's
+    (the rest is noise)."""
+
+    kernel: str
+    names: tuple[str, ...]
+    x: np.ndarray = field(repr=False)
+    snr: float
+    lattice: int
+    covariance: np.ndarray = field(repr=False)
+    sd: dict
+    value: dict
+    scatter_share: float
+
+
+def derived_sd(space: FamilySpace, x: np.ndarray, covariance: np.ndarray) -> tuple[dict, dict]:
+    """(sd, value) of every fitted coordinate and of L, W, t2_us at ``x`` from a covariance of
+    the fitted coordinates (delta method; a coordinate the prior fixes has sd 0)."""
+    names = space.names
+    sd = {n: float(math.sqrt(max(covariance[i, i], 0.0))) for i, n in enumerate(names)}
+    value = {n: float(v) for n, v in zip(names, x)}
+    physical = space.values(x)
+    value["L"] = space.length(physical[KERNEL_PARAM])
+    sd["L"] = abs(space.length_slope(physical[KERNEL_PARAM])) * sd.get(KERNEL_PARAM, 0.0)
+    gradient = np.array([{ALPHA_XY: 2.0, ALPHA_Z: 1.0}.get(n, 0.0) for n in names])
+    value["W"] = 2.0 * physical[ALPHA_XY] + physical[ALPHA_Z]
+    sd["W"] = float(math.sqrt(max(gradient @ covariance @ gradient, 0.0)))
+    if "t2_us" in physical:
+        value["t2_us"] = physical["t2_us"]
+        sd["t2_us"] = value["t2_us"] * sd.get(LOG_T2, 0.0)
+    return sd, value
+
+
+def cramer_rao(space: FamilySpace, grid: RecordGrid, x, snr: float, settings: BoundSettings = BoundSettings(), *,
+               draws: DetuningDraws | None = None) -> Bound:
+    """The Cramér-Rao bound at point ``x`` of ``space`` for records on ``grid`` at ``snr``
+    (inf: no noise, the draw scatter alone). ``draws``: the detuning draws (default: drawn from
+    ``settings.seed``; pass the same draws to compare points)."""
+    x = space.clip(x)
+    n = space.config.lattice
+    draws = draws or DetuningDraws.draw(settings.draws + settings.more_draws, n, space.config.linewidth_khz,
+                                        settings.seed)
+    valid = tuple(~grid.dead_mask(k, settings.dead_time_us) for k in range(len(grid.protocol)))
+    binning = Binning.of(grid, valid, settings.bin_size)
+    grouped, more = draws.split(settings.draws)
+    scatter = scatter_at(space, grid, x, grouped, binning, default_site_groups(n), settings.engine,
+                         more_draws=more if len(more) else None)
+    mean_draws = draws.first(settings.mean_draws)
+    first = simulate_points(space, grid, x, mean_draws, engine=settings.engine)
+    amplitude = max(float(np.abs(R[0, :, 0].mean())) for R in first)  # the SNR's A0 (pyecho.data.records)
+    sigma = amplitude / snr
+    K = len(grid.protocol)
+    error = ErrorModel.build(scatter, np.ones(K, complex), binning.measurement, np.full(K, sigma), settings.bin_size,
+                             mean_draws=None)
+    data = binning.apply(first).mean(axis=1)[0]
+    problem = RecordProblem(space, grid, binning, data, mean_draws, error, settings.engine)
+    problem.seed_mean(x, data)
+    J = problem.jacobian(x, central=True)
+    covariance = np.linalg.pinv(J.T @ J, hermitian=True)
+    sd, value = derived_sd(space, x, covariance)
+    scatter_var = float(np.trace(scatter.covariance))
+    share = scatter_var / (scatter_var + float(np.sum(error.noise_var)))
+    return Bound(space.kernel, space.names, x, float(snr), n, covariance, sd, value, share)
+
+
+@dataclass(frozen=True)
+class BoundMap:
+    """Bounds along each family's kernel parameter (the other parameters at the prior's middle):
+    ``bounds`` in order of family, then kernel parameter."""
+
+    bounds: tuple[Bound, ...]
+    snr: float
+    protocol: str
+    lattice: int
+
+    def family(self, kernel: str) -> tuple[Bound, ...]:
+        return tuple(b for b in self.bounds if b.kernel == kernel)
+
+    def to_rows(self) -> list[dict]:
+        """One dict per bound: family, point, and each quantity's value and Cramér-Rao sd."""
+        rows = []
+        for b in self.bounds:
+            row = {"kernel": b.kernel, "snr": b.snr, "lattice": b.lattice, "protocol": self.protocol,
+                   "scatter_share": b.scatter_share}
+            for name in (*b.names, *DERIVED):
+                if name in b.sd:
+                    row[name], row[f"{name}_sd"] = b.value[name], b.sd[name]
+            rows.append(row)
+        return rows
+
+
+def bound_map(spaces: dict[str, FamilySpace], grid: RecordGrid, snr: float, points: int = 5,
+              settings: BoundSettings = BoundSettings(), on_point=None) -> BoundMap:
+    """:func:`cramer_rao` at ``points`` kernel-parameter values across each family's prior
+    (evenly spaced, ends excluded by half a step), the same draws everywhere; ``on_point()`` is
+    called after each."""
+    bounds = []
+    draws = None
+    for kernel, space in spaces.items():
+        lo, hi = space.ranges[0].lo, space.ranges[0].hi
+        step = (hi - lo) / points
+        for k in lo + step * (np.arange(points) + 0.5):
+            x = space.point(kernel_param=k) if KERNEL_PARAM in space.names else space.center()
+            draws = draws or DetuningDraws.draw(settings.draws + settings.more_draws, space.config.lattice,
+                                                space.config.linewidth_khz, settings.seed)
+            bounds.append(cramer_rao(space, grid, x, snr, settings, draws=draws))
+            if on_point is not None:
+                on_point()
+    first = next(iter(spaces.values()))
+    return BoundMap(tuple(bounds), float(snr), grid.protocol.text, first.config.lattice)

@@ -1,0 +1,123 @@
+"""The Cramér-Rao bound against a closed form, and fits that must find what made the record."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from pyecho.data.sampling import DatasetConfig
+from pyecho.fit.estimate import FitSettings, fit_family, fit_record
+from pyecho.fit.forward import Binning, DetuningDraws, Engine, simulate_points
+from pyecho.fit.limits import BoundSettings, bound_map, cramer_rao
+from pyecho.fit.space import KERNEL_PARAM, LOG_T2, FamilySpace
+from pyecho.physics.protocol import RecordGrid
+from tests.fit.conftest import SMALL, small_grid
+
+#: one Hahn echo of spins that do not couple and all sit on resonance: M(t) = -i/2 exp(-t/T2)
+DECAY = DatasetConfig(lattice=8, protocol="hahn@90/8", linewidth_khz=0.0, alpha_xy_range=(0.0, 0.0),
+                      alpha_z_range=(0.0, 0.0), w_range=(0.0, 0.1), xi_range=(2.0, 2.0), t2_us_range=(30.0, 300.0),
+                      n_per_kernel=1, part_size=1)
+QUICK_BOUND = BoundSettings(draws=2, more_draws=0, mean_draws=2, bin_size=4, dead_time_us=1.0)
+
+
+def closed_form_sd_log_t2(grid: RecordGrid, t2_us: float, snr: float, bin_size: int, dead_time_us: float) -> float:
+    """The Cramér-Rao sd of log T2 for binned records g (-i/2) exp(-t/T2) + complex white noise
+    (σ = |M(dt)| / snr per quadrature), the complex gain g free."""
+    binning = Binning.of(grid, (~grid.dead_mask(0, dead_time_us),), bin_size)
+    t = grid.times_us(0)[binning.starts[0][:, None] + np.arange(bin_size)]
+    mu = np.exp(-t / t2_us).mean(axis=1)
+    d = (np.exp(-t / t2_us) * t / t2_us).mean(axis=1)  # d mu / d log T2
+    sigma = 0.5 * math.exp(-grid.dt_us / t2_us) / snr
+    fisher = (0.5**2 / (sigma**2 / bin_size)) * (d @ d - (d @ mu) ** 2 / (mu @ mu))
+    return 1.0 / math.sqrt(fisher)
+
+
+@pytest.mark.parametrize("snr", [100.0, 25.0])
+def test_bound_of_an_exponential_decay_is_the_closed_form(snr):
+    space = FamilySpace("gaussian", DECAY)
+    assert space.names == (LOG_T2,)
+    grid = small_grid(DECAY)
+    x = space.point(t2_us=120.0)
+    bound = cramer_rao(space, grid, x, snr, QUICK_BOUND)
+    expected = closed_form_sd_log_t2(grid, 120.0, snr, QUICK_BOUND.bin_size, QUICK_BOUND.dead_time_us)
+    assert bound.sd[LOG_T2] == pytest.approx(expected, rel=2e-3)
+    assert bound.sd["t2_us"] == pytest.approx(120.0 * expected, rel=2e-3)
+    assert bound.scatter_share == 0.0  # every site on resonance: no draw moves the record
+
+
+def test_bound_carries_the_draw_scatter():
+    """On a lattice with a linewidth the draw scatter adds to the noise: the bound at SNR inf is
+    not zero, and the bound at SNR 200 lies above it."""
+    space = FamilySpace("power", SMALL)
+    grid = small_grid()
+    x = space.point(kernel_param=2.0, alpha_xy=0.3, alpha_z=0.2, t2_us=100.0)
+    settings = BoundSettings(draws=4, more_draws=4, mean_draws=2, bin_size=4, dead_time_us=1.0)
+    noiseless = cramer_rao(space, grid, x, math.inf, settings)
+    noisy = cramer_rao(space, grid, x, 200.0, settings)
+    assert noiseless.scatter_share == 1.0 and 0 < noisy.scatter_share < 1
+    assert 0 < noiseless.sd[KERNEL_PARAM] < noisy.sd[KERNEL_PARAM]
+    assert noisy.sd["W"] > 0 and noisy.sd["L"] == pytest.approx(abs(space.length_slope(2.0)) * noisy.sd[KERNEL_PARAM])
+
+
+def test_bound_map_covers_each_family():
+    spaces = {k: FamilySpace(k, SMALL) for k in ("gaussian", "power")}
+    m = bound_map(spaces, small_grid(), 200.0, points=2,
+                  settings=BoundSettings(draws=2, more_draws=0, mean_draws=2, bin_size=8, dead_time_us=1.0))
+    assert [b.kernel for b in m.bounds] == ["gaussian", "gaussian", "power", "power"]
+    assert [round(b.value[KERNEL_PARAM], 3) for b in m.family("power")] == [1.5, 2.5]
+    rows = m.to_rows()
+    assert {"kernel", "L", "L_sd", "kernel_param_sd", "W_sd", "t2_us_sd"} <= set(rows[0])
+
+
+def _own_record(space, grid, x, settings, gains):
+    """The fit's own model at ``x`` (its first ``mean_draws`` draws) as a record with ``gains``,
+    the dead time missing: a fit must find x exactly."""
+    draws = DetuningDraws.draw(settings.mean_draws, space.config.lattice, space.config.linewidth_khz, settings.seed)
+    records = simulate_points(space, grid, x, draws, engine=Engine(dtype="float64"))
+    out = []
+    for k, R in enumerate(records):
+        R = R[0].mean(axis=0) * gains[k]
+        R[grid.dead_mask(k, settings.dead_time_us)] = np.nan
+        out.append(R)
+    return tuple(out)
+
+
+SETTINGS = FitSettings(draws=4, mean_draws=2, check_draws=8, bin_size=4, dead_time_us=1.0, scan_points=3,
+                       max_evaluations=8)
+
+
+def test_fit_finds_the_point_and_gains_of_its_own_model():
+    space = FamilySpace("power", SMALL)
+    grid = small_grid()
+    truth = space.point(kernel_param=1.8, alpha_xy=0.3, alpha_z=0.15, t2_us=80.0, center_khz=0.5)
+    gains = np.array([3.0 * np.exp(0.7j), 0.2 * np.exp(-2.0j)])
+    records = _own_record(space, grid, truth, SETTINGS, gains)
+    start = space.point(kernel_param=2.6, alpha_xy=0.28, alpha_z=0.17, t2_us=90.0, center_khz=0.0)
+    f = fit_family(space, grid, records, start, SETTINGS)
+    np.testing.assert_allclose(f.x, truth, atol=1e-4 * space.widths.max(), rtol=1e-4)
+    np.testing.assert_allclose(f.gains, gains, rtol=1e-5)
+    assert f.chi2 < 1e-6 * f.dof
+    assert all(sd > 0 for sd in f.sd.values())
+    assert f.value["L"] == pytest.approx(space.length(1.8), rel=1e-4)
+
+
+def test_the_true_family_wins_and_the_record_fits():
+    """A gaussian record: the gaussian fit leaves nothing, the power law's leaves a χ² above it
+    and loses (on 16 x 16 the draw scatter keeps the power law possible: not by much)."""
+    config = SMALL.replace(lattice=16)
+    spaces = {k: FamilySpace(k, config) for k in ("gaussian", "power")}
+    grid = small_grid(config)
+    truth = spaces["gaussian"].point(kernel_param=2.2, alpha_xy=0.35, alpha_z=0.2, t2_us=60.0)
+    records = _own_record(spaces["gaussian"], grid, truth, SETTINGS, np.ones(2))
+    starts = {"gaussian": spaces["gaussian"].point(kernel_param=3.0, alpha_xy=0.35, alpha_z=0.2, t2_us=60.0),
+              "power": spaces["power"].point(kernel_param=2.0, alpha_xy=0.35, alpha_z=0.2, t2_us=60.0)}
+    fit = fit_record(spaces, grid, records, starts, SETTINGS)
+    assert fit.family("gaussian").chi2 < 1e-6 < fit.family("power").chi2
+    assert fit.kernel == "gaussian" and fit.probability["gaussian"] > 0.7
+    assert sum(fit.probability.values()) == pytest.approx(1.0)
+    assert fit.fits
+    est = fit.estimates
+    assert est["L"].lo <= spaces["gaussian"].length(2.2) <= est["L"].hi
+    assert est[KERNEL_PARAM].value == pytest.approx(2.2, abs=1e-3)
+    assert est["W"].lo < 2 * 0.35 + 0.2 < est["W"].hi
