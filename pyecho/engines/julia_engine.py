@@ -255,6 +255,7 @@ class JuliaEngine:
                 longitudinal_shift=sub.longitudinal_shift,
                 scheme=sub.scheme,
                 field_every=int(sub.field_every),
+                site_groups=int(sub.site_groups),
                 device=device,
                 T=precision,
             )

@@ -35,26 +35,31 @@ end
 """
     DeviceRecorder
 
-The series stays on the GPU while the simulation runs (real and imaginary parts, B × n_steps,
-as site sums); it is copied to the host once, at the end.
+The series stays on the GPU while the simulation runs (real and imaginary parts,
+B × G × n_steps, as sums over each site group's sites); it is copied to the host once, at the
+end.
 """
-struct DeviceRecorder{T<:AbstractFloat,A<:CuArray{T,3},M<:CuArray{T,2}}
-    sum_x::A      # 1 × 1 × B work buffers for the site sums
+struct DeviceRecorder{T<:AbstractFloat,A<:CuArray{T,5},M<:CuArray{T,3}}
+    sum_x::A      # g × 1 × g × 1 × B work buffers for the group sums
     sum_y::A
     series_x::M
     series_y::M
-    n_sites::Int
+    sites_per_group::Int
+    site_groups::Int
 end
 
-function EchoSim.make_recorder(::CUDADevice, st::EchoState{T}, n_samples::Integer) where {T}
+function EchoSim.make_recorder(::CUDADevice, st::EchoState{T}, n_samples::Integer, site_groups::Integer) where {T}
     n1, n2, nb = state_size(st)
-    return DeviceRecorder(CUDA.zeros(T, 1, 1, nb), CUDA.zeros(T, 1, 1, nb),
-                          CUDA.zeros(T, nb, n_samples), CUDA.zeros(T, nb, n_samples), n1 * n2)
+    g = site_groups
+    return DeviceRecorder(CUDA.zeros(T, g, 1, g, 1, nb), CUDA.zeros(T, g, 1, g, 1, nb),
+                          CUDA.zeros(T, nb, g * g, n_samples), CUDA.zeros(T, nb, g * g, n_samples),
+                          n1 * n2 ÷ (g * g), g)
 end
 
 function EchoSim.series(rec::DeviceRecorder)
-    inv_sites = 1 / rec.n_sites
-    return ComplexF64.(Array(rec.series_x) .* inv_sites, Array(rec.series_y) .* inv_sites)
+    inv_sites = 1 / rec.sites_per_group
+    M = ComplexF64.(Array(rec.series_x) .* inv_sites, Array(rec.series_y) .* inv_sites)
+    return rec.site_groups == 1 ? M[:, 1, :] : M
 end
 
 """Launch `kernel!(args...)` with one thread per site (`n` sites in all); the type parameters
@@ -113,17 +118,20 @@ function EchoSim.advance_block!(::CUDADevice, st::EchoState{T}, rec::DeviceRecor
                                 n_block::Integer, history::Bool) where {T}
     (; mx, my, mz, omega, cxy, fz, cxy_prev, fz_prev, alpha_xy, alpha_z,
        transverse, longitudinal, shift, dt, use_z, extrapolated) = st
+    n1, n2, nb = state_size(st)
     slope_weight = history ? inv(T(st.field_every)) : zero(T)
     for s in 1:n_block
         c = (s - T(1 // 2)) * slope_weight
         save = extrapolated && s == n_block
         launch_per_site!(step_kernel!, length(mx), mx, my, mz, omega, cxy, fz, cxy_prev, fz_prev,
-                         alpha_xy, alpha_z, transverse, longitudinal, shift, dt, c, rec.n_sites,
+                         alpha_xy, alpha_z, transverse, longitudinal, shift, dt, c, n1 * n2,
                          use_z, history, save)
-        sum!(rec.sum_x, mx)
-        sum!(rec.sum_y, my)
-        @views rec.series_x[:, start + s] .= vec(rec.sum_x)
-        @views rec.series_y[:, start + s] .= vec(rec.sum_y)
+        # rows i ≡ a - 1, columns j ≡ c - 1 (mod g): the reshape splits each axis into (residue, block)
+        g = rec.site_groups
+        sum!(rec.sum_x, reshape(mx, g, n1 ÷ g, g, n2 ÷ g, nb))
+        sum!(rec.sum_y, reshape(my, g, n1 ÷ g, g, n2 ÷ g, nb))
+        @views rec.series_x[:, :, start + s] .= transpose(reshape(rec.sum_x, g * g, nb))
+        @views rec.series_y[:, :, start + s] .= transpose(reshape(rec.sum_y, g * g, nb))
     end
     return nothing
 end

@@ -6,34 +6,38 @@
 """
     HostRecorder
 
-The recorded series `M[b, k]` (B × n_steps, ComplexF64) and per-column partial sums of
-``m_x, m_y`` (n × field_every × B: column, step of the block, simulation) that the threaded
-block fills.
+The recorded series `M[b, g, k]` (B × G × n_steps, ComplexF64: one series per site group,
+`G = site_groups²`) and per-column partial sums of ``m_x, m_y`` over the rows of each row
+residue (site_groups × n × field_every × B: row residue, column, step of the block,
+simulation) that the threaded block fills.
 """
 struct HostRecorder{T<:AbstractFloat}
-    series::Matrix{ComplexF64}
-    partial_x::Array{T,3}
-    partial_y::Array{T,3}
+    series::Array{ComplexF64,3}
+    partial_x::Array{T,4}
+    partial_y::Array{T,4}
+    site_groups::Int
 end
 
 """
-    make_recorder(dev, st, n_samples)
+    make_recorder(dev, st, n_samples, site_groups)
 
-A recorder for `n_samples` samples of every simulation of `st` on `dev`.
+A recorder for `n_samples` samples of every simulation of `st` on `dev`, one series per site
+group (see [`simulate_batch`](@ref)).
 """
-function make_recorder(::CPUDevice, st::EchoState{T}, n_samples::Integer) where {T}
+function make_recorder(::CPUDevice, st::EchoState{T}, n_samples::Integer, site_groups::Integer) where {T}
     _, n2, nb = state_size(st)
-    return HostRecorder{T}(Matrix{ComplexF64}(undef, nb, n_samples),
-                           Array{T,3}(undef, n2, st.field_every, nb),
-                           Array{T,3}(undef, n2, st.field_every, nb))
+    g = site_groups
+    return HostRecorder{T}(Array{ComplexF64,3}(undef, nb, g * g, n_samples),
+                           Array{T,4}(undef, g, n2, st.field_every, nb),
+                           Array{T,4}(undef, g, n2, st.field_every, nb), g)
 end
 
 """
-    series(rec) -> Matrix{ComplexF64}
+    series(rec) -> Array{ComplexF64}
 
-The recorded ``M(t_k)``, one row per simulation.
+The recorded ``M(t_k)``: B × n_steps, or B × G × n_steps with site groups.
 """
-series(rec::HostRecorder) = rec.series
+series(rec::HostRecorder) = rec.site_groups == 1 ? rec.series[:, 1, :] : rec.series
 
 """
     apply_pulse!(dev, st, p)
@@ -73,6 +77,7 @@ function advance_block!(::CPUDevice, st::EchoState{T}, rec::HostRecorder{T}, sta
     (; mx, my, mz, omega, cxy, fz, cxy_prev, fz_prev, alpha_xy, alpha_z,
        transverse, longitudinal, shift, dt, use_z, extrapolated) = st
     px, py = rec.partial_x, rec.partial_y
+    g = rec.site_groups
     slope_weight = history ? inv(T(st.field_every)) : zero(T)
     Threads.@threads for col in 1:(n2 * nb)
         q, r = divrem(col - 1, n2)
@@ -80,11 +85,12 @@ function advance_block!(::CPUDevice, st::EchoState{T}, rec::HostRecorder{T}, sta
         @inbounds begin
             axy, az = alpha_xy[b], alpha_z[b]
             e_perp, e_par, m_shift = transverse[b], longitudinal[b], shift[b]
-            for s in 1:n_block
-                px[j, s, b] = zero(T)
-                py[j, s, b] = zero(T)
+            for s in 1:n_block, a in 1:g
+                px[a, j, s, b] = zero(T)
+                py[a, j, s, b] = zero(T)
             end
             for i in 1:n1
+                a = mod(i - 1, g) + 1  # the row residue: the site's group along the first axis
                 site = CartesianIndex(i, j, b)
                 fxy = cxy[i, j, b]
                 fzz = use_z ? fz[i, j, b] : zero(T)
@@ -103,17 +109,18 @@ function advance_block!(::CPUDevice, st::EchoState{T}, rec::HostRecorder{T}, sta
                     bz = use_z ? w + az * (fzz + c * dzz) : w
                     x, y, z = rotate_site(x, y, z, axy * real(gxy), axy * imag(gxy), bz, dt)
                     x, y, z = relax_site(x, y, z, e_perp, e_par, m_shift)
-                    px[j, s, b] += x
-                    py[j, s, b] += y
+                    px[a, j, s, b] += x
+                    py[a, j, s, b] += y
                 end
                 store_site!(mx, my, mz, site, (x, y, z))
             end
         end
     end
-    inv_sites = 1 / (n1 * n2)
-    @inbounds for b in 1:nb, s in 1:n_block
-        rec.series[b, start + s] = ComplexF64(sum(view(px, :, s, b)) * inv_sites,
-                                              sum(view(py, :, s, b)) * inv_sites)
+    # group a + g (c - 1): rows i ≡ a - 1 and columns j ≡ c - 1 (mod g), n1 n2 / g² sites
+    inv_sites = g * g / (n1 * n2)
+    @inbounds for b in 1:nb, s in 1:n_block, c in 1:g, a in 1:g
+        rec.series[b, a + g * (c - 1), start + s] = ComplexF64(sum(view(px, a, c:g:n2, s, b)) * inv_sites,
+                                                               sum(view(py, a, c:g:n2, s, b)) * inv_sites)
     end
     return nothing
 end

@@ -7,9 +7,9 @@ const SCHEMES = (:explicit, :extrapolated)
 """
     simulate_batch(omega, kernel_grid, alpha_xy, alpha_z, pulse_steps, pulse_angle, pulse_phase,
                    n_steps, dt; transverse_decay=ones(B), longitudinal_decay=ones(B),
-                   longitudinal_shift=zeros(B), scheme=:explicit, field_every=1, device=:cpu,
-                   T=Float32, fftw_flags=FFTW.MEASURE, fftw_threads=Threads.nthreads())
-        -> Matrix{ComplexF64}
+                   longitudinal_shift=zeros(B), scheme=:explicit, field_every=1, site_groups=1,
+                   device=:cpu, T=Float32, fftw_flags=FFTW.MEASURE,
+                   fftw_threads=Threads.nthreads()) -> Array{ComplexF64}
 
 Simulate `B` pulse sequences of mean-field coupled spins 1/2 on an `n × n` periodic lattice.
 
@@ -45,6 +45,10 @@ Simulate `B` pulse sequences of mean-field coupled spins 1/2 on an `n × n` peri
   `field_every`, ``F_{prev}`` the previous evaluation; the first block after every pulse holds
   ``F``). Strings work too.
 - `field_every`: steps per field evaluation, ≥ 1.
+- `site_groups`: `g ≥ 1` dividing `n`: with `g > 1` one series per interleaved site group
+  instead of one per simulation; group `a + g (c - 1)` holds the sites `(i, j)` with
+  `i - 1 ≡ a - 1` and `j - 1 ≡ c - 1 (mod g)` (pyecho's `site_group_means` on its transposed
+  arrays: the same groups, numbered alike); the groups' mean is the series.
 - `device`: `:cpu` (threads: start Julia with `--threads` / `JULIA_NUM_THREADS`) or `:cuda`
   (needs `using CUDA` and a functional GPU).
 - `T`: working precision, `Float32` or `Float64`.
@@ -52,7 +56,8 @@ Simulate `B` pulse sequences of mean-field coupled spins 1/2 on an `n × n` peri
 
 # Returns
 `M[b, k]` ``= (1/N) Σ_i (⟨I^x_i⟩ + i⟨I^y_i⟩)`` after step `k` (``t_k = k\\,dt``),
-`k = 1 … n_steps`. Every spin starts along +z.
+`k = 1 … n_steps` (B × n_steps); with `site_groups = g > 1`, `M[b, group, k]`, the mean over
+each group's sites (B × g² × n_steps). Every spin starts along +z.
 
 # Example
 A Hahn echo (θ about x at t = 0, 2θ about y after `n_tau` steps; the echo is sample `2n_tau`):
@@ -148,17 +153,19 @@ function run_echo(dev::AbstractDevice, ::Type{T}, omega::AbstractArray{<:Real,3}
                   longitudinal_decay::AbstractVector{<:Real}=ones(size(omega, 3)),
                   longitudinal_shift::AbstractVector{<:Real}=zeros(size(omega, 3)),
                   scheme::Union{Symbol,AbstractString}=:explicit, field_every::Integer=1,
-                  fftw_flags::Integer=FFTW.MEASURE,
+                  site_groups::Integer=1, fftw_flags::Integer=FFTW.MEASURE,
                   fftw_threads::Integer=Threads.nthreads()) where {T}
     T === Float32 || T === Float64 || throw(ArgumentError("T: got $T; allowed: Float32, Float64"))
     check_device(dev)
     extrapolated = parse_scheme(scheme, field_every)
     check_inputs(omega, kernel_grid, alpha_xy, alpha_z, pulse_steps, pulse_angle, pulse_phase, n_steps, dt,
                  transverse_decay, longitudinal_decay, longitudinal_shift)
+    site_groups >= 1 && size(omega, 1) % site_groups == 0 ||
+        throw(ArgumentError("site_groups: got $site_groups; must be an integer >= 1 that divides n = $(size(omega, 1))"))
     st = EchoState(dev, T; omega, kernel_grid, alpha_xy, alpha_z, pulse_angle, pulse_phase,
                    transverse_decay, longitudinal_decay, longitudinal_shift, dt, extrapolated, field_every,
                    planner=(flags=fftw_flags, threads=fftw_threads))
-    rec = make_recorder(dev, st, n_steps)
+    rec = make_recorder(dev, st, n_steps, site_groups)
     run_sequence!(dev, st, rec, segments(pulse_steps, n_steps))
     return series(rec), st
 end

@@ -316,6 +316,33 @@ maxdiff(a, b) = maximum(abs, a .- b)
         end
     end
 
+    @testset "site groups: each group's own sites, their mean the echo" begin
+        n, n_tau, dt, g = 8, 12, 0.16, 4
+        omega, K = random_batch(n; seed=3)
+        B = size(omega, 3)
+        z = zeros(B)
+        for T in (Float64, Float32)
+            # without coupling every site precesses alone: a group's record is (-i/2) mean(exp(-iωt)) over its sites
+            Mg = simulate_batch(omega, K, z, z, pulse_train(fill(π / 2, B), n_tau)..., dt; T, site_groups=g)
+            @test size(Mg) == (B, g * g, 3n_tau)
+            t = dt * n_tau
+            for b in 1:B, c in 1:g, a in 1:g
+                sites = omega[a:g:n, c:g:n, b]
+                expected = -0.5im * sum(cis.(-t .* sites)) / length(sites)
+                @test abs(Mg[b, a + g * (c - 1), n_tau] - expected) <= TOLERANCE[T]
+            end
+            # with coupling, relaxation and the extrapolated scheme the groups average to the echo
+            steps, angle, phase, n_steps = pulse_train(fill(1.1, B), n_tau; n_refocus=2)
+            args = (omega, K, fill(0.3, B), fill(0.2, B), steps, angle, phase, n_steps, dt)
+            options = (scheme=:extrapolated, field_every=3, transverse_decay=fill(0.99, B))
+            M = simulate_batch(args...; T, options...)
+            Mg = simulate_batch(args...; T, options..., site_groups=2)
+            @test maxdiff(dropdims(sum(Mg; dims=2); dims=2) ./ 4, M) <= (T === Float64 ? 1e-13 : 1e-5)
+        end
+        @test_throws ArgumentError simulate_batch(omega, K, z, z, pulse_train(fill(π / 2, B), n_tau)..., dt;
+                                                  site_groups=3)
+    end
+
     @testset "batching does not mix simulations" begin
         omega, K = random_batch(8; seed=5)
         B = size(omega, 3)
@@ -385,6 +412,9 @@ maxdiff(a, b) = maximum(abs, a .- b)
                     Mcpu = simulate_batch(args...; T, options...)
                     Mgpu = Base.invokelatest(simulate_batch, args...; device=:cuda, T, options...)
                     @test maxdiff(Mcpu, Mgpu) <= TOLERANCE[T]
+                    Gcpu = simulate_batch(args...; T, options..., site_groups=4)
+                    Ggpu = Base.invokelatest(simulate_batch, args...; device=:cuda, T, options..., site_groups=4)
+                    @test maxdiff(Gcpu, Ggpu) <= TOLERANCE[T]
                 end
             end
         end
