@@ -15,4 +15,4 @@ def main() -> None:
 
 # Each module registers its commands on `app` when imported.
 # in workflow order, which is the order `pyecho --help` lists them
-from pyecho_cli import echo, sweep, sim, design, learn, fit, demo, bench, converge, info, julia  # noqa: E402,F401,I001
+from pyecho_cli import echo, sweep, sim, design, limits, learn, fit, demo, bench, converge, info, julia  # noqa: E402,F401,I001

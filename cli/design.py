@@ -38,6 +38,11 @@ def design(
     snr: Annotated[float, typer.Option(help="SNR the protocols are compared at (initial |M| over the noise std)")] = 200.0,
     folds: Annotated[int, typer.Option(help="Cross-validation folds on the design rows")] = 5,
     device: Annotated[str, typer.Option(help="Simulation device: auto, cpu or cuda")] = "auto",
+    bound_top: Annotated[int, typer.Option(
+        min=0, help="Also rank the probe's best N protocols (and the 90-degree Hahn echo) by their Cramér-Rao bound on "
+        "L (pyecho limits; minutes per protocol and point)")] = 0,
+    bound_points: Annotated[int, typer.Option(min=1, help="Points per family of each protocol's bound")] = 2,
+    bound_more_draws: Annotated[int, typer.Option(min=0, help="Plain detuning draws of each bound's scatter")] = 64,
     executor: ExecutorOpt = "serial",
     scheduler: SchedulerOpt = None,
     workers: WorkersOpt = None,
@@ -84,8 +89,11 @@ def design(
         if hahn is not None and HAHN_90.text not in best.measurements:
             maps = {"hahn@90/100 alone": (hahn,), **maps}
         idmap = identifiability_map(probe, maps)
-    files = write_design(result, out)
+    files = [*write_design(result, out)]
     plot_identifiability(idmap, out / "identifiability.png")
+    if bound_top:
+        files += _rank_by_bound(config, data, result, snr, bound_top, bound_points, bound_more_draws, seed, device, out,
+                                console)
 
     tasks = [(t, title) for t, title in (("pvnp", "F1 P"), ("kernel3", "macro-F1"), ("L", "R² L"), ("W", "R² W"),
                                           ("alpha_z", "R² α_z"), ("t2_us", "R² log T2"))
@@ -99,3 +107,45 @@ def design(
     console.print(f"best protocol: [bold]{best.label}[/] (design score {best.score:.3f}); test rows: "
                   + ", ".join(f"{title} {table_value(best.test, t):.3f}" for t, title in tasks))
     console.print(f"[green]wrote[/] {', '.join(str(f) for f in files)}, {out / 'identifiability.png'}")
+
+
+def _rank_by_bound(config, data, result, snr: float, top: int, points: int, more_draws: int, seed: int, device: str,
+                   out: Path, console: Console) -> list[Path]:
+    """The probe's ``top`` protocols and the 90-degree Hahn echo ranked by their Cramér-Rao bound
+    on L; written to design_bound.csv and printed."""
+    import os
+
+    import polars as pl
+
+    from pyecho.atomic import atomic_path
+    from pyecho.fit.batch import engine_for
+    from pyecho.fit.limits import BoundSettings
+    from pyecho.learn.design.limits import rank_by_bound
+    from pyecho.physics.protocol import HAHN_90
+    from pyecho_cli.fit import COMPILE_POLICY
+
+    os.environ.setdefault("PYECHO_TORCH_COMPILE", COMPILE_POLICY)
+    protocols = {e.label: ",".join(e.measurements) for e in result.ranked()[:top]}
+    if data.protocol.covering(HAHN_90) is not None:
+        protocols.setdefault(HAHN_90.text, HAHN_90.text)
+    settings = BoundSettings(more_draws=more_draws, seed=seed, engine=engine_for(device))
+    with console.status("Cramér-Rao bounds") as status:
+        done = [0]
+
+        def advance() -> None:
+            done[0] += 1
+            status.update(f"Cramér-Rao bounds: {done[0]} of {len(protocols) * points * len(config.kernels)}")
+
+        ranked = rank_by_bound(config, protocols, snr, points, settings, on_point=advance)
+    table = Table("#", "protocol", "time (ms)", "bound score", *(f"L sd / prior sd, {k}" for k in ranked[0].ratio),
+                  title=f"pyecho design: protocols by their Cramér-Rao bound on L, SNR {snr:g} (lower is better)")
+    rows = []
+    for rank, b in enumerate(ranked, 1):
+        table.add_row(str(rank), b.label, f"{b.time_us / 1000:.2f}", f"{b.score:.3f}", *(f"{v:.3f}" for v in b.ratio.values()))
+        rows.append({"protocol": b.label, "time_us": b.time_us, "bound_score": b.score,
+                     **{f"L_sd_over_prior_{k}": v for k, v in b.ratio.items()}})
+    Console().print(table)
+    path = out / "design_bound.csv"
+    with atomic_path(path) as tmp:
+        pl.DataFrame(rows).write_csv(tmp)
+    return [path]

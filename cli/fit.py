@@ -14,7 +14,7 @@ from rich.table import Table
 from pyecho.errors import ParameterError
 from pyecho_cli.app import app
 from pyecho_cli.errors import user_errors
-from pyecho_cli.options import ExecutorOpt, SchedulerOpt, WorkersOpt
+from pyecho_cli.options import SchedulerOpt
 from pyecho_cli.sim import executor_option
 
 #: the fit's simulations are hundreds of small batches on one lattice and time grid: compiling
@@ -52,9 +52,12 @@ def fit(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the fit's detuning draws.")] = 0,
     level: Annotated[float, typer.Option("--level", help="Level of the intervals.")] = 0.9,
     device: Annotated[str, typer.Option("--device", help="Simulation device: auto, cpu or cuda.")] = "auto",
-    executor: ExecutorOpt = "serial",
+    executor: Annotated[str, typer.Option(
+        "--executor", help="dask (one task per record and family on a Dask cluster: a local one with a single-threaded "
+        "worker per core, or --scheduler's) or serial (one after another in this process).")] = "dask",
     scheduler: SchedulerOpt = None,
-    workers: WorkersOpt = None,
+    workers: Annotated[Optional[int], typer.Option(
+        "--workers", help="Worker processes of the local Dask cluster, one thread each (default: one per core).")] = None,
     figures: Annotated[bool, typer.Option("--figures/--no-figures", help="A figure per record (with --out).")] = True,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Start the --out run over.")] = False,
 ) -> None:
@@ -65,6 +68,10 @@ def fit(
     from pyecho.fit.space import FAMILIES, load_prior
     from pyecho.learn.predict import headline_dir, predict_echoes
 
+    if executor == "dask" and scheduler is None and workers is None:
+        from dask.system import CPU_COUNT  # the cores this process may use
+
+        workers = CPU_COUNT
     where = executor_option(executor, scheduler, workers)
     if lattice is not None and lattice < 4:
         raise ParameterError(f"--lattice: got {lattice}; must be at least 4")
@@ -96,12 +103,14 @@ def fit(
                            on_record=lambda res: (progress.advance(task),
                                                   progress.console.print(f"record {res.index}: {res.kernel}, "
                                                                          f"{'fits' if res.fits else 'does not fit'}, "
-                                                                         f"{res.seconds:.0f} s")))
+                                                                         f"{res.seconds:.0f} core-s")))
     seconds = time.perf_counter() - t0
+    per_record = f"{seconds / max(len(results), 1):.0f} s per record"
     if out is not None:
         paths = write_table(results, out)
-        err.print(f"{len(results)} record(s) in {seconds:.0f} s ({seconds / max(len(results), 1):.0f} s per record) "
-                  f"-> {paths[0]}, {paths[1]}")
+        err.print(f"{len(results)} record(s) in {seconds:.0f} s ({per_record}) -> {paths[0]}, {paths[1]}")
+    else:
+        err.print(f"{len(results)} record(s) in {seconds:.0f} s ({per_record})")
     if len(results) == 1:
         _print_one(results[0])
     elif out is None:
@@ -135,5 +144,5 @@ def _print_one(res) -> None:
     chi2 = ", ".join(f"{c:.2f}" for c in res.chi2_by_measurement)
     table.add_row("χ²/dof (per measurement)", f"{res.chi2_per_dof:.3f} ({chi2})")
     table.add_row("fits", "yes" if res.fits else "[bold red]no[/]: the mean-field model does not describe the record")
-    table.add_row("time", f"{res.seconds:.0f} s, {res.simulations} simulations")
+    table.add_row("time", f"{res.seconds:.0f} s of one core's fitting, {res.simulations} simulations")
     Console().print(table)

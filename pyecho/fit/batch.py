@@ -26,7 +26,7 @@ from pyecho.atomic import atomic_path
 from pyecho.data.factory import SERIAL, Executor, PartsLost, dask_client, map_on_dask
 from pyecho.data.sampling import DatasetConfig
 from pyecho.errors import InputFileError, ParameterError
-from pyecho.fit.estimate import REPORTED, FitSettings, RecordFit, fit_record
+from pyecho.fit.estimate import REPORTED, FamilyFit, FitSettings, RecordFit, compare_families, fit_family
 from pyecho.fit.forward import Engine
 from pyecho.fit.space import ALPHA_XY, ALPHA_Z, FAMILIES, KERNEL_PARAM, FamilySpace
 from pyecho.physics.protocol import RecordGrid
@@ -97,7 +97,8 @@ class RecordResult:
     likelihoods (0 where not fitted); model_probability : the learned model's; fits : whether
     the mean-field model describes the record (chi2_per_dof at most the threshold);
     chi2_by_measurement : χ²/n of each measurement; estimates : name -> (value, lo, hi) at
-    ``level``; families : those fitted; seconds, simulations."""
+    ``level``; families : those fitted; by_family : family -> its own fit (chi2_per_dof, and
+    value and sd of its kernel parameter and L); seconds, simulations."""
 
     index: int
     kernel: str
@@ -109,6 +110,7 @@ class RecordResult:
     estimates: dict
     level: float
     families: tuple[str, ...]
+    by_family: dict
     seconds: float
     simulations: int
 
@@ -119,7 +121,11 @@ class RecordResult:
                    dict(item.probability), fit.fits, fit.chi2_per_dof,
                    tuple(c / n for c, n in zip(chosen.chi2_by_measurement, chosen.n_by_measurement)),
                    {k: (e.value, e.lo, e.hi) for k, e in fit.estimates.items()}, fit.level,
-                   tuple(f.kernel for f in fit.families), fit.seconds, sum(f.simulations for f in fit.families))
+                   tuple(f.kernel for f in fit.families),
+                   {f.kernel: {"chi2_per_dof": f.chi2_per_dof,
+                               **{q: (f.value[q], f.sd[q]) for q in (KERNEL_PARAM, "L") if q in f.value}}
+                    for f in fit.families},
+                   fit.seconds, sum(f.simulations for f in fit.families))
 
     def row(self) -> dict:
         """The table's columns for this record."""
@@ -130,6 +136,10 @@ class RecordResult:
             out |= {name: value, f"{name}_lo": lo, f"{name}_hi": hi}
         out |= {f"chi2_m{k + 1}": c for k, c in enumerate(self.chi2_by_measurement)}
         out |= {f"model_p_{k}": self.model_probability.get(k, math.nan) for k in FAMILIES}
+        for k in FAMILIES:
+            own = self.by_family.get(k, {})
+            out |= {f"{k}_chi2_per_dof": own.get("chi2_per_dof", math.nan),
+                    f"{k}_kernel_param": own.get(KERNEL_PARAM, (math.nan,))[0], f"{k}_L": own.get("L", (math.nan,))[0]}
         return out | {"families": ",".join(self.families), "seconds": self.seconds, "simulations": self.simulations}
 
     def to_json(self) -> str:
@@ -141,6 +151,8 @@ class RecordResult:
         d["chi2_by_measurement"] = tuple(d["chi2_by_measurement"])
         d["families"] = tuple(d["families"])
         d["estimates"] = {k: tuple(v) for k, v in d["estimates"].items()}
+        d["by_family"] = {k: {q: tuple(v) if isinstance(v, list) else v for q, v in own.items()}
+                          for k, own in d["by_family"].items()}
         return cls(**d)
 
 
@@ -160,14 +172,24 @@ def starts(spaces: dict[str, FamilySpace], prediction: dict) -> dict[str, np.nda
     return out
 
 
-def fit_one(job: FitJob, item: RecordInput, out: Path | None) -> RecordResult:
-    """Fit one record by the job's families (written under ``out`` when given)."""
+def families_to_fit(job: FitJob, item: RecordInput) -> tuple[str, ...]:
+    """The families a record is fitted by: the job's, or those the learned model gives at least
+    ``min_probability`` (the likeliest one where none does)."""
     spaces = job.spaces()
     chosen = job.families or tuple(k for k in spaces if item.probability.get(k, 0.0) >= job.min_probability)
-    if not chosen:  # the model is sure of a family the prior has not: fit the likeliest one
-        chosen = (max(spaces, key=lambda k: item.probability.get(k, 0.0)),)
-    spaces = {k: spaces[k] for k in chosen}
-    fit = fit_record(spaces, job.grid, item.records, starts(spaces, item.prediction), job.settings)
+    return chosen or (max(spaces, key=lambda k: item.probability.get(k, 0.0)),)
+
+
+def fit_one_family(job: FitJob, item: RecordInput, kernel: str) -> FamilyFit:
+    """One record fitted by one family, from the learned model's prediction."""
+    space = job.spaces()[kernel]
+    return fit_family(space, job.grid, item.records, starts({kernel: space}, item.prediction)[kernel], job.settings)
+
+
+def finish_record(job: FitJob, item: RecordInput, fits: list[FamilyFit], out: Path | None) -> RecordResult:
+    """A record's family fits compared, written under ``out`` (its JSON, and its figure)."""
+    spaces = job.spaces()
+    fit = compare_families(fits, {f.kernel: spaces[f.kernel] for f in fits}, job.grid, job.settings)
     result = RecordResult.of(item, fit)
     if out is not None:
         if job.figures:
@@ -183,14 +205,14 @@ def fit_one(job: FitJob, item: RecordInput, out: Path | None) -> RecordResult:
 def prepare_run(job: FitJob, out: Path, *, overwrite: bool = False) -> set[int]:
     """Create (or check) the run folder; returns the indices already fitted there."""
     run_file = out / RUN_FILE
-    wanted = job.to_dict()
+    wanted = json.loads(json.dumps(job.to_dict()))
     if run_file.is_file() and not overwrite:
         try:
             have = json.loads(run_file.read_text())
         except (OSError, ValueError) as exc:
             raise InputFileError(f"{run_file}: not readable ({exc}); use --overwrite to start over") from None
-        if have != json.loads(json.dumps(wanted)):
-            differ = sorted(k for k in wanted if have.get(k) != json.loads(json.dumps(wanted[k])))
+        if have != wanted:
+            differ = sorted(k for k in wanted if have.get(k) != wanted[k])
             raise ParameterError(f"--out {out}: holds a fit run with other settings ({', '.join(differ)}); use another "
                                  "folder, the same options, or --overwrite to start over")
     elif overwrite and out.exists():
@@ -205,32 +227,40 @@ def prepare_run(job: FitJob, out: Path, *, overwrite: bool = False) -> set[int]:
 
 def run_fits(job: FitJob, items: list[RecordInput], out: Path | None, *, executor: Executor = SERIAL,
              on_record: Callable[[RecordResult], None] | None = None) -> list[RecordResult]:
-    """Fit every item (serially, or one Dask task per record) and return their results in
-    index order; with ``out``, records already fitted there are read back, not fitted again.
-    ``on_record(result)`` after each record fitted now."""
+    """Fit every item and return their results in index order: one task per record and family,
+    here one after another or on a Dask cluster (a local one: a single-threaded worker per core;
+    the fits' small simulation batches run faster on one thread each than on several), each
+    record compared and written as soon as its last family is in. With ``out``, records already
+    fitted there are read back, not fitted again. ``on_record(result)`` after each record."""
     done = {}
     if out is not None:
         for index in prepare_run(job, out) & {item.index for item in items}:
             done[index] = RecordResult.from_json((out / RECORD_DIR / f"{record_name(index)}.json").read_text())
-    todo = [item for item in items if item.index not in done]
+    todo = {item.index: item for item in items if item.index not in done}
+    wanted = {index: families_to_fit(job, item) for index, item in todo.items()}
+    fitted: dict[int, list[FamilyFit]] = {index: [] for index in todo}
 
-    def finished(index, result: RecordResult) -> None:
-        done[index] = result
-        if on_record is not None:
-            on_record(result)
+    def family_done(key, fit: FamilyFit) -> None:
+        index, _ = key
+        fitted[index].append(fit)
+        if len(fitted[index]) == len(wanted[index]):
+            fits = sorted(fitted.pop(index), key=lambda f: wanted[index].index(f.kernel))
+            done[index] = finish_record(job, todo[index], fits, out)
+            if on_record is not None:
+                on_record(done[index])
 
+    tasks = {(index, kernel): (job, todo[index], kernel) for index in todo for kernel in wanted[index]}
     if executor.kind == "dask":
-        remote = None if out is None else out.absolute()
         with dask_client(executor, job.settings.engine.device) as client:
-            lost = map_on_dask(client, fit_one, {item.index: (job, item, remote) for item in todo},
-                               name=f"fit-{out.name if out else 'records'}", on_done=finished)
+            lost = map_on_dask(client, fit_one_family, tasks, name=f"fit-{out.name if out else 'records'}",
+                               on_done=family_done)
         if lost:
-            raise PartsLost(f"{len(lost)} of {len(todo)} record(s) did not come back from the Dask cluster (record "
-                            f"{lost[0][0]}: {lost[0][1]}); every record written under {out} is complete, rerun the "
-                            "same command to fit the rest")
+            raise PartsLost(f"{len(lost)} of {len(tasks)} record-and-family fit(s) did not come back from the Dask "
+                            f"cluster ({lost[0][0]}: {lost[0][1]}); every record written under {out} is complete, "
+                            "rerun the same command to fit the rest")
     else:
-        for item in todo:
-            finished(item.index, fit_one(job, item, out))
+        for key, args in tasks.items():
+            family_done(key, fit_one_family(*args))
     return [done[item.index] for item in items]
 
 

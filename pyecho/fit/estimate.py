@@ -7,12 +7,13 @@ For each kernel family still plausible, :func:`fit_family`
    (pyecho.data.records.estimate_noise);
 2. estimates the error model at the start (pyecho.fit.error_model: the draw scatter from one
    grouped simulation per draw, the gains by least squares);
-3. scans the kernel parameter across its prior at the start's other values (the learned models
-   place W, the alphas and T2 well, the range poorly) and starts from the best, with the error
-   model estimated again there if the scan moved;
-4. minimises the whitened, gain-profiled residual with scipy's trust-region reflective
+3. minimises the whitened, gain-profiled residual with scipy's trust-region reflective
    least squares inside the prior's box, on float32 simulations, the Jacobian by forward
    differences on the fit's common detuning draws;
+4. estimates the error model again at that optimum, scans the kernel parameter across its prior
+   at the optimum's other values (the learned models place W, the alphas and T2 well, the range
+   poorly, and the residual's valleys along the range are far apart) and, where a scanned point
+   beats the optimum, minimises again from it and keeps the better;
 5. at the optimum, in float64: the Jacobian, one Gauss-Newton step, and the covariance of the
    estimate -- measured against independent draws (the sandwich, error_model.sandwich), since
    an error model estimated from a few draws under-states the scatter along exactly the
@@ -33,6 +34,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.linalg import solve_triangular
 from scipy.optimize import least_squares
 from scipy.special import logsumexp
 from scipy.stats import norm
@@ -61,7 +63,7 @@ class FitSettings:
     check_draws : independent draws at the optimum, whose spread the estimate's covariance is
     measured against (the sandwich, pyecho.fit.error_model.sandwich); bin_size : samples per
     bin; dead_time_us : left out after every pulse (µs); scan_points : kernel-parameter values
-    tried before the optimiser starts; max_evaluations : residual evaluations of the
+    tried after the first minimisation; max_evaluations : residual evaluations of each
     minimisation; chi2_threshold :
     the largest χ²/dof of a record the model fits; level : the intervals' level; seed : the
     draws' seed; engine : where the simulations run.
@@ -99,7 +101,8 @@ class FamilyFit:
     norm, dof its degrees of freedom; chi2_by_measurement : (K,) each measurement's share,
     n_by_measurement its values; gains : (K,) complex receiver gains; simulations, evaluations,
     seconds. The binned record ``data`` (Nb,), its bins' ``times_us`` and ``measurement``, the
-    ``model`` record and the error model are kept for the comparison of families and the figure.
+    ``model`` record, the error model and ``check_deviations`` (M, 2Nb: the independent draws'
+    scatter at the optimum, record units) are kept for the comparison of families and the figure.
     """
 
     kernel: str
@@ -122,6 +125,7 @@ class FamilyFit:
     data: np.ndarray = field(repr=False)
     times_us: np.ndarray = field(repr=False)
     measurement: np.ndarray = field(repr=False)
+    check_deviations: np.ndarray = field(repr=False)
 
     @property
     def chi2_per_dof(self) -> float:
@@ -169,15 +173,26 @@ def fit_family(space: FamilySpace, grid: RecordGrid, records: tuple[np.ndarray, 
     placeholder = ErrorModel(np.eye(2 * binning.n_bins), np.ones(2 * binning.n_bins), 0.0)
     fast = RecordProblem(space, grid, binning, data, mean_draws, placeholder, settings.engine.at(SCATTER_DTYPE))
     fast.set_error(error_at(x, plain_gains(data, fast.means(x)[0], measurement, K)))
-    errors_made = 1
+
+    def minimise(point):
+        return least_squares(fast.residual, point, jac=fast.jacobian, bounds=(space.lower, space.upper),
+                             x_scale=space.widths, method="trf", max_nfev=settings.max_evaluations,
+                             ftol=1e-6, xtol=1e-6, gtol=1e-8)
+
+    # first every coordinate from the start (the carrier offset and Γ₁, which no learned model
+    # predicts, can move the residual more than the kernel does); then, with the error model of
+    # that optimum, the kernel parameter scanned across its prior, and a second minimisation from
+    # the best scanned point if it beats the first (the residual's valleys along the range are
+    # far apart)
+    first = minimise(x)
+    x, evaluations = first.x, first.nfev
+    fast.set_error(error_at(x, fast.profile_of(fast.means(x)[0]).gains))
     scanned = _scan_kernel_param(fast, x, settings.scan_points)
-    if not np.array_equal(scanned, x):  # the scatter where the minimisation starts
-        x, errors_made = scanned, 2
-        fast.set_error(error_at(x, fast.profile_of(fast.means(x)[0]).gains))
-    result = least_squares(fast.residual, x, jac=fast.jacobian, bounds=(space.lower, space.upper),
-                           x_scale=space.widths, method="trf", max_nfev=settings.max_evaluations,
-                           ftol=1e-6, xtol=1e-6, gtol=1e-8)
-    x, evaluations = result.x, result.nfev
+    if not np.array_equal(scanned, x):
+        second = minimise(scanned)
+        evaluations += second.nfev
+        if fast.profile_of(fast.means(second.x)[0]).chi2 < fast.profile_of(fast.means(x)[0]).chi2:
+            x = second.x
     # float64: the Jacobian, one Gauss-Newton step from the float32 optimum, the covariance
     exact = RecordProblem(space, grid, binning, data, mean_draws, fast.error, settings.engine.at(MEAN_DTYPE))
     J = exact.jacobian(x)
@@ -185,18 +200,18 @@ def fit_family(space: FamilySpace, grid: RecordGrid, records: tuple[np.ndarray, 
     model = exact.means(x)[0]
     prof = exact.profile_of(model)
     check = DetuningDraws.draw(settings.check_draws, n, linewidth, settings.seed, CHECK_DRAWS)
-    deviations = draw_deviations(space, grid, x, check, binning, settings.engine) * prof.gains[measurement]
-    covariance = sandwich(J, exact.error, real_stack(deviations), settings.mean_draws)
+    deviations = real_stack(draw_deviations(space, grid, x, check, binning, settings.engine) * prof.gains[measurement])
+    covariance = sandwich(J, exact.error, deviations, settings.mean_draws)
     sd, value = derived_sd(space, x, covariance)
     r2 = prof.residual**2
     nb = binning.n_bins
     by_measurement = tuple(float(r2[:nb][measurement == k].sum() + r2[nb:][measurement == k].sum()) for k in range(K))
     counts = tuple(int(2 * np.sum(measurement == k)) for k in range(K))
-    simulations = fast.simulations + exact.simulations + len(check) + errors_made * len(draws)
+    simulations = fast.simulations + exact.simulations + len(check) + 2 * len(draws)  # two error models
     return FamilyFit(space.kernel, space.names, x, covariance, np.linalg.pinv(J.T @ J, hermitian=True), value, sd,
                      prof.chi2, 2 * nb - len(x) - 2 * K, by_measurement, counts, prof.gains, simulations, evaluations,
                      time.perf_counter() - t0, model, exact.error, data, np.concatenate(binning.times_us(grid)),
-                     measurement)
+                     measurement, deviations)
 
 
 def _scan_kernel_param(problem: RecordProblem, x: np.ndarray, points: int) -> np.ndarray:
@@ -233,7 +248,7 @@ class RecordFit:
     estimates : name -> Estimate of L, W, alpha_xy, alpha_z, t2_us (the families' mixture, each
     weighted by its probability) and of the chosen family's kernel parameter (``kernel_param``);
     chi2_per_dof : the chosen family's; fits : whether the mean-field model describes the record;
-    level; seconds : the whole record's time.
+    level; seconds : the families' fitting time, summed (one core's seconds).
     """
 
     families: tuple[FamilyFit, ...]
@@ -250,38 +265,58 @@ class RecordFit:
 
 
 def fit_record(spaces: dict[str, FamilySpace], grid: RecordGrid, records: tuple[np.ndarray, ...], starts: dict,
-               settings: FitSettings = FitSettings(), *, prior: dict | None = None, on_family=None) -> RecordFit:
+               settings: FitSettings = FitSettings(), *, prior: dict | None = None) -> RecordFit:
     """Fit each family of ``spaces`` (kernel -> FamilySpace) from its start in ``starts`` (kernel
-    -> fitted coordinates) and compare them. ``prior``: kernel -> prior probability (default:
-    equal); ``on_family(kernel)`` is called after each family's fit."""
-    t0 = time.perf_counter()
+    -> fitted coordinates), one after another, and compare them (:func:`compare_families`)."""
     if not spaces:
         raise ParameterError("families: none to fit; give at least one")
-    fits = []
-    for kernel, space in spaces.items():
-        fits.append(fit_family(space, grid, records, starts[kernel], settings))
-        if on_family is not None:
-            on_family(kernel)
-    prior = prior or {k: 1.0 / len(spaces) for k in spaces}
-    probability = family_probabilities(fits, spaces, len(grid.protocol), prior)
+    fits = [fit_family(space, grid, records, starts[kernel], settings) for kernel, space in spaces.items()]
+    return compare_families(fits, spaces, grid, settings, prior=prior)
+
+
+def compare_families(fits: list[FamilyFit], spaces: dict[str, FamilySpace], grid: RecordGrid,
+                     settings: FitSettings = FitSettings(), *, prior: dict | None = None) -> RecordFit:
+    """One record's family fits compared: their probabilities (``prior``: kernel -> prior
+    probability, default equal), the estimates from their mixture, the goodness of fit.
+    ``RecordFit.seconds`` is the families' fitting time summed (one core's)."""
+    prior = prior or {f.kernel: 1.0 / len(fits) for f in fits}
+    probability = family_probabilities(fits, spaces, len(grid.protocol), prior, settings.mean_draws)
     kernel = max(probability, key=probability.get)
     chosen = next(f for f in fits if f.kernel == kernel)
     estimates = mixture_estimates(fits, probability, spaces, settings.level)
     return RecordFit(tuple(fits), probability, kernel, estimates, chosen.chi2_per_dof,
-                     chosen.chi2_per_dof <= settings.chi2_threshold, settings.level, time.perf_counter() - t0)
+                     chosen.chi2_per_dof <= settings.chi2_threshold, settings.level, sum(f.seconds for f in fits))
 
 
-def family_probabilities(fits: list[FamilyFit], spaces: dict, n_measurements: int, prior: dict) -> dict:
-    """Posterior probabilities of the fitted families (Laplace evidence under the error model of
-    the family with the lowest χ²/dof, so that no family gains by its own covariance estimate)."""
+def family_probabilities(fits: list[FamilyFit], spaces: dict, n_measurements: int, prior: dict,
+                         mean_draws: int) -> dict:
+    """Posterior probabilities of the fitted families from their Laplace evidence.
+
+    The likelihood ratio of a family F against the best-fitting one B is read under B's error
+    model, and calibrated against independent draws: under the error model, half the χ²
+    difference is a statistic s = dᵀC⁻¹(y - (μ_F + μ_B)/2) with mean ±D²/2 and variance
+    D² = dᵀC⁻¹d (d = μ_F - μ_B, the two fitted records); with the record's real scatter its
+    variance is V, measured with B's check draws and noise, and the log likelihood ratio of s
+    is s D²/V. An error model that under-states the scatter along d (D²/V < 1) is overconfident
+    by that factor, and so is discounted by it. The Occam factor of each family is its prior
+    density times its posterior volume (from the covariance)."""
     best = min(fits, key=lambda f: f.chi2_per_dof)
-    white = best.error.whiten(real_stack(best.data))
+    C = best.error
+    white = C.whiten(real_stack(best.data))
+    profiles = {f.kernel: profile(white, f.model, C, best.measurement, n_measurements) for f in fits}
+    fitted = {f.kernel: real_stack(f.model * profiles[f.kernel].gains[best.measurement]) for f in fits}
     log_evidence = {}
     for f in fits:
-        chi2 = profile(white, f.model, best.error, best.measurement, n_measurements).chi2
+        log_ratio = 0.0
+        if f is not best:
+            d_white = C.whiten(fitted[f.kernel] - fitted[best.kernel])
+            z = solve_triangular(C.chol, d_white, lower=True, trans="T", check_finite=False)  # C⁻¹ d
+            variance = ((1.0 + 1.0 / mean_draws) * np.var(best.check_deviations @ z, ddof=1)
+                        + float(np.sum(C.noise_var * z**2)))
+            discount = float(d_white @ d_white) / variance if variance > 0 else 1.0
+            log_ratio = -0.5 * (profiles[f.kernel].chi2 - profiles[best.kernel].chi2) * discount
         _, logdet = np.linalg.slogdet(2 * math.pi * f.covariance)
-        log_evidence[f.kernel] = (-0.5 * chi2 - spaces[f.kernel].log_prior_volume + 0.5 * logdet
-                                  + math.log(prior[f.kernel]))
+        log_evidence[f.kernel] = log_ratio - spaces[f.kernel].log_prior_volume + 0.5 * logdet + math.log(prior[f.kernel])
     names = list(log_evidence)
     values = np.array([log_evidence[k] for k in names])
     p = np.exp(values - logsumexp(values))

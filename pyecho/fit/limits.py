@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+import polars as pl
 
+from pyecho.atomic import atomic_path
 from pyecho.fit.error_model import ErrorModel, real_stack
 from pyecho.fit.forward import DEFAULT_BIN_SIZE, Binning, DetuningDraws, Engine, simulate_points
 from pyecho.fit.problem import RecordProblem, default_site_groups, scatter_at
@@ -123,6 +126,20 @@ def cramer_rao(space: FamilySpace, grid: RecordGrid, x, snr: float, settings: Bo
     return Bound(space.kernel, space.names, x, float(snr), n, covariance, sd, value, share)
 
 
+def prior_sd(space: FamilySpace) -> dict:
+    """The prior's standard deviation of every fitted coordinate (uniform in its range) and of L
+    (the kernel parameter uniform in its range), W and t2_us: what a bound is measured against."""
+    out = {p.name: p.width / math.sqrt(12.0) for p in space.parameters}
+    grid = np.linspace(space.ranges[0].lo, space.ranges[0].hi, 257)
+    out["L"] = float(np.std([space.length(k) for k in grid]))
+    if ALPHA_XY in out and ALPHA_Z in out:
+        out["W"] = math.sqrt(4 * out[ALPHA_XY] ** 2 + out[ALPHA_Z] ** 2)  # the W window narrows it a little
+    if LOG_T2 in space.names:
+        log_t2 = space.parameters[space.index(LOG_T2)]
+        out["t2_us"] = float(np.std(np.exp(np.linspace(log_t2.lo, log_t2.hi, 257))))
+    return out
+
+
 @dataclass(frozen=True)
 class BoundMap:
     """Bounds along each family's kernel parameter (the other parameters at the prior's middle):
@@ -135,6 +152,11 @@ class BoundMap:
 
     def family(self, kernel: str) -> tuple[Bound, ...]:
         return tuple(b for b in self.bounds if b.kernel == kernel)
+
+    def rms_sd(self, kernel: str, name: str) -> float:
+        """The root mean square of ``name``'s Cramér-Rao sd over the family's points: the bound on
+        an unbiased estimator's RMSE over the map, the scale a model's RMSE is set against."""
+        return float(math.sqrt(np.mean([b.sd[name] ** 2 for b in self.family(kernel)])))
 
     def to_rows(self) -> list[dict]:
         """One dict per bound: family, point, and each quantity's value and Cramér-Rao sd."""
@@ -168,3 +190,15 @@ def bound_map(spaces: dict[str, FamilySpace], grid: RecordGrid, snr: float, poin
                 on_point()
     first = next(iter(spaces.values()))
     return BoundMap(tuple(bounds), float(snr), grid.protocol.text, first.config.lattice)
+
+
+def write_bound_map(result: BoundMap, out: str | Path) -> tuple[Path, Path]:
+    """``limits.parquet`` and ``limits.csv`` in folder ``out``: one row per point (atomically)."""
+    frame = pl.DataFrame(result.to_rows())
+    out = Path(out)
+    paths = out / "limits.parquet", out / "limits.csv"
+    with atomic_path(paths[0]) as tmp:
+        frame.write_parquet(tmp)
+    with atomic_path(paths[1]) as tmp:
+        frame.write_csv(tmp)
+    return paths

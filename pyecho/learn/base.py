@@ -182,6 +182,12 @@ class Budget:
     calibration_copies: int = 3    # each calibration row is also noised this many times (SNRs of the training range)
     trust_per_kernel: int = 100    # fresh samples per kernel simulated to check the predictor as a user meets it
     design_max_samples: int = 3000  # the measurement study's linear probe reads at most this many samples
+    # the Cramér-Rao bound the models are set against (pyecho.learn.design.limits): points per
+    # family, and detuning draws with site groups and plain ones (docs/fit.md: more is slower
+    # and less optimistic)
+    limit_points: int = 2
+    limit_draws: int = 8
+    limit_more_draws: int = 64
     rocket_kernels: int = 4_000    # MiniRocket kernels: ~4 000 features keep its ridge path to ~1 min at 20 000 rows
     cnn_max_epochs: int = 40
     cnn_patience: int = 6
@@ -197,7 +203,8 @@ FULL = Budget()
 QUICK = Budget(rf_trees=40, aux_trees=20, cv_folds=3, prune_cv_folds=2, svm_max_train=500,
                vae_full_hidden=(64, 16), vae_window_hidden=(32, 16), vae_max_epochs=8, vae_batch=64,
                kmeans_max_samples=1000, rocket_kernels=2_000, cnn_max_epochs=8, cnn_patience=3,
-               validation_size=0.15, calibration_size=0.2, curve_sizes=(40, 80, 120), trust_per_kernel=20)
+               validation_size=0.15, calibration_size=0.2, curve_sizes=(40, 80, 120), trust_per_kernel=20,
+               limit_points=1, limit_draws=2, limit_more_draws=0)
 
 
 # --------------------------------------------------------------------------- data

@@ -28,7 +28,9 @@ from pyecho.fit.space import save_prior
 from pyecho.learn.calibration.conformal import DEFAULT_LEVEL
 from pyecho.learn.calibration.trust import run_trust_check
 from pyecho.learn.design.identifiability import HAHN_ALONE, run_measurement_study
-from pyecho.learn.models.candidates import check_calibration_rows, model_rows, run_candidate_seeds, run_candidates
+from pyecho.learn.design.limits import run_limits
+from pyecho.learn.models.candidates import (check_calibration_rows, model_rows, run_candidate_seeds, run_candidates,
+                                           targets_of)
 from pyecho.learn.models.inputs import check_readable
 from pyecho.learn.models.curves import run_learning_curves
 from pyecho.learn.predictor import HEADLINE_DIR, EchoPredictor
@@ -48,7 +50,8 @@ __all__ = ["Budget", "FULL", "QUICK", "LearnRun", "run_learn"]
 #: the progress bar's stages, in order
 STAGES = ("features", "PCA + k-means", "VAE (full series)", "VAE (window)", "P vs NP", "pruning curves",
           "Table I zoo", "3-class kernel", "regression", "W screening", "seeds", "paper's leak", "beyond the paper",
-          "Hahn echo alone", "measurements", "learning curves", "trust on measured echoes", "report")
+          "Hahn echo alone", "measurements", "learning curves", "trust on measured echoes", "information limits",
+          "report")
 
 
 #: where ``run_learn(..., stream=True)`` keeps its scratch files, inside the report directory: the
@@ -296,6 +299,9 @@ def _run_learn(data, out: Path, quick: bool, seed: int, n_jobs: int, window: int
         config = checked.config  # fresh echoes need the simulation's own prior
         trust = (run_trust_check(predictor, config, n_per_kernel=budget.trust_per_kernel, seed=seed, note=st.note)
                  if isinstance(config, DatasetConfig) else None)
+        st.start("information limits")
+        limits = (run_limits(config, candidates, targets_of(ld).take(candidates.rows.test), budget, note=st.note)
+                  if isinstance(config, DatasetConfig) else None)
 
         st.start("report")
         models = save_models(out / "models", feats.layout, pvnp, kernel3, regression, (vae_full, vae_window), seed)
@@ -311,7 +317,7 @@ def _run_learn(data, out: Path, quick: bool, seed: int, n_jobs: int, window: int
                                vae_window=vae_window, pvnp=pvnp, pruning=pruning, zoo=zoo, kernel3=kernel3,
                                regression=regression, wscreen=wscreen, seeds=seed_study, leak=leak, candidates=candidates,
                                candidate_seeds=candidate_seeds, hahn_seeds=hahn_seeds, measurements=measurements,
-                               curves=curves, trust=trust, models=models, data=ld,
+                               curves=curves, trust=trust, limits=limits, models=models, data=ld,
                                paper_data=paper)
         metrics = build_metrics(results)
         write_report(out, results, make_figures(results, out / "figures"))

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields
 from pyecho.learn.base import NO_JSON, Budget, ByFeatureSet, LearnData, ModelScore, Split
 from pyecho.learn.calibration.trust import TrustReport
 from pyecho.learn.design.identifiability import MeasurementStudy
+from pyecho.learn.design.limits import LimitsStudy
 from pyecho.learn.models.candidates import CandidateSeeds, CandidatesResult
 from pyecho.learn.paper.classify import ClassifierResult, PruningCurve, ZooResult
 from pyecho.learn.models.curves import LearningCurves
@@ -89,6 +90,7 @@ class LearnResults:
     measurements: MeasurementStudy
     curves: LearningCurves | None
     trust: TrustReport | None
+    limits: LimitsStudy | None
     models: tuple[SavedModel, ...]
     data: LearnData = field(metadata=NO_JSON)
     #: what the paper's pipeline read: ``data``, or its 90° Hahn echoes of a subsample

@@ -73,6 +73,13 @@ def test_learn_stream_and_a_paper_subsample(dataset, tmp_path):
     assert all(s["peak_rss_gb"] is None or s["peak_rss_gb"] > 0 for s in stages)
     peaks = [s["peak_rss_gb"] for s in stages]
     assert metrics["peak_rss_gb"] == (None if None in peaks else max(peaks))
+    # the models against the Cramér-Rao bound of the dataset's own prior, lattice and protocol
+    limits = metrics["results"]["limits"]
+    assert {(row["kernel"], row["target"]) for row in limits["rows"]} >= {("power", "L"), ("gaussian", "W")}
+    assert all(row["bound_sd"] > 0 and row["model_rmse"] > 0 for row in limits["rows"])
+    assert len(limits["points"]) == 3 * QUICK.limit_points and limits["lattice"] == CONFIG.lattice
+    report = (tmp_path / "streamed" / "report.md").read_text()
+    assert "## Information limits" in report and (tmp_path / "streamed" / "figures" / "fig_limits.png").is_file()
 
 
 def test_learn_refuses_a_window_the_hahn_echo_cannot_hold_in_one_line(dataset, tmp_path):

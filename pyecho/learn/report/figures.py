@@ -55,6 +55,7 @@ class FigurePaths:
     identifiability: str
     selection: str | None
     curves: str | None
+    limits: str | None = None
 
     def names(self) -> list[str]:
         """The files written (a figure that does not apply to the run, such as the forward
@@ -465,6 +466,15 @@ def fig_curves(r: LearnResults, out: Path) -> str | None:
     return _save(fig, out / "fig_learning_curves.png")
 
 
+def fig_limits(r: LearnResults, out: Path) -> str | None:
+    """The Cramér-Rao bound map of the dataset's prior (pyecho limits' figure)."""
+    if r.limits is None:
+        return None
+    from pyecho.fit.figures import plot_bound_map
+
+    return plot_bound_map(r.limits.bound_map, r.limits.prior, out / "fig_limits.png").name
+
+
 def make_figures(r: LearnResults, out: Path) -> FigurePaths:
     """Write every figure into ``out`` (created) and return their file names."""
     out.mkdir(parents=True, exist_ok=True)
@@ -477,4 +487,5 @@ def make_figures(r: LearnResults, out: Path) -> FigurePaths:
         importance_alpha_xy=fig_reg_importance(r, out, Target.ALPHA_XY, 12),
         kernel3=fig_kernel3(r, out), vae_training=fig_vae_training(r, out), leak=fig_leak(r, out),
         candidates=fig_candidates(r, out), calibration=fig_calibration(r, out),
-        identifiability=fig_identifiability(r, out), selection=fig_selection(r, out), curves=fig_curves(r, out))
+        identifiability=fig_identifiability(r, out), selection=fig_selection(r, out), curves=fig_curves(r, out),
+        limits=fig_limits(r, out))

@@ -444,6 +444,26 @@ def _measurements(w: _Doc, r: LearnResults, figs: FigurePaths) -> None:
     w(f"\n![identifiability](figures/{figs.identifiability})\n")
 
 
+def _limits(w: _Doc, r: LearnResults, figs: FigurePaths) -> None:
+    lim = r.limits
+    w("## Information limits: each model against the Cramér-Rao bound\n")
+    if lim is None:
+        w("Not run: the dataset carries no `pyecho sim` configuration to compute the bound on.\n")
+        return
+    w(f"What one record of this dataset's protocol ({lim.protocol}, {lim.lattice}x{lim.lattice}) allows at best, at "
+      f"SNR {lim.snr:g}: the Cramér-Rao sd of every target from the Fisher information of the records (every nuisance "
+      "and a receiver gain per measurement free, the dead time, the detuning draw's scatter as a full covariance; "
+      "`pyecho limits`), as a root mean square over points along each family's kernel parameter. Beside it, the headline "
+      f"models' test RMSE within each family at SNR {lim.snr:g}, and the prior's sd. A ratio far above 1: the records "
+      "hold more than the model extracts (`pyecho fit` reaches for it, one record at a time); near 1: the model is at the "
+      "limit. The probe's map above is a lower bound on what the records tell, this an upper one.\n")
+    w(_header("family", "target", "test rows", "model RMSE", "Cramér-Rao sd", "ratio", "prior sd"))
+    for row in lim.rows:
+        w.row(row.kernel, row.target, row.n, f"{row.model_rmse:.3g}", f"{row.bound_sd:.3g}", f"{row.ratio:.1f}",
+              f"{row.prior_sd:.3g}")
+    w(f"\n![limits](figures/{figs.limits})\n")
+
+
 def _trust(w: _Doc, r: LearnResults) -> None:
     from pyecho.learn.calibration.trust import GAIN_RANGE, SHIFT_SNR
 
@@ -538,6 +558,7 @@ def write_report(out: Path, r: LearnResults, figs: FigurePaths) -> None:
     _candidates(w, r, figs)
     _calibration(w, r, figs)
     _measurements(w, r, figs)
+    _limits(w, r, figs)
     _trust(w, r)
     _curves(w, r, figs)
 
