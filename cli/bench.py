@@ -83,12 +83,20 @@ def bench(
         help="Datasets whose simulation time is projected from the measured rates: preset names and/or protocols "
              "(SEQUENCE@ANGLE_DEG/TAU_US+... with + between measurements: the paper's samples measured that "
              "way), comma-separated.")] = "paper",
+    fit: Annotated[bool, typer.Option(
+        "--fit", help="Measure pyecho fit's simulation shapes instead (points x detuning draws of the range protocol "
+                      "on --fit-lattice; one engine call per measurement against one per point; 1 and 2 threads).")
+    ] = False,
+    fit_lattice: Annotated[int, typer.Option("--fit-lattice", help="Lattice side of --fit.")] = 64,
 ) -> None:
     """Measure spin-steps/s per engine, scheme, lattice and batch size; speed-ups over the NumPy
     reference, the straightforward torch loop and the explicit step; the projected simulation
     time of any preset or protocol dataset on this machine."""
     from pyecho.engines.base import BACKENDS
 
+    if fit:
+        _fit_shapes(fit_lattice, device, json_out)
+        return
     names = [e.strip() for e in engines.split(",") if e.strip()]
     unknown = [e for e in names if e not in BACKENDS]
     if unknown or not names:
@@ -157,4 +165,29 @@ def bench(
                    "wall_s": time.perf_counter() - start}
         with atomic_path(json_out) as tmp:
             tmp.write_text(json.dumps(payload, indent=2))
+        console.print(f"wrote [bold]{json_out}[/]")
+
+
+def _fit_shapes(lattice: int, device: str, json_out: Path | None) -> None:
+    """`pyecho bench --fit`: the fit's simulation shapes, as a table (and JSON)."""
+    from pyecho.bench import run_fit_bench
+
+    if lattice < 4:
+        raise ParameterError(f"--fit-lattice: got {lattice}; must be at least 4")
+    console = Console(width=max(Console().width, 120))
+    info = machine_info()
+    table = Table("shape", "points x draws", "dtype", "threads", "engine calls", "seconds", "M spin-steps/s",
+                  title=f"pyecho fit's simulations, range protocol on {lattice}x{lattice}, "
+                        f"{info.get('gpu') or info['platform']}")
+    rows = run_fit_bench(lattice, device=device, on_row=lambda r: console.print(
+        f"  {r.shape} {r.points}x{r.draws} {r.dtype} threads {r.threads} one call {r.one_call}: {r.seconds:.2f} s",
+        highlight=False))
+    for r in rows:
+        table.add_row(r.shape, f"{r.points} x {r.draws}" + (f" (groups {r.site_groups}²)" if r.site_groups > 1 else ""),
+                      r.dtype, str(r.threads), "one per measurement" if r.one_call else "one per point and measurement",
+                      f"{r.seconds:.2f}", f"{r.spin_steps_per_s / 1e6:.1f}")
+    console.print(table)
+    if json_out is not None:
+        with atomic_path(json_out) as tmp:
+            tmp.write_text(json.dumps({"machine": info, "fit_rows": [vars(r) for r in rows]}, indent=2))
         console.print(f"wrote [bold]{json_out}[/]")

@@ -143,6 +143,7 @@ def _print_one(res) -> None:
             table.add_row(label, f"{value:.5g} [{lo:.5g}, {hi:.5g}] {units.get(name, '')}")
     chi2 = ", ".join(f"{c:.2f}" for c in res.chi2_by_measurement)
     table.add_row("χ²/dof (per measurement)", f"{res.chi2_per_dof:.3f} ({chi2})")
-    table.add_row("fits", "yes" if res.fits else "[bold red]no[/]: the mean-field model does not describe the record")
+    verdict = "yes" if res.fits else "[bold red]no[/]: the mean-field model does not describe the record"
+    table.add_row("fits", f"{verdict} (p = {res.gof_p_value:.2f}: the share of genuine records' χ² at least this one's)")
     table.add_row("time", f"{res.seconds:.0f} s of one core's fitting, {res.simulations} simulations")
     Console().print(table)

@@ -329,3 +329,75 @@ def machine_info() -> dict:
 
 def rows_as_dicts(rows: Sequence[BenchRow]) -> list[dict]:
     return [asdict(r) for r in rows]
+
+
+# ---- the shape of pyecho fit's simulations ------------------------------------------------------
+@dataclass(frozen=True)
+class FitShapeRow:
+    """One of a fit's simulation shapes: ``points`` parameter points x ``draws`` detuning draws of
+    the whole protocol (``site_groups`` > 1: the error model's grouped records), simulated as
+    one engine call per measurement (``one_call``) or one call per point, on ``threads`` torch
+    threads in ``dtype``; its wall time and spin-steps/s."""
+
+    shape: str
+    points: int
+    draws: int
+    site_groups: int
+    dtype: str
+    threads: int
+    one_call: bool
+    seconds: float
+    spin_steps_per_s: float
+
+
+def run_fit_bench(lattice: int = 64, protocol: str | None = None, *, threads: Sequence[int] = (1, 2),
+                  device: str = "auto", on_row: Callable[[FitShapeRow], None] | None = None) -> list[FitShapeRow]:
+    """Time the shapes of one family's fit (pyecho.fit.estimate) on the `range` prior at ``lattice``
+    (``protocol`` overrides its measurements): a residual (1 point x 2 draws, float32), a
+    forward-difference Jacobian (7 points x 2 draws, float32 and float64) as one engine call per
+    measurement against a call per point, the error model's grouped draws (8 draws, site groups)
+    and the check draws (32), each on every thread count of ``threads``; compiled torch."""
+    import torch
+
+    from pyecho.data.sampling import PRESETS
+    from pyecho.fit.forward import DetuningDraws, Engine, simulate_points
+    from pyecho.fit.problem import default_site_groups
+    from pyecho.fit.space import FamilySpace
+    from pyecho.physics.protocol import RecordGrid
+
+    config = PRESETS["range"].replace(lattice=lattice, **({"protocol": protocol} if protocol else {}))
+    grid = RecordGrid(config.protocol, config.dt_us)
+    space = FamilySpace("gaussian", config)
+    x = space.point(kernel_param=12.0)
+    steps = sum(grid.lengths[r] for r in config.protocol.sources(config.dt_us))
+    engine = Engine(device=resolve_device(device))
+    groups = default_site_groups(lattice)
+    shapes = [("residual", 1, 2, 1, "float32", (True,)), ("Jacobian", 7, 2, 1, "float32", (True, False)),
+              ("Jacobian", 7, 2, 1, "float64", (True, False)), ("error model", 1, 8, groups, "float32", (True,)),
+              ("check draws", 1, 32, 1, "float32", (True,))]
+    saved = torch.get_num_threads()
+    rows = []
+    try:
+        with torch_compile_policy("always"):
+            for n_threads in threads:
+                torch.set_num_threads(n_threads)
+                for label, points, n_draws, site_groups, dtype, modes in shapes:
+                    draws = DetuningDraws.draw(n_draws, lattice, config.linewidth_khz)
+                    X = np.repeat(x[None], points, axis=0)
+                    run_engine = engine.at(dtype)
+                    for one_call in modes:
+                        def run():
+                            if one_call:
+                                return simulate_points(space, grid, X, draws, site_groups=site_groups, engine=run_engine)
+                            return [simulate_points(space, grid, p, draws, engine=run_engine) for p in X]
+
+                        seconds = best_time(run, repeats=1)
+                        rate = points * n_draws * lattice**2 * steps / seconds
+                        row = FitShapeRow(label, points, n_draws, site_groups, dtype, n_threads, one_call, seconds,
+                                          rate)
+                        rows.append(row)
+                        if on_row is not None:
+                            on_row(row)
+    finally:
+        torch.set_num_threads(saved)
+    return rows

@@ -66,3 +66,16 @@ def small_params(**changes) -> EchoParams:
         tau_us=3.2, dt_us=0.16, theta=math.pi / 2, linewidth_khz=40.0,
     )
     return EchoParams(**{**base, **changes})
+
+
+@pytest.fixture(scope="session")
+def learned_protocol(tmp_path_factory):
+    """A quick `learn` run on a protocol of two measurements (Hahn + CPMG:3) with T2 drawn per
+    sample (synthetic records: tests/learn/conftest.py), shared by the predict and fit tests."""
+    from pyecho.learn.pipeline import run_learn
+    from tests.learn.conftest import LEARNED_SIZE, WINDOW, make_synthetic_dataset
+
+    out = tmp_path_factory.mktemp("learn_protocol")
+    run = run_learn(make_synthetic_dataset(LEARNED_SIZE, seed=5, train=3), out, quick=True, seed=0, n_jobs=1,
+                    window=WINDOW)
+    return out, run

@@ -21,3 +21,15 @@ def test_the_datasets_scheme_beats_the_plain_loop_at_100_x_100_and_prices_the_ra
     assert fast.speedup_vs_baseline is not None and fast.speedup_vs_baseline > 5.0, (fast, loop)
     hours = PRESETS["range"].spin_steps / fast.spin_steps_per_s / 3600
     assert hours < 6.0, f"the range preset would take {hours:.1f} h at {fast.spin_steps_per_s:.3g} spin-steps/s"
+
+
+def test_a_fit_batches_its_points_and_runs_its_small_batches_on_one_thread():
+    """pyecho fit's Jacobian as one engine call per measurement beats a call per point, and its
+    single-point residual runs faster on one torch thread than on two (64 x 64, range protocol)."""
+    from pyecho.bench import run_fit_bench
+
+    rows = run_fit_bench(64, threads=(1, 2), device="cpu")
+    get = lambda shape, dtype, threads, one_call: next(  # noqa: E731
+        r for r in rows if (r.shape, r.dtype, r.threads, r.one_call) == (shape, dtype, threads, one_call))
+    assert get("Jacobian", "float32", 1, True).seconds < get("Jacobian", "float32", 1, False).seconds
+    assert get("residual", "float32", 1, True).seconds < get("residual", "float32", 2, True).seconds

@@ -95,7 +95,7 @@ class RecordResult:
 
     kernel : the most probable family; probability : family -> probability from the fitted
     likelihoods (0 where not fitted); model_probability : the learned model's; fits : whether
-    the mean-field model describes the record (chi2_per_dof at most the threshold);
+    the mean-field model describes the record (gof_p_value above the settings' gof_level);
     chi2_by_measurement : χ²/n of each measurement; estimates : name -> (value, lo, hi) at
     ``level``; families : those fitted; by_family : family -> its own fit (chi2_per_dof, and
     value and sd of its kernel parameter and L); seconds, simulations."""
@@ -106,6 +106,7 @@ class RecordResult:
     model_probability: dict
     fits: bool
     chi2_per_dof: float
+    gof_p_value: float
     chi2_by_measurement: tuple[float, ...]
     estimates: dict
     level: float
@@ -118,7 +119,7 @@ class RecordResult:
     def of(cls, item: RecordInput, fit: RecordFit) -> "RecordResult":
         chosen = fit.family(fit.kernel)
         return cls(item.index, fit.kernel, {k: fit.probability.get(k, 0.0) for k in FAMILIES},
-                   dict(item.probability), fit.fits, fit.chi2_per_dof,
+                   dict(item.probability), fit.fits, fit.chi2_per_dof, fit.gof_p_value,
                    tuple(c / n for c, n in zip(chosen.chi2_by_measurement, chosen.n_by_measurement)),
                    {k: (e.value, e.lo, e.hi) for k, e in fit.estimates.items()}, fit.level,
                    tuple(f.kernel for f in fit.families),
@@ -130,7 +131,7 @@ class RecordResult:
     def row(self) -> dict:
         """The table's columns for this record."""
         out = {"index": self.index, "kernel": self.kernel, **{f"p_{k}": self.probability[k] for k in FAMILIES},
-               "fits": self.fits, "chi2_per_dof": self.chi2_per_dof}
+               "fits": self.fits, "chi2_per_dof": self.chi2_per_dof, "gof_p_value": self.gof_p_value}
         for name in (*REPORTED, KERNEL_PARAM):
             value, lo, hi = self.estimates.get(name, (math.nan,) * 3)
             out |= {name: value, f"{name}_lo": lo, f"{name}_hi": hi}

@@ -21,11 +21,13 @@ For each kernel family still plausible, :func:`fit_family`
    alone would claim, is kept beside it.
 
 :func:`fit_record` does this for every family it is given and compares them by their Laplace
-evidence: the maximum likelihood under one shared error model (the best family's), the prior's
-density over the family's box, and the posterior volume from the covariance; with the prior's
-family probabilities, this gives each family's probability. The record *fits* when its χ² per
-degree of freedom under the chosen family is within ``chi2_threshold`` (docs/fit.md measures
-where genuine records fall and where records from outside the model do).
+evidence: the maximum likelihood under one shared error model (the best family's), calibrated
+against independent draws, the prior's density over the family's box, and the posterior volume
+from the covariance, held within the prior's box; with the prior's family probabilities, this
+gives each family's probability. The record *fits* when its χ² under the chosen family is
+within what genuine records of the same point give: the χ² of the check draws' scatter plus
+simulated noise, after the fit's own directions are taken out (a parametric null; the record
+fits where its χ² lies below the null's ``1 - gof_level`` quantile).
 """
 from __future__ import annotations
 
@@ -64,9 +66,9 @@ class FitSettings:
     measured against (the sandwich, pyecho.fit.error_model.sandwich); bin_size : samples per
     bin; dead_time_us : left out after every pulse (µs); scan_points : kernel-parameter values
     tried after the first minimisation; max_evaluations : residual evaluations of each
-    minimisation; chi2_threshold :
-    the largest χ²/dof of a record the model fits; level : the intervals' level; seed : the
-    draws' seed; engine : where the simulations run.
+    minimisation; gof_level : a record whose χ² exceeds all but this share of its null is
+    marked as not fitting; level : the intervals' level; seed : the draws' seed; engine : where
+    the simulations run.
     """
 
     draws: int = 8
@@ -76,7 +78,7 @@ class FitSettings:
     dead_time_us: float = DEFAULT_DEAD_TIME_US
     scan_points: int = 7
     max_evaluations: int = 12
-    chi2_threshold: float = 1.5
+    gof_level: float = 0.05
     level: float = DEFAULT_LEVEL
     seed: int = 0
     engine: Engine = Engine()
@@ -88,6 +90,8 @@ class FitSettings:
             raise ParameterError(f"check_draws: got {self.check_draws}; need at least 8 (they measure a covariance)")
         if not 0.5 <= self.level < 1:
             raise ParameterError(f"level: got {self.level}; must be at least 0.5 and below 1")
+        if not 0 < self.gof_level < 0.5:
+            raise ParameterError(f"gof_level: got {self.gof_level}; must be in (0, 0.5)")
 
 
 @dataclass(frozen=True)
@@ -102,7 +106,8 @@ class FamilyFit:
     n_by_measurement its values; gains : (K,) complex receiver gains; simulations, evaluations,
     seconds. The binned record ``data`` (Nb,), its bins' ``times_us`` and ``measurement``, the
     ``model`` record, the error model and ``check_deviations`` (M, 2Nb: the independent draws'
-    scatter at the optimum, record units) are kept for the comparison of families and the figure.
+    scatter at the optimum, record units) are kept for the comparison of families and the figure;
+    ``null_chi2`` (M,): the χ² genuine records at the optimum would leave (:func:`null_chi2`).
     """
 
     kernel: str
@@ -126,10 +131,16 @@ class FamilyFit:
     times_us: np.ndarray = field(repr=False)
     measurement: np.ndarray = field(repr=False)
     check_deviations: np.ndarray = field(repr=False)
+    null_chi2: np.ndarray = field(repr=False)
 
     @property
     def chi2_per_dof(self) -> float:
         return self.chi2 / self.dof
+
+    @property
+    def gof_p_value(self) -> float:
+        """The share of the null's χ² (genuine records at this point) at least the record's."""
+        return float((1 + np.sum(self.null_chi2 >= self.chi2)) / (1 + len(self.null_chi2)))
 
 
 def record_binning(grid: RecordGrid, records: tuple[np.ndarray, ...], settings: FitSettings) -> Binning:
@@ -202,6 +213,7 @@ def fit_family(space: FamilySpace, grid: RecordGrid, records: tuple[np.ndarray, 
     check = DetuningDraws.draw(settings.check_draws, n, linewidth, settings.seed, CHECK_DRAWS)
     deviations = real_stack(draw_deviations(space, grid, x, check, binning, settings.engine) * prof.gains[measurement])
     covariance = sandwich(J, exact.error, deviations, settings.mean_draws)
+    null = null_chi2(J, exact.error, deviations, settings.mean_draws, np.random.default_rng([settings.seed, 7]))
     sd, value = derived_sd(space, x, covariance)
     r2 = prof.residual**2
     nb = binning.n_bins
@@ -211,7 +223,19 @@ def fit_family(space: FamilySpace, grid: RecordGrid, records: tuple[np.ndarray, 
     return FamilyFit(space.kernel, space.names, x, covariance, np.linalg.pinv(J.T @ J, hermitian=True), value, sd,
                      prof.chi2, 2 * nb - len(x) - 2 * K, by_measurement, counts, prof.gains, simulations, evaluations,
                      time.perf_counter() - t0, model, exact.error, data, np.concatenate(binning.times_us(grid)),
-                     measurement, deviations)
+                     measurement, deviations, null)
+
+
+def null_chi2(J: np.ndarray, error: ErrorModel, deviations: np.ndarray, mean_draws: int,
+              rng: np.random.Generator) -> np.ndarray:
+    """The χ² a genuine record would leave after the fit, one per check draw: its scatter (scaled
+    by 1 + 1/D_m, the model mean's own share) plus a draw of the noise, whitened, with the
+    directions the fit's parameters absorb (the columns of the whitened Jacobian ``J``) taken out."""
+    noise = rng.standard_normal(deviations.shape) * np.sqrt(error.noise_var)
+    white = error.whiten((math.sqrt(1.0 + 1.0 / mean_draws) * deviations + noise).T)  # (2Nb, M)
+    Q, _ = np.linalg.qr(J)
+    left = white - Q @ (Q.T @ white)
+    return np.sum(left**2, axis=0)
 
 
 def _scan_kernel_param(problem: RecordProblem, x: np.ndarray, points: int) -> np.ndarray:
@@ -247,7 +271,8 @@ class RecordFit:
     probability (0 for the families not fitted); kernel : the most probable family;
     estimates : name -> Estimate of L, W, alpha_xy, alpha_z, t2_us (the families' mixture, each
     weighted by its probability) and of the chosen family's kernel parameter (``kernel_param``);
-    chi2_per_dof : the chosen family's; fits : whether the mean-field model describes the record;
+    chi2_per_dof : the chosen family's; gof_p_value : the share of genuine records' χ² at least
+    the record's (FamilyFit.gof_p_value); fits : whether the mean-field model describes the record;
     level; seconds : the families' fitting time, summed (one core's seconds).
     """
 
@@ -256,6 +281,7 @@ class RecordFit:
     kernel: str
     estimates: dict
     chi2_per_dof: float
+    gof_p_value: float
     fits: bool
     level: float
     seconds: float
@@ -284,8 +310,8 @@ def compare_families(fits: list[FamilyFit], spaces: dict[str, FamilySpace], grid
     kernel = max(probability, key=probability.get)
     chosen = next(f for f in fits if f.kernel == kernel)
     estimates = mixture_estimates(fits, probability, spaces, settings.level)
-    return RecordFit(tuple(fits), probability, kernel, estimates, chosen.chi2_per_dof,
-                     chosen.chi2_per_dof <= settings.chi2_threshold, settings.level, sum(f.seconds for f in fits))
+    return RecordFit(tuple(fits), probability, kernel, estimates, chosen.chi2_per_dof, chosen.gof_p_value,
+                     chosen.gof_p_value > settings.gof_level, settings.level, sum(f.seconds for f in fits))
 
 
 def family_probabilities(fits: list[FamilyFit], spaces: dict, n_measurements: int, prior: dict,
@@ -315,12 +341,21 @@ def family_probabilities(fits: list[FamilyFit], spaces: dict, n_measurements: in
                         + float(np.sum(C.noise_var * z**2)))
             discount = float(d_white @ d_white) / variance if variance > 0 else 1.0
             log_ratio = -0.5 * (profiles[f.kernel].chi2 - profiles[best.kernel].chi2) * discount
-        _, logdet = np.linalg.slogdet(2 * math.pi * f.covariance)
-        log_evidence[f.kernel] = log_ratio - spaces[f.kernel].log_prior_volume + 0.5 * logdet + math.log(prior[f.kernel])
+        log_evidence[f.kernel] = log_ratio + log_occam(f, spaces[f.kernel]) + math.log(prior[f.kernel])
     names = list(log_evidence)
     values = np.array([log_evidence[k] for k in names])
     p = np.exp(values - logsumexp(values))
     return {k: float(v) for k, v in zip(names, p)}
+
+
+def log_occam(f: FamilyFit, space: FamilySpace) -> float:
+    """log of the family's Occam factor: the posterior volume sqrt(det 2πΣ) over the prior's box
+    volume, each coordinate's normal marginal held to the share of it inside the box (a parameter
+    the record does not pin -- sd beyond its prior range -- then costs nothing and gains nothing)."""
+    sd = np.sqrt(np.maximum(np.diag(f.covariance), 1e-300))
+    inside = norm.cdf((space.upper - f.x) / sd) - norm.cdf((space.lower - f.x) / sd)
+    _, logdet = np.linalg.slogdet(2 * math.pi * f.covariance)
+    return 0.5 * logdet + float(np.sum(np.log(np.maximum(inside, 1e-300)))) - space.log_prior_volume
 
 
 def mixture_estimates(fits: list[FamilyFit], probability: dict, spaces: dict, level: float) -> dict:

@@ -62,7 +62,7 @@ def plot_record_fit(fit: RecordFit, grid: RecordGrid, path: str | Path, *, title
     axes[0, 0].set_ylabel("M (model units)")
     axes[1, 0].set_ylabel("residual / sd")
     axes[0, 0].legend(fontsize=7, loc="best")
-    verdict = "fits" if fit.fits else "does NOT fit"
+    verdict = f"fits, p {fit.gof_p_value:.2f}" if fit.fits else f"does NOT fit, p {fit.gof_p_value:.2f}"
     probs = ", ".join(f"p({k}) {p:.2f}" for k, p in fit.probability.items())
     fig.suptitle(f"{title}: {fit.kernel}, χ²/dof {fit.chi2_per_dof:.2f} ({verdict}); {probs}", fontsize=10)
     fig.tight_layout()

@@ -150,3 +150,17 @@ def test_sandwich_measures_what_the_error_model_misses():
     truth = A @ A.T + np.outer(A @ hidden, A @ hidden)
     np.testing.assert_allclose(cov, truth, rtol=0.08, atol=1e-3)
     assert cov[0, 0] > 10 * np.linalg.inv(J.T @ J)[0, 0]
+
+
+def test_null_chi2_is_the_residual_of_genuine_records():
+    """Noise alone (no draw scatter): the null's χ² is chi-square with (values - parameters)
+    degrees of freedom, the directions the fit absorbs taken out."""
+    from pyecho.fit.estimate import null_chi2
+
+    rng = np.random.default_rng(4)
+    n, k, M = 200, 5, 4000
+    error = ErrorModel(np.diag(np.full(n, 2.0)), np.full(n, 4.0), 0.0)  # C = 4 I, noise variance 4
+    J = rng.standard_normal((n, k))
+    null = null_chi2(J, error, np.zeros((M, n)), mean_draws=10**9, rng=rng)
+    assert null.mean() == pytest.approx(n - k, rel=0.02)
+    assert null.var() == pytest.approx(2 * (n - k), rel=0.1)

@@ -80,17 +80,6 @@ LEARNED_SIZE = 240
 
 
 @pytest.fixture(scope="session")
-def learned_protocol(tmp_path_factory):
-    """A quick `learn` run on a protocol of two measurements (Hahn + CPMG:3) with T2 drawn per sample."""
-    from pyecho.learn.pipeline import run_learn
-
-    out = tmp_path_factory.mktemp("learn_protocol")
-    run = run_learn(make_synthetic_dataset(LEARNED_SIZE, seed=5, train=3), out, quick=True, seed=0, n_jobs=1,
-                    window=WINDOW)
-    return out, run
-
-
-@pytest.fixture(scope="session")
 def learned(tmp_path_factory):
     """One quick end-to-end `learn` run shared by the pipeline and predict tests: (out_dir, LearnRun)."""
     from pyecho.learn.pipeline import run_learn

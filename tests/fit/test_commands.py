@@ -1,0 +1,155 @@
+"""`pyecho fit` and `pyecho limits` from the command line: outputs, resume, one-line errors."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+import pyecho.fit.batch as batch
+from pyecho import simulate_batch
+from pyecho.data.sampling import DatasetConfig, draw_sample
+from pyecho.fit.space import PRIOR_FILE, save_prior
+from pyecho.learn.predictor import HEADLINE_DIR
+from pyecho_cli.app import app
+
+#: `learned_protocol`'s measurements (tests/conftest.py) as a prior on 8 x 8
+PRIOR = DatasetConfig(lattice=8, protocol="hahn@90/40,cpmg:3@90/40", n_per_kernel=1, part_size=1,
+                      alpha_xy_range=(0.03, 0.08), alpha_z_range=(0.02, 0.06), w_range=(0.08, 0.22),
+                      xi_range=(1.5, 3.5), p_range=(1.2, 2.8), gamma_range=(4.0, 6.0), t2_us_range=(300.0, 3000.0),
+                      linewidth_khz=20.0)
+#: the quick settings of every fit here
+QUICK_FIT = ["--draws", "2", "--check-draws", "8", "--executor", "serial", "--families", "power,gaussian"]
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, [*args], env={"COLUMNS": "1000"})
+
+
+def one_error_line(res, *phrases: str) -> str:
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert res.exit_code == 2, res.output
+    assert len(lines) == 1 and lines[0].startswith("error:"), res.output
+    for phrase in phrases:
+        assert phrase in lines[0], res.output
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def model_and_records(learned_protocol, tmp_path_factory):
+    """A learned model with this prior saved beside it, and two samples' records (one NPY per
+    measurement, (B, T), the first 20 µs after each pulse missing as a receiver gives them)."""
+    root = tmp_path_factory.mktemp("fit_cli")
+    model = root / "model"
+    shutil.copytree(learned_protocol[0], model)
+    save_prior(PRIOR, model / "models" / HEADLINE_DIR)
+    params = [draw_sample(PRIOR.replace(n_per_kernel=2, part_size=2), i) for i in (2, 3)]  # power samples
+    files = []
+    for k, m in enumerate(PRIOR.protocol):
+        M = simulate_batch([m.apply(p) for p, _ in params], seeds=[int(s) for _, s in params])
+        t = PRIOR.dt_us * np.arange(1, M.shape[1] + 1)
+        M[:, t <= 20.0] = np.nan
+        files.append(root / f"m{k + 1}.npy")
+        np.save(files[-1], M)
+    return model, files
+
+
+def test_fit_writes_a_table_records_and_figures_and_resumes(model_and_records, tmp_path, monkeypatch):
+    model, files = model_and_records
+    out = tmp_path / "run"
+    res = invoke("fit", str(model), *map(str, files), "--out", str(out), *QUICK_FIT)
+    assert res.exit_code == 0, res.output
+    table = pl.read_csv(out / "fits.csv")
+    assert table["index"].to_list() == [0, 1]
+    for column in ("kernel", "p_gaussian", "p_power", "p_rkky", "fits", "chi2_per_dof", "L", "L_lo", "L_hi",
+                   "kernel_param", "W_lo", "t2_us_hi", "chi2_m1", "chi2_m2", "families", "seconds"):
+        assert column in table.columns, column
+    assert table["families"].to_list() == ["power,gaussian"] * 2 and np.all(table["p_rkky"].to_numpy() == 0)
+    assert np.allclose((table["p_gaussian"] + table["p_power"]).to_numpy(), 1.0)
+    assert ((table["L_lo"] <= table["L"]) & (table["L"] <= table["L_hi"])).all()
+    assert sorted(p.name for p in (out / "records").iterdir()) == ["record-000000.json", "record-000001.json"]
+    assert (out / "figures" / "record-000001.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a rerun reads the finished records back instead of fitting them again
+    monkeypatch.setattr(batch, "fit_one_family", lambda *a: pytest.fail("refitted a finished record"))
+    again = invoke("fit", str(model), *map(str, files), "--out", str(out), *QUICK_FIT)
+    assert again.exit_code == 0, again.output
+    assert pl.read_csv(out / "fits.csv").equals(table)
+    # ... and a run folder with other settings is refused, naming them
+    one_error_line(invoke("fit", str(model), *map(str, files), "--out", str(out), *QUICK_FIT, "--seed", "3"),
+                   f"--out {out}", "other settings (settings)")
+
+
+def test_fit_one_record_prints_a_table(model_and_records):
+    model, files = model_and_records
+    res = invoke("fit", str(model), *map(str, files), "--row", "1", *QUICK_FIT)
+    assert res.exit_code == 0, res.output
+    assert "pyecho fit: record 1" in res.output and "χ²/dof" in res.output and "90% interval" in res.output
+
+
+@pytest.mark.parametrize("args, phrases", [
+    (["--families", "exponential"], ["--families: got exponential", "gaussian,power,rkky"]),
+    (["--min-probability", "1.5"], ["--min-probability: got 1.5", "[0, 1)"]),
+    (["--draws", "1"], ["--mean-draws", "must be from 2 to draws"]),
+    (["--check-draws", "3"], ["--check-draws: got 3", "at least 8"]),
+    (["--level", "1.2"], ["--level: got 1.2"]),
+    (["--lattice", "2"], ["--lattice: got 2"]),
+    (["--executor", "cloud"], ["--executor", "'cloud'"]),
+])
+def test_fit_bad_options_are_one_line(model_and_records, tmp_path, args, phrases):
+    model, files = model_and_records
+    one_error_line(invoke("fit", str(model), *map(str, files), "--out", str(tmp_path / "run"), *args), *phrases)
+    assert not (tmp_path / "run").exists()
+
+
+def test_fit_needs_the_prior_beside_the_model(model_and_records, tmp_path):
+    model, files = model_and_records
+    bare = tmp_path / "bare"
+    shutil.copytree(model, bare)
+    (bare / "models" / HEADLINE_DIR / PRIOR_FILE).unlink()
+    one_error_line(invoke("fit", str(bare), *map(str, files)), "holds no prior.json", "rerun pyecho learn")
+
+
+def test_limits_map_and_point(tmp_path):
+    out = tmp_path / "limits"
+    res = invoke("limits", "--preset", "quick-range", "--lattice", "8", "--points", "1", "--more-draws", "0",
+                 "--kernels", "power,rkky", "--out", str(out), "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    rows = pl.read_csv(out / "limits.csv")
+    assert rows["kernel"].to_list() == ["power", "rkky"] and np.all(rows["L_sd"].to_numpy() > 0)
+    assert rows["protocol"][0] == "cpmg:3@90/100,hahn@75/100,cpmg:8@90/25" and rows["lattice"][0] == 8
+    assert (out / "limits.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    point = invoke("limits", "--preset", "quick-range", "--lattice", "8", "--more-draws", "0", "--protocol", "hahn@90",
+                   "--at", "power:kernel_param=2,t2_us=1000", "--out", str(tmp_path / "point"), "--device", "cpu")
+    assert point.exit_code == 0, point.output
+    one = pl.read_csv(tmp_path / "point" / "limits.csv")
+    assert one.height == 1 and one["kernel_param"][0] == 2.0 and one["t2_us"][0] == pytest.approx(1000.0)
+
+
+@pytest.mark.parametrize("args, phrases", [
+    (["--snr", "0"], ["--snr: got 0"]),
+    (["--kernels", "uniform"], ["--kernels: got 'uniform'"]),
+    (["--preset", "nope"], ["--preset: got 'nope'"]),
+    (["--protocol", "hahn@200"], ["--protocol", "ANGLE_DEG"]),
+    (["--at", "power:p=2"], ["p: not a fitted parameter"]),
+    (["--at", "power:kernel_param"], ["--at: 'kernel_param' must be NAME=NUMBER"]),
+    (["--at", "sinc:kernel_param=2"], ["--at: family 'sinc'"]),
+])
+def test_limits_bad_options_are_one_line(tmp_path, args, phrases):
+    one_error_line(invoke("limits", "--preset", "quick-range", "--lattice", "8", "--out", str(tmp_path / "o"), *args),
+                   *phrases)
+    assert not (tmp_path / "o").exists()
+
+
+def test_record_result_round_trips(model_and_records, tmp_path):
+    """What a run folder keeps of a record reads back equal (the resume relies on it)."""
+    model, files = model_and_records
+    out = tmp_path / "run"
+    assert invoke("fit", str(model), *map(str, files), "--row", "0", "--out", str(out), "--no-figures",
+                  *QUICK_FIT).exit_code == 0
+    text = (out / "records" / "record-000000.json").read_text()
+    result = batch.RecordResult.from_json(text)
+    assert json.loads(result.to_json()) == json.loads(text)
+    assert not (out / "figures").exists()
