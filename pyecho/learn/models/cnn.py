@@ -14,7 +14,7 @@ shortcut), then average pooling to ``pool_bins`` time bins -- the time grid is f
 *where* a feature sits (before the echo, on it, after it) is kept. The branches' bins are
 concatenated into a shared hidden layer and two heads:
 
-* kernel: 3 logits, softmax over :data:`~pyecho.learn.inputs.KERNEL_CLASSES`. P vs NP is
+* kernel: 3 logits, softmax over :data:`~pyecho.learn.models.targets.KERNEL_CLASSES`. P vs NP is
   *derived* from it (p_power = the probability of the long-range kernels), not a logit of its
   own: P vs NP is a coarsening of the kernel label, and one head keeps the two answers
   consistent;

@@ -32,7 +32,6 @@ import numpy as np
 from pyecho.data.records import NoisyRecords, as_noisy_records, as_records, check_grid, check_int
 from pyecho.errors import ParameterError
 from pyecho.learn.models.targets import EchoTargets
-from pyecho.learn.models.targets import KERNEL_CLASSES  # noqa: F401 -- report/markdown.py imports it from here
 from pyecho.physics.protocol import RecordGrid
 
 #: samples averaged for the phase/gain reference (1.28 µs at dt = 0.16 µs): enough to keep

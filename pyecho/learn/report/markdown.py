@@ -9,7 +9,6 @@ from dataclasses import fields
 import math
 from pathlib import Path
 
-import numpy as np
 
 from pyecho.atomic import atomic_path
 from pyecho.learn.paper import table as paper
@@ -18,7 +17,7 @@ from pyecho.learn.base import (COUPLING_TARGETS, FEATURE_SETS, METRIC_TITLES, SU
                                FeatureSet, Metric, ModelScore, POWER_KERNEL, RegScores, Subset, Target, Task)
 from pyecho.learn.models.candidates import (CANDIDATE_TITLES, TEST_SNRS, TRAIN_SNR_RANGE, Candidate, CandidateSeeds,
                                             HeadlineScore)
-from pyecho.learn.models.inputs import KERNEL_CLASSES
+from pyecho.learn.models.targets import KERNEL_CLASSES
 from pyecho.learn.report.figures import FigurePaths
 from pyecho.learn.paper.table import PaperValue
 from pyecho.learn.results import LearnResults
@@ -387,12 +386,15 @@ def _calibration(w: _Doc, r: LearnResults, figs: FigurePaths) -> None:
     w(f"Mondrian split-conformal intervals on the {len(c.rows.calibration)} calibration samples, each clean and "
       f"{r.info.budget.calibration_copies} times noised (SNR log-uniform in {TRAIN_SNR_RANGE[0]:g}–{TRAIN_SNR_RANGE[1]:g}): "
       "one half-width per band of the *estimated* SNR (the records' own noise, from their second differences; "
-      "pyecho.learn.models.inputs.estimate_noise), so an interval is valid at the record's noise, wide for a noisy "
+      "pyecho.data.records.estimate_noise), so an interval is valid at the record's noise, wide for a noisy "
       "record and narrow for a clean one. Widths are on each target's learning scale (log10 for T2, µs otherwise "
       "its units). The kernel has one calibrated distribution: P vs NP from its own model, the short-range split from "
-      "the kernel model, each temperature-scaled; p_power_law is p_power, and kernel and range are decided from it "
-      f"and never contradict. Test rows: {len(c.rows.test)}, an independent noise draw at each SNR (goal: 0.88–0.92 at "
-      "90 %).\n")
+      "the kernel model, each temperature-scaled. p_power_law is p_power. The decision follows the same hierarchy: "
+      f"the range is P where p_power_law ≥ {cal.calibration.kernel.threshold:.2f} (this model's class-balanced "
+      "threshold: the training share of power-law samples, carried through the temperature), the kernel is then the "
+      "power law, otherwise the likelier short-range kernel; so kernel, range and the probabilities never contradict, "
+      f"also where no kernel reaches one half. Test rows: {len(c.rows.test)}, an independent noise draw at each SNR "
+      "(goal: 0.88–0.92 at 90 %).\n")
     w(_header("target", "SNR bands (estimated SNR edges)", "half-width per band", "calibration rows per band"))
     for iv in intervals:
         w.row(iv.target, ", ".join(f"{e:g}" for e in iv.band_edges) or "one band",
