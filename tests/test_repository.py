@@ -116,3 +116,59 @@ def test_julia_tests_read_the_golden_echoes_of_the_repository():
     parts = re.findall(r'"([^"]*)"', match.group(1))
     assert (RUNTESTS_JL.parent.joinpath(*parts)).resolve() == GOLDEN.resolve()
     assert GOLDEN.is_file(), f"{GOLDEN} is missing: the golden tests cannot run"
+
+
+#: the house's layers, lowest first: a module may import its own layer and those below it, never
+#: one above (pyecho.fit sits between the data and what is learned: learn sets its models
+#: against fit's bounds, and fit never needs a learned model; the measurement modules time
+#: and check everything; the command line is on top)
+LAYERS = (("pyecho.errors", "pyecho.atomic", "pyecho.physics"), ("pyecho.engines", "pyecho.simulate", "pyecho"),
+          ("pyecho.io", "pyecho.data"), ("pyecho.fit",), ("pyecho.learn",), ("pyecho.bench", "pyecho.convergence"),
+          ("pyecho_cli",))
+
+
+def layer_of(module: str) -> int | None:
+    """The layer of a pyecho module name (the longest matching prefix), None for another package."""
+    best = None
+    for rank, prefixes in enumerate(LAYERS):
+        for prefix in prefixes:
+            if module == prefix or module.startswith(prefix + "."):
+                if best is None or len(prefix) > best[1]:
+                    best = (rank, len(prefix))
+    return None if best is None else best[0]
+
+
+def imported_modules(path: Path, package: str) -> set[str]:
+    """Every module ``path`` imports, at the top or inside a function (relative imports resolved)."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            out.add(base)
+    return out
+
+
+def test_nothing_imports_upward():
+    """physics → engines → data → fit → learn → measurements → cli, at every import of every module."""
+    assert (layer_of("pyecho.physics.params") < layer_of("pyecho.simulate") < layer_of("pyecho.data.records")
+            < layer_of("pyecho.fit.space") < layer_of("pyecho.learn.pipeline") < layer_of("pyecho_cli.fit"))
+    assert layer_of("numpy") is None and layer_of("pyecho.io") == layer_of("pyecho.data")
+    upward = []
+    for root, name in ((REPO / "pyecho", "pyecho"), (REPO / "cli", "pyecho_cli")):
+        for path in sorted(root.rglob("*.py")):
+            parts = path.relative_to(root).with_suffix("").parts
+            module = ".".join((name, *parts))[: -len(".__init__")] if parts[-1] == "__init__" else ".".join((name, *parts))
+            package = module if parts[-1] == "__init__" else module.rpartition(".")[0]
+            mine = layer_of(module)
+            for target in imported_modules(path, package):
+                theirs = layer_of(target)
+                if theirs is not None and theirs > mine:
+                    upward.append(f"{module} imports {target}")
+    assert not upward, upward
