@@ -12,6 +12,7 @@ from pyecho.data.echo_file import write_echo_csv
 from pyecho.data.sampling import PRESETS
 from pyecho_cli.app import app
 from pyecho_cli.errors import user_errors
+from pyecho_cli.fit import fit
 from pyecho_cli.learn import learn, predict
 from pyecho_cli.sim import sim
 
@@ -30,19 +31,20 @@ def demo(
     seed: Annotated[int, typer.Option(help="Dataset and learning seed.")] = 0,
     n_jobs: Annotated[int, typer.Option("--n-jobs", min=1, help="Parallel workers for learning.")] = 2,
 ) -> None:
-    """Simulate the `quick-range` dataset, learn from it, write the report, and predict one fresh
-    sample from its measurement files (one CSV per measurement, the first 12 us missing).
+    """Simulate the `quick-range` dataset, learn from it, write the report, predict one fresh
+    sample from its measurement files (one CSV per measurement, the first 12 us missing), and
+    fit the simulator to the same files (pyecho fit).
 
     Rerunning resumes: finished dataset parts are kept.
     """
     console = Console()
     config = PRESETS[DEMO_PRESET]
-    console.rule(f"[bold]1/3 simulate[/] the {DEMO_PRESET} dataset (pyecho sim --preset {DEMO_PRESET}): "
+    console.rule(f"[bold]1/4 simulate[/] the {DEMO_PRESET} dataset (pyecho sim --preset {DEMO_PRESET}): "
                  f"{config.protocol.text}")
     sim(out=out / "data", preset=DEMO_PRESET, seed=seed)
-    console.rule("[bold]2/3 learn[/] (pyecho learn)")
+    console.rule("[bold]2/4 learn[/] (pyecho learn)")
     learn(data=out / "data", out=out / "report", seed=seed, n_jobs=n_jobs)
-    console.rule("[bold]3/3 predict[/] a fresh sample the models have not seen (pyecho predict, one CSV per measurement)")
+    console.rule("[bold]3/4 predict[/] a fresh sample the models have not seen (pyecho predict, one CSV per measurement)")
     truth = config.echo_params(kernel="power", kernel_param=1.6, alpha_xy=0.06, alpha_z=0.05, t2_us=900.0)
     files = []
     for k, measurement in enumerate(config.protocol):
@@ -56,4 +58,8 @@ def demo(
     console.print(f"true values: kernel power (P), W = {truth.W:.3g} rad/us, L = {truth.L:.3g}, "
                   f"alpha_xy = {truth.alpha_xy:g}, alpha_z = {truth.alpha_z:g}, T2 = {truth.t2_us:g} us")
     predict(model_dir=out / "report", inputs=files)
-    console.print(f"\n[green]done[/]: open [bold]{out / 'report' / 'report.md'}[/]")
+    console.rule("[bold]4/4 fit[/] the simulator to the same files, from that prediction (pyecho fit: minutes, at the "
+                 "limit of what the records tell)")
+    fit(model_dir=out / "report", inputs=files, out=out / "fit")
+    console.print(f"\n[green]done[/]: open [bold]{out / 'report' / 'report.md'}[/] and "
+                  f"[bold]{out / 'fit' / 'figures'}[/]")

@@ -44,7 +44,7 @@ def limits(
         "--model", help="A `pyecho learn` output: its dataset's prior, protocol and lattice (default: --preset).")] = None,
     preset: Annotated[str, typer.Option("--preset", help="The prior and protocol when no --model is given.")] = "range",
     protocol: Annotated[Optional[str], typer.Option(
-        "--protocol", help="Measurements SEQUENCE@ANGLE_DEG[/TAU_US],... instead of the prior's.")] = None,
+        "--protocol", help="Measurements SEQUENCE@ANGLE_DEG\\[/TAU_US],... instead of the prior's.")] = None,
     lattice: Annotated[Optional[int], typer.Option("--lattice", help="Lattice side (default: the prior's).")] = None,
     snr: Annotated[float, typer.Option("--snr", help="SNR of the records (inf: the draw scatter alone).")] = 200.0,
     points: Annotated[int, typer.Option("--points", min=1, help="Points along each family's kernel parameter.")] = 5,

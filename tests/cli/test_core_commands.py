@@ -147,7 +147,7 @@ def test_a_value_error_inside_the_library_is_not_dressed_up_as_bad_input(tmp_pat
 
 
 def test_every_command_can_be_called_from_python_with_its_defaults():
-    """`pyecho demo` calls sim, learn and predict as functions: a default written as
+    """`pyecho demo` calls sim, learn, predict and fit as functions: a default written as
     ``typer.Option(default, ...)`` would reach them as an OptionInfo object, not the value
     (the demo once failed so). Annotated options keep plain defaults."""
     import inspect
@@ -165,7 +165,8 @@ def test_every_command_can_be_called_from_python_with_its_defaults():
 
 
 @pytest.mark.parametrize("command", [
-    "echo", "sweep", "sweep-plot", "sim", "design", "learn", "predict", "demo", "bench", "converge", "info", "julia",
+    "echo", "sweep", "sweep-plot", "sim", "design", "limits", "learn", "predict", "fit", "demo", "bench", "converge", "info",
+    "julia",
 ])
 def test_every_command_prints_its_help(command):
     result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
