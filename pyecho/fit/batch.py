@@ -121,7 +121,7 @@ class RecordResult:
         return cls(item.index, fit.kernel, {k: fit.probability.get(k, 0.0) for k in FAMILIES},
                    dict(item.probability), fit.fits, fit.chi2_per_dof, fit.gof_p_value,
                    tuple(c / n for c, n in zip(chosen.chi2_by_measurement, chosen.n_by_measurement)),
-                   {k: (e.value, e.lo, e.hi) for k, e in fit.estimates.items()}, fit.level,
+                   {k: tuple(e) for k, e in fit.estimates.items()}, fit.level,
                    tuple(f.kernel for f in fit.families),
                    {f.kernel: {"chi2_per_dof": f.chi2_per_dof,
                                **{q: (f.value[q], f.sd[q]) for q in (KERNEL_PARAM, "L") if q in f.value}}

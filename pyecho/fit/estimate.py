@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from scipy.linalg import solve_triangular
@@ -254,9 +255,9 @@ def _scan_kernel_param(problem: RecordProblem, x: np.ndarray, points: int) -> np
 
 
 # ---- across families ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Estimate:
-    """A quantity's estimate and interval: ``value`` and [``lo``, ``hi``] at the fit's level."""
+class Estimate(NamedTuple):
+    """A quantity's estimate and interval: ``value`` and [``lo``, ``hi``] at the fit's level (a
+    triple, as a run's record files keep it)."""
 
     value: float
     lo: float
