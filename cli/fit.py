@@ -81,8 +81,8 @@ def fit(
     prediction = predict_echoes(model_dir, inputs, tau_us=tau_us, start_us=start_us, row=row)
     job = FitJob(prior, prediction.records.grid, settings, lattice, family_list, min_probability,
                  figures=figures and out is not None)
-    if out is not None and overwrite:
-        prepare_run(job, out, overwrite=True)
+    if out is not None:  # a folder of another run is refused before any fitting
+        prepare_run(job, out, overwrite=overwrite)
     err = Console(stderr=True)
     for line in prediction.read_as:
         err.print(f"read {line}")
