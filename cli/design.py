@@ -58,7 +58,7 @@ def design(
     from pyecho.learn.design.identifiability import identifiability_map, plot_identifiability
     from pyecho.learn.design.output import write_design
     from pyecho.learn.design.study import DesignBudget, ProtocolProbe, forward_selection, table_value
-    from pyecho.physics.protocol import HAHN_90
+    from pyecho.physics.protocol import HAHN_90, Measurement
 
     given = {"protocol": candidates, "lattice": lattice, "n_per_kernel": n_per_kernel, "seed": seed}
     try:
@@ -121,13 +121,16 @@ def _rank_by_bound(config, data, result, snr: float, top: int, points: int, more
     from pyecho.fit.batch import engine_for
     from pyecho.fit.limits import BoundSettings
     from pyecho.learn.design.limits import rank_by_bound
-    from pyecho.physics.protocol import HAHN_90
+    from pyecho.physics.protocol import HAHN_90, Measurement
     from pyecho_cli.fit import COMPILE_POLICY
 
     os.environ.setdefault("PYECHO_TORCH_COMPILE", COMPILE_POLICY)
     protocols = {e.label: ",".join(e.measurements) for e in result.ranked()[:top]}
-    if data.protocol.covering(HAHN_90) is not None:
-        protocols.setdefault(HAHN_90.text, HAHN_90.text)
+    for m in data.protocol:  # the 90-degree Hahn echo at the candidates' own tau, as learn reads it
+        hahn = Measurement("hahn", HAHN_90.theta, m.tau_us)
+        if hahn.is_prefix_of(m):
+            protocols.setdefault(hahn.text, hahn.text)
+            break
     settings = BoundSettings(more_draws=more_draws, seed=seed, engine=engine_for(device))
     with console.status("Cramér-Rao bounds") as status:
         done = [0]

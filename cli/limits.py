@@ -88,15 +88,19 @@ def limits(
     grid = RecordGrid(config.protocol, config.dt_us)
     settings = BoundSettings(more_draws=more_draws, seed=seed, engine=engine_for(device))
     spaces = {k: FamilySpace(k, config) for k in families}
-    console = Console(stderr=True)
-    console.print(f"bounds of {config.protocol.text} on {config.lattice}x{config.lattice} at SNR {snr:g}, "
-                  f"{settings.draws} + {settings.more_draws} detuning draws -> {out}")
-    if at is not None:
+    point = None
+    if at is not None:  # checked before any work
         kernel, values = parse_point(at)
         if kernel not in spaces:
             raise ParameterError(f"--at: family {kernel!r} is not one of {', '.join(spaces)}")
-        bounds = [cramer_rao(spaces[kernel], grid, spaces[kernel].point(**values), snr, settings)]
-        result = BoundMap(tuple(bounds), float(snr), config.protocol.text, config.lattice)
+        point = kernel, spaces[kernel].point(**values)
+    console = Console(stderr=True)
+    console.print(f"bounds of {config.protocol.text} on {config.lattice}x{config.lattice} at SNR {snr:g}, "
+                  f"{settings.draws} + {settings.more_draws} detuning draws -> {out}")
+    if point is not None:
+        kernel, x = point
+        result = BoundMap((cramer_rao(spaces[kernel], grid, x, snr, settings),), float(snr), config.protocol.text,
+                          config.lattice)
     else:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console) as progress:

@@ -108,3 +108,20 @@ def test_bad_options_are_one_line_and_write_nothing(tmp_path, args, option):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and option in lines[0], result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_design_ranks_protocols_by_their_bound_on_l(design_run, tmp_path, monkeypatch):
+    """--bound-top: the probe's best protocol and the 90° Hahn echo ranked by their Cramér-Rao
+    bound on L (the cached simulations are reused)."""
+    root, _ = design_run
+    monkeypatch.setenv("PYECHO_TORCH_COMPILE", "never")  # tiny simulations: compiling would cost more
+    with threadpool_limits(limits=1, user_api="blas"):
+        result = invoke("--cache", str(root / "cache"), "--out", str(tmp_path / "out"), "--candidates", CANDIDATES,
+                        *TINY, "--bound-top", "1", "--bound-points", "1", "--bound-more-draws", "0")
+    assert result.exit_code == 0, result.output
+    table = pl.read_csv(tmp_path / "out" / "design_bound.csv")
+    assert "hahn@90/20" in table["protocol"].to_list() and 1 <= table.height <= 2
+    scores = table["bound_score"].to_numpy()
+    assert np.all(scores > 0) and np.all(np.diff(scores) >= 0)  # best (lowest) first
+    assert {"L_sd_over_prior_gaussian", "L_sd_over_prior_power", "L_sd_over_prior_rkky"} <= set(table.columns)
+    assert "protocols by their Cramér-Rao bound on L" in result.output

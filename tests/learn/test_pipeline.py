@@ -35,8 +35,10 @@ def test_learn_end_to_end_writes_report_metrics_models(learned):
     text = (out / "report.md").read_text()
     assert "Table I" in text and "The paper's leak, reproduced" in text and "All models, same test rows" in text
     figs = sorted(p.name for p in (out / "figures").glob("*.png"))
-    # no forward selection over the measurements of a single-measurement protocol
-    assert len(figs) == len(fields(FigurePaths)) - (run.results.measurements.selection is None)
+    # no forward selection over the measurements of a single-measurement protocol, and no bound
+    # map for a dataset without a simulation prior (this synthetic one)
+    assert run.results.measurements.selection is None and run.results.limits is None
+    assert len(figs) == len(fields(FigurePaths)) - 2
     linked = [p.split(")")[0] for p in text.split("(figures/")[1:]]
     assert sorted(linked) == figs
     man = json.loads((out / "models" / "manifest.json").read_text())
