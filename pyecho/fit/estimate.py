@@ -381,7 +381,7 @@ def mixture_estimates(fits: list[FamilyFit], probability: dict, spaces: dict, le
         k, sd = best.value[KERNEL_PARAM], best.sd[KERNEL_PARAM]
         space = spaces[best.kernel]
         lo, hi = space.ranges[0].lo, space.ranges[0].hi
-        out[KERNEL_PARAM] = Estimate(k, max(lo, k - z * sd), min(hi, k + z * sd))
+        out[KERNEL_PARAM] = Estimate(float(k), float(max(lo, k - z * sd)), float(min(hi, k + z * sd)))
     return out
 
 
