@@ -3,6 +3,7 @@
 Usage::
 
     python examples/fit_check.py MODEL_DIR OUT [--sets main200,repeat,outside,main50] [--n 30] [--workers 2]
+                                 [--per-group N]
 
 MODEL_DIR is a `pyecho learn` output (its prior and its predictor start every fit); OUT gets one
 `pyecho fit` run folder per set (resumable: rerun the same command to continue) and summary.json.
@@ -27,6 +28,7 @@ import os
 import time
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -157,13 +159,25 @@ def screening(predictor, config, grid, n: int, rng) -> dict:
     return out
 
 
+def first_of_each_group(truth, per_group: int | None) -> np.ndarray:
+    """Indices of the first ``per_group`` records of each family (each repeated point, each kind
+    outside the model), in order; all of them when None. A run grows by rerunning with a larger one."""
+    if per_group is None:
+        return np.arange(len(truth))
+    keys = [t.get("point", t.get("kernel", t.get("outside"))) for t in truth]
+    return np.array([i for i, key in enumerate(keys) if keys[:i].count(key) < per_group])
+
+
 def r2(y, yhat):
     y, yhat = np.asarray(y, float), np.asarray(yhat, float)
     return float(1 - np.sum((y - yhat) ** 2) / np.sum((y - np.mean(y)) ** 2))
 
 
-def summarise(name, frame, truth, table, bounds=None) -> dict:
-    """Scores of one set's fits against the truth (and of pyecho predict on the same records)."""
+def summarise(name, frame, truth, table, results) -> dict:
+    """Scores of one set's fits against the truth (and of pyecho predict on the same records).
+    Beside the reported estimates (the families' mixture), each record's fit by its *true*
+    family (``_own``): what the fit reaches once the family is right, apart from the family's
+    confusion."""
     out = {"n": frame.height, "seconds_per_record": float(frame["seconds"].mean()),
            "seconds_max": float(frame["seconds"].max()), "fits": float(frame["fits"].mean())}
     if "kernel" not in truth[0]:
@@ -183,7 +197,20 @@ def summarise(name, frame, truth, table, bounds=None) -> dict:
         if not rows.any():
             continue
         L = np.array([t["L"] for t in truth])[rows]
+        own = [results[i].by_family.get(k) for i in np.flatnonzero(rows)]
+        fitted = np.array([o is not None for o in own])
+        kp = np.array([t["kernel_param"] for t in truth])[rows]
+        L_own = np.array([o["L"][0] if o else np.nan for o in own])
+        kp_own = np.array([o["kernel_param"][0] if o else np.nan for o in own])
+        kp_sd_own = np.array([o["kernel_param"][1] if o else np.nan for o in own])
         per = {"n": int(rows.sum()), "r2_L_fit": r2(L, frame["L"].to_numpy()[rows]),
+               "true_family_fitted": float(fitted.mean()),
+               "r2_L_own": r2(L[fitted], L_own[fitted]),
+               "rmse_kernel_param_own": float(np.sqrt(np.mean((kp_own[fitted] - kp[fitted]) ** 2))),
+               "median_sd_kernel_param_own": float(np.median(kp_sd_own[fitted])),
+               "coverage_kernel_param_own": float(np.mean(np.abs(kp_own[fitted] - kp[fitted])
+                                                          <= 1.645 * kp_sd_own[fitted])),
+               "chosen_family_share": float(np.mean(frame["kernel"].to_numpy()[rows] == k)),
                "r2_L_predict": r2(L, table.values["L"][rows]),
                "rmse_kernel_param": float(np.sqrt(np.mean((frame["kernel_param"].to_numpy()[rows]
                                                            - np.array([t["kernel_param"] for t in truth])[rows]) ** 2)))}
@@ -202,6 +229,8 @@ def main() -> None:
     ap.add_argument("--sets", default="main200,repeat,outside,main50")
     ap.add_argument("--n", type=int, default=30)
     ap.add_argument("--outside", type=int, default=10, help="records of each kind outside the model")
+    ap.add_argument("--per-group", type=int, default=None,
+                    help="fit only the first N records of each family / point / kind (rerun with more to grow)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--bound-draws", type=int, default=256)
     ap.add_argument("--screen", type=int, default=100, help="fresh samples per family for the screening study")
@@ -225,15 +254,18 @@ def main() -> None:
     for name in args.sets.split(","):
         records, truth = sets[name]
         np.savez_compressed(args.out / f"{name}_records.npz", *records)
+        rows = first_of_each_group(truth, args.per_group)
+        records, truth = tuple(R[rows] for R in records), [truth[i] for i in rows]
         table = predictor.predict(records)
-        items = [RecordInput(i, tuple(R[i] for R in records), {t: float(table.values[t][i]) for t in table.values},
+        items = [RecordInput(int(rows[i]), tuple(R[i] for R in records), {t: float(table.values[t][i]) for t in table.values},
                  {k: float(table.kernel_proba[i, j]) for j, k in enumerate(FAMILIES)}) for i in range(len(truth))]
         t1 = time.perf_counter()
         results = run_fits(job, items, args.out / name, executor=executor,
                            on_record=lambda r: print(f"{name} {r.index}: {r.kernel} {r.seconds:.0f} s", flush=True))
         write_table(results, args.out / name)
         frame = results_frame(results)
-        summary[name] = summarise(name, frame, truth, table)
+        previous = summary.get(name, {})  # its repeated points' bounds are reused, not recomputed
+        summary[name] = summarise(name, frame, truth, table, results)
         summary[name]["wall_s"] = time.perf_counter() - t1
         if name == "outside":
             kinds = np.array([t["outside"] for t in truth])
@@ -245,8 +277,10 @@ def main() -> None:
                 space = FamilySpace(kernel, config)
                 x = space.point(kernel_param=value, alpha_xy=0.05, alpha_z=0.05, t2_us=1000.0, center_khz=0.1,
                                 gamma1_per_us=5e-5)
-                bound = cramer_rao(space, grid, x, 200.0, BoundSettings(more_draws=args.bound_draws,
-                                                                        engine=job.settings.engine))
+                cached = previous.get("points", {}).get(kernel)
+                bound = (SimpleNamespace(sd={q: v["bound_sd"] for q, v in cached.items()}) if cached else
+                         cramer_rao(space, grid, x, 200.0, BoundSettings(more_draws=args.bound_draws,
+                                                                         engine=job.settings.engine)))
                 per_point[kernel] = {q: {"fit_sd": float(np.std(frame[q].to_numpy()[rows], ddof=1)),
                                          "fit_rmse": float(np.sqrt(np.mean((frame[q].to_numpy()[rows]
                                                                              - truth[int(np.flatnonzero(rows)[0])][q]) ** 2))),
@@ -254,6 +288,11 @@ def main() -> None:
                                          "mean_reported_sd": float(np.mean((frame[f"{q}_hi"].to_numpy()[rows]
                                                                             - frame[f"{q}_lo"].to_numpy()[rows]) / 3.29))}
                                      for q in ("kernel_param", "L", "W", "alpha_xy", "alpha_z", "t2_us")}
+                for q in ("kernel_param", "L"):  # the true family's own fit, wherever it was fitted
+                    own = np.array([results[i].by_family[kernel][q][0] for i in np.flatnonzero(rows)
+                                    if kernel in results[i].by_family])
+                    per_point[kernel][q]["fit_sd_own"] = float(np.std(own, ddof=1))
+                    per_point[kernel][q]["fit_rmse_own"] = float(np.sqrt(np.mean((own - truth[int(np.flatnonzero(rows)[0])][q]) ** 2)))
             summary[name]["points"] = per_point
         summary_path.write_text(json.dumps(summary, indent=1))
         print(json.dumps({name: summary[name]}, indent=1), flush=True)
