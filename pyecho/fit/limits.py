@@ -87,7 +87,8 @@ def derived_sd(space: FamilySpace, x: np.ndarray, covariance: np.ndarray) -> tup
     sd["L"] = abs(space.length_slope(physical[KERNEL_PARAM])) * sd.get(KERNEL_PARAM, 0.0)
     gradient = np.array([{ALPHA_XY: 2.0, ALPHA_Z: 1.0}.get(n, 0.0) for n in names])
     value["W"] = 2.0 * physical[ALPHA_XY] + physical[ALPHA_Z]
-    sd["W"] = float(math.sqrt(max(gradient @ covariance @ gradient, 0.0)))
+    used = gradient != 0  # an unseen coordinate elsewhere has infinite variance: leave it out of W's
+    sd["W"] = float(math.sqrt(max(gradient[used] @ covariance[np.ix_(used, used)] @ gradient[used], 0.0)))
     if "t2_us" in physical:
         value["t2_us"] = physical["t2_us"]
         sd["t2_us"] = value["t2_us"] * sd.get(LOG_T2, 0.0)
@@ -119,11 +120,37 @@ def cramer_rao(space: FamilySpace, grid: RecordGrid, x, snr: float, settings: Bo
     problem = RecordProblem(space, grid, binning, data, mean_draws, error, settings.engine)
     problem.seed_mean(x, data)
     J = problem.jacobian(x, central=True)
-    covariance = np.linalg.pinv(J.T @ J, hermitian=True)
+    covariance = information_inverse(J.T @ J, space.widths)
     sd, value = derived_sd(space, x, covariance)
     scatter_var = float(np.trace(scatter.covariance))
     share = scatter_var / (scatter_var + float(np.sum(error.noise_var)))
     return Bound(space.kernel, space.names, x, float(snr), n, covariance, sd, value, share)
+
+
+#: an eigenvalue of the width-scaled information below this share of the largest is a direction
+#: the records do not see
+BLIND_DIRECTION = 1e-12
+
+
+def information_inverse(information: np.ndarray, widths: np.ndarray) -> np.ndarray:
+    """The inverse of a Fisher information (n, n) over coordinates of prior ``widths`` (n,).
+
+    Inverted in units of the widths: the coordinates' own units differ by ten orders of magnitude
+    (Γ₁ per µs against γ in sites), and a pseudo-inverse's relative cut-off on the raw matrix
+    drops real directions -- setting their variance to zero, a bound far too good (a 90° Hahn
+    echo alone once gave γ to 10⁻⁵). A direction the records do not see (scaled eigenvalue below
+    BLIND_DIRECTION of the largest) has infinite variance: every coordinate in it gets an
+    infinite sd, and no covariance with the others."""
+    scale = np.outer(widths, widths)
+    eigenvalues, vectors = np.linalg.eigh(information * scale)
+    blind = eigenvalues <= BLIND_DIRECTION * eigenvalues.max()
+    seen = vectors[:, ~blind]
+    covariance = (seen / eigenvalues[~blind]) @ seen.T * scale
+    unseen = np.any(np.abs(vectors[:, blind]) > 1e-6, axis=1)
+    covariance[unseen, :] = 0.0
+    covariance[:, unseen] = 0.0
+    covariance[unseen, unseen] = np.inf
+    return covariance
 
 
 def prior_sd(space: FamilySpace) -> dict:

@@ -121,3 +121,23 @@ def test_the_true_family_wins_and_the_record_fits():
     assert est["L"].lo <= spaces["gaussian"].length(2.2) <= est["L"].hi
     assert est[KERNEL_PARAM].value == pytest.approx(2.2, abs=1e-3)
     assert est["W"].lo < 2 * 0.35 + 0.2 < est["W"].hi
+
+
+def test_information_inverse_keeps_badly_scaled_directions_and_marks_blind_ones():
+    """Coordinates whose units differ by 10 orders of magnitude: the exact inverse, where a plain
+    pseudo-inverse cuts a real direction and reports a variance of zero; a direction the records
+    do not see: infinite sd for the coordinates in it, the others untouched."""
+    from pyecho.fit.limits import information_inverse
+
+    rng = np.random.default_rng(0)
+    widths = np.array([40.0, 1e-2, 1e-7])
+    A = rng.standard_normal((3, 3))
+    well = (A @ A.T + 3 * np.eye(3)) / np.outer(widths, widths)  # well determined in width units
+    exact = np.linalg.inv(well)
+    assert np.allclose(information_inverse(well, widths), exact, rtol=1e-8)
+    assert not np.allclose(np.diag(np.linalg.pinv(well, hermitian=True)), np.diag(exact), rtol=1e-3)  # the trap
+    blind = well.copy()
+    blind[0, :] = blind[:, 0] = 0.0  # the first coordinate moves nothing
+    cov = information_inverse(blind, widths)
+    assert np.isinf(cov[0, 0]) and np.all(cov[0, 1:] == 0)
+    assert np.allclose(cov[1:, 1:], np.linalg.inv(blind[1:, 1:]), rtol=1e-8)
