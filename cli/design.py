@@ -58,7 +58,7 @@ def design(
     from pyecho.learn.design.identifiability import identifiability_map, plot_identifiability
     from pyecho.learn.design.output import write_design
     from pyecho.learn.design.study import DesignBudget, ProtocolProbe, forward_selection, table_value
-    from pyecho.physics.protocol import HAHN_90, Measurement
+    from pyecho.physics.protocol import HAHN_90
 
     given = {"protocol": candidates, "lattice": lattice, "n_per_kernel": n_per_kernel, "seed": seed}
     try:

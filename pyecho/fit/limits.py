@@ -146,7 +146,7 @@ def information_inverse(information: np.ndarray, widths: np.ndarray) -> np.ndarr
     blind = eigenvalues <= BLIND_DIRECTION * eigenvalues.max()
     seen = vectors[:, ~blind]
     covariance = (seen / eigenvalues[~blind]) @ seen.T * scale
-    unseen = np.any(np.abs(vectors[:, blind]) > 1e-6, axis=1)
+    unseen = np.any(np.abs(vectors[:, blind]) > 1e-6, axis=1)  # a coordinate with any weight in one
     covariance[unseen, :] = 0.0
     covariance[:, unseen] = 0.0
     covariance[unseen, unseen] = np.inf
