@@ -31,8 +31,9 @@ def parse_point(text: str):
             values[name.strip()] = float(value)
         except ValueError:
             raise ParameterError(f"--at: {item!r} must be NAME=NUMBER, e.g. power:kernel_param=2,t2_us=1000") from None
-        if not eq:
-            raise ParameterError(f"--at: {item!r} must be NAME=NUMBER, e.g. power:kernel_param=2,t2_us=1000")
+        if not eq or not math.isfinite(values[name.strip()]):
+            raise ParameterError(f"--at: {item!r} must be NAME=NUMBER (a finite number), e.g. "
+                                 "power:kernel_param=2,t2_us=1000")
     return kernel.strip(), values
 
 

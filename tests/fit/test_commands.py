@@ -135,6 +135,7 @@ def test_limits_map_and_point(tmp_path):
     (["--protocol", "hahn@200"], ["--protocol", "ANGLE_DEG"]),
     (["--at", "power:p=2"], ["p: not a fitted parameter"]),
     (["--at", "power:kernel_param"], ["--at: 'kernel_param' must be NAME=NUMBER"]),
+    (["--at", "power:kernel_param=nan"], ["--at: 'kernel_param=nan' must be NAME=NUMBER"]),
     (["--at", "sinc:kernel_param=2"], ["--at: family 'sinc'"]),
 ])
 def test_limits_bad_options_are_one_line(tmp_path, args, phrases):
