@@ -85,8 +85,11 @@ class FitSettings:
     engine: Engine = Engine()
 
     def __post_init__(self) -> None:
-        if not 2 <= self.mean_draws <= self.draws:
-            raise ParameterError(f"mean_draws: got {self.mean_draws}; must be from 2 to draws ({self.draws})")
+        if self.mean_draws < 2:
+            raise ParameterError(f"mean_draws: got {self.mean_draws}; need at least 2 (their spread is the model's own)")
+        if self.draws < self.mean_draws:
+            raise ParameterError(f"draws: got {self.draws}; need at least mean_draws ({self.mean_draws}), the draws "
+                                 "the model's mean averages")
         if self.check_draws < 8:
             raise ParameterError(f"check_draws: got {self.check_draws}; need at least 8 (they measure a covariance)")
         if not 0.5 <= self.level < 1:
