@@ -24,6 +24,7 @@ import logging
 import os
 import threading
 import time
+from concurrent.futures import CancelledError
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -405,11 +406,11 @@ def map_on_dask(client, function: Callable, tasks: dict, *, name: str, on_done: 
     lost = []
     for future in as_completed(futures):
         key = futures.pop(future)
-        if future.cancelled():
-            lost.append((key, "cancelled"))
-            continue
         try:
             result = future.result()
+        except CancelledError:  # also when cancelled after as_completed handed it over
+            lost.append((key, "cancelled"))
+            continue
         except KilledWorker as exc:
             lost.append((key, str(exc)))
             continue

@@ -118,6 +118,40 @@ def test_cancelled_parts_are_reported_and_a_rerun_completes(cluster, dask, seria
     assert_same_rows(out, serial(FINE))
 
 
+def test_a_task_cancelled_after_it_was_handed_over_is_lost_not_raised(monkeypatch):
+    """The race CI met: as_completed hands over a future that is cancelled before its result is
+    read (cancelled() was False a moment earlier). It is a lost task, like any cancelled one."""
+
+    class LateCancelled:
+        def cancelled(self):
+            return False
+
+        def result(self):
+            raise distributed.client.FutureCancelledError("k", reason="test")
+
+    class Finished:
+        def cancelled(self):
+            return False
+
+        def result(self):
+            return "value"
+
+        def release(self):
+            pass
+
+    class FakeClient:
+        id = "fake"
+
+        def submit(self, function, *args, key, **_):
+            return LateCancelled() if "a" in args else Finished()
+
+    monkeypatch.setattr(distributed, "as_completed", lambda futures: list(futures))
+    done = []
+    lost = factory.map_on_dask(FakeClient(), len, {"x": ("a",), "y": ("b",)}, name="t",
+                               on_done=lambda key, result: done.append((key, result)))
+    assert lost == [("x", "cancelled")] and done == [("y", "value")]
+
+
 def test_killed_worker_costs_at_most_its_part_in_flight(cluster, dask, serial, tmp_path):
     _, client = cluster
     killed = []
