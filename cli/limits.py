@@ -94,7 +94,10 @@ def limits(
         kernel, values = parse_point(at)
         if kernel not in spaces:
             raise ParameterError(f"--at: family {kernel!r} is not one of {', '.join(spaces)}")
-        point = kernel, spaces[kernel].point(**values)
+        try:
+            point = kernel, spaces[kernel].require_inside(spaces[kernel].point(**values))
+        except ParameterError as exc:
+            raise ParameterError(f"--at: {exc}") from None
     console = Console(stderr=True)
     console.print(f"bounds of {config.protocol.text} on {config.lattice}x{config.lattice} at SNR {snr:g}, "
                   f"{settings.draws} + {settings.more_draws} detuning draws -> {out}")

@@ -99,8 +99,9 @@ def cramer_rao(space: FamilySpace, grid: RecordGrid, x, snr: float, settings: Bo
                draws: DetuningDraws | None = None) -> Bound:
     """The Cramér-Rao bound at point ``x`` of ``space`` for records on ``grid`` at ``snr``
     (inf: no noise, the draw scatter alone). ``draws``: the detuning draws (default: drawn from
-    ``settings.seed``; pass the same draws to compare points)."""
-    x = space.clip(x)
+    ``settings.seed``; pass the same draws to compare points). A point outside the prior's box
+    is a ParameterError: the bound is computed where the fit could go, not at a clipped point."""
+    x = space.require_inside(x)
     n = space.config.lattice
     draws = draws or DetuningDraws.draw(settings.draws + settings.more_draws, n, space.config.linewidth_khz,
                                         settings.seed)

@@ -145,6 +145,17 @@ class FamilySpace:
     def clip(self, x) -> np.ndarray:
         return np.clip(np.asarray(x, dtype=np.float64), self.lower, self.upper)
 
+    def require_inside(self, x) -> np.ndarray:
+        """``x`` as float64 if it lies in the prior's box; else a ParameterError naming the first
+        coordinate outside (in physical units: t2_us in µs) and the range allowed."""
+        x = np.asarray(x, dtype=np.float64)
+        slack = 1e-9 * self.widths  # a point written out and read back at a bound is still inside
+        for p, v, ok in zip(self.parameters, x, (x >= self.lower - slack) & (x <= self.upper + slack)):
+            if not ok:
+                name, v, lo, hi = ("t2_us", *np.exp([v, p.lo, p.hi])) if p.name == LOG_T2 else (p.name, v, p.lo, p.hi)
+                raise ParameterError(f"{name}: got {v:.6g}; the {self.kernel} prior allows {lo:.6g} to {hi:.6g}")
+        return x
+
     def center(self) -> np.ndarray:
         """The middle of the prior box."""
         return 0.5 * (self.lower + self.upper)

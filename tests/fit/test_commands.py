@@ -137,6 +137,8 @@ def test_limits_map_and_point(tmp_path):
     (["--at", "power:kernel_param"], ["--at: 'kernel_param' must be NAME=NUMBER"]),
     (["--at", "power:kernel_param=nan"], ["--at: 'kernel_param=nan' must be NAME=NUMBER"]),
     (["--at", "sinc:kernel_param=2"], ["--at: family 'sinc'"]),
+    (["--at", "power:kernel_param=9"], ["--at: kernel_param: got 9; the power prior allows"]),
+    (["--at", "power:t2_us=1"], ["--at: t2_us: got 1; the power prior allows"]),
 ])
 def test_limits_bad_options_are_one_line(tmp_path, args, phrases):
     one_error_line(invoke("limits", "--preset", "quick-range", "--lattice", "8", "--out", str(tmp_path / "o"), *args),

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from pyecho.data.sampling import DatasetConfig
+from pyecho.errors import ParameterError
 from pyecho.fit.estimate import FitSettings, fit_family, fit_record
 from pyecho.fit.forward import Binning, DetuningDraws, Engine, simulate_points
 from pyecho.fit.limits import BoundSettings, bound_map, cramer_rao
@@ -44,6 +45,13 @@ def test_bound_of_an_exponential_decay_is_the_closed_form(snr):
     assert bound.sd[LOG_T2] == pytest.approx(expected, rel=2e-3)
     assert bound.sd["t2_us"] == pytest.approx(120.0 * expected, rel=2e-3)
     assert bound.scatter_share == 0.0  # every site on resonance: no draw moves the record
+
+
+def test_bound_is_refused_outside_the_prior():
+    """A point the fit could not reach has no bound: refused, not clipped to the box's edge."""
+    space = FamilySpace("gaussian", DECAY)
+    with pytest.raises(ParameterError, match=r"t2_us: got 1000; the gaussian prior allows 30 to 300"):
+        cramer_rao(space, small_grid(DECAY), space.point(t2_us=1000.0), 100.0, QUICK_BOUND)
 
 
 def test_bound_carries_the_draw_scatter():
