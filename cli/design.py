@@ -58,7 +58,6 @@ def design(
     from pyecho.learn.design.identifiability import identifiability_map, plot_identifiability
     from pyecho.learn.design.output import write_design
     from pyecho.learn.design.study import DesignBudget, ProtocolProbe, forward_selection, table_value
-    from pyecho.physics.protocol import HAHN_90
 
     given = {"protocol": candidates, "lattice": lattice, "n_per_kernel": n_per_kernel, "seed": seed}
     try:
@@ -85,9 +84,9 @@ def design(
         status.update("identifiability map")
         best = result.best
         maps = {best.label: best.indices}
-        hahn = data.protocol.covering(HAHN_90)
-        if hahn is not None and HAHN_90.text not in best.measurements:
-            maps = {"hahn@90/100 alone": (hahn,), **maps}
+        found = data.protocol.hahn_90()  # the probe reads whole candidates: only a candidate that is the echo itself
+        if found is not None and found[1] in data.protocol.measurements and found[1].text not in best.measurements:
+            maps = {f"{found[1].text} alone": (data.protocol.index(found[1]),), **maps}
         idmap = identifiability_map(probe, maps)
     files = [*write_design(result, out)]
     plot_identifiability(idmap, out / "identifiability.png")
@@ -121,16 +120,13 @@ def _rank_by_bound(config, data, result, snr: float, top: int, points: int, more
     from pyecho.fit.batch import engine_for
     from pyecho.fit.limits import BoundSettings
     from pyecho.learn.design.limits import rank_by_bound
-    from pyecho.physics.protocol import HAHN_90, Measurement
     from pyecho_cli.fit import COMPILE_POLICY
 
     os.environ.setdefault("PYECHO_TORCH_COMPILE", COMPILE_POLICY)
     protocols = {e.label: ",".join(e.measurements) for e in result.ranked()[:top]}
-    for m in data.protocol:  # the 90-degree Hahn echo at the candidates' own tau, as learn reads it
-        hahn = Measurement("hahn", HAHN_90.theta, m.tau_us)
-        if hahn.is_prefix_of(m):
-            protocols.setdefault(hahn.text, hahn.text)
-            break
+    found = data.protocol.hahn_90()  # the 90-degree Hahn echo at the candidates' own tau, as learn reads it
+    if found is not None:
+        protocols.setdefault(found[1].text, found[1].text)
     settings = BoundSettings(more_draws=more_draws, seed=seed, engine=engine_for(device))
     with console.status("Cramér-Rao bounds") as status:
         done = [0]

@@ -21,7 +21,7 @@ from sklearn.model_selection import train_test_split
 from pyecho.data.store import DatasetError
 from pyecho.errors import ParameterError
 from pyecho.physics.params import steps_per_tau
-from pyecho.physics.protocol import DEFAULT_DEAD_TIME_US, HAHN_90, Measurement, Protocol, RecordGrid
+from pyecho.physics.protocol import DEFAULT_DEAD_TIME_US, Measurement, Protocol, RecordGrid
 
 #: ``field(metadata=NO_JSON)`` keeps a field (arrays, fitted models) out of metrics.json
 NO_JSON = {"json": False}
@@ -326,10 +326,9 @@ class LearnData:
     def hahn_source(self) -> tuple[int, int]:
         """(measurement index, samples) of the 90° Hahn echo inside the records; DatasetError
         naming the protocol if none holds one."""
-        for k, m in enumerate(self.protocol):
-            hahn = Measurement("hahn", HAHN_90.theta, m.tau_us)  # angles are read to 0.1 degree: 1.5708 rad is 90
-            if hahn.is_prefix_of(m):
-                return k, hahn.n_samples(self.grid.dt_us)
+        found = self.protocol.hahn_90()
+        if found is not None:
+            return found[0], found[1].n_samples(self.grid.dt_us)
         raise DatasetError(f"the protocol {self.protocol.text} holds no Hahn echo at 90 degrees (hahn@90 or "
                            "cpmg:N@90), which the paper's |M| pipeline reads; add one, e.g. hahn@90")
 

@@ -260,6 +260,15 @@ class Protocol:
         """Index of the first measurement whose record begins with ``measurement``'s, or None."""
         return next((i for i, m in enumerate(self.measurements) if measurement.is_prefix_of(m)), None)
 
+    def hahn_90(self) -> tuple[int, Measurement] | None:
+        """(index, echo) of the first measurement whose record begins with a 90° Hahn echo at that
+        measurement's own τ (hahn@90/τ itself, or a CPMG/CP train at 90° and τ), or None."""
+        for i, m in enumerate(self.measurements):
+            hahn = Measurement("hahn", HAHN_90.theta, m.tau_us)
+            if hahn.is_prefix_of(m):
+                return i, hahn
+        return None
+
     def to_list(self) -> list[dict]:
         return [m.to_dict() for m in self.measurements]
 

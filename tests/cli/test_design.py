@@ -37,6 +37,30 @@ def design_run(tmp_path_factory):
     return root, result
 
 
+def test_identifiability_map_sets_the_hahn_echo_at_the_candidates_tau_beside_the_best(tmp_path, monkeypatch):
+    """The candidates' τ is 20 µs: the map's 'Hahn alone' is hahn@90/20 itself, read from its own
+    features (the probe reads whole candidates, so not from the CPMG train it begins)."""
+    import pyecho.learn.design.identifiability as identifiability
+
+    seen = {}
+
+    def record(probe, protocols, **options):
+        seen.update(protocols)
+        return real(probe, protocols, **options)
+
+    real = identifiability.identifiability_map
+    monkeypatch.setattr(identifiability, "identifiability_map", record)
+    with threadpool_limits(limits=1, user_api="blas"):
+        result = invoke("--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out"), "--candidates",
+                        "cpmg:4@90/20,hahn@90/20", *TINY, "--max-measurements", "1")
+    assert result.exit_code == 0, result.output
+    hahn = [label for label in seen if label.endswith(" alone")]
+    if hahn:  # when the best protocol is the Hahn echo, the map has it once, as the best
+        assert hahn == ["hahn@90/20 alone"] and seen["hahn@90/20 alone"] == (1,)
+    else:
+        assert list(seen) == ["hahn@90/20"]
+
+
 def test_design_writes_a_ranked_table_and_figures(design_run):
     root, result = design_run
     assert result.exit_code == 0, result.output

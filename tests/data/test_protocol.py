@@ -149,6 +149,12 @@ def test_simulated_reads_shorter_trains_from_longer_ones():
     assert p.covering(Measurement.parse("cpmg:3@90/1")) is None
 
 
+def test_the_90_degree_hahn_echo_is_found_at_the_protocols_own_tau():
+    assert Protocol.parse("hahn@45/20,cpmg:4@90/20,hahn@90/20").hahn_90() == (1, Measurement.parse("hahn@90/20"))
+    assert Protocol.parse("hahn@60/50,hahn@90/50").hahn_90() == (1, Measurement.parse("hahn@90/50"))
+    assert Protocol.parse("hahn@60,cpmg:4@75").hahn_90() is None
+
+
 def test_a_shorter_train_is_exactly_the_beginning_of_a_longer_one():
     """What Protocol.simulated relies on, checked on the reference engine."""
     base = EchoParams(kernel="gaussian", kernel_param=2.0, alpha_xy=0.2, alpha_z=0.1, lattice=6, tau_us=1.0,
