@@ -397,14 +397,19 @@ def dask_client(executor: Executor, device: str) -> Iterator:
 
 def map_on_dask(client, function: Callable, tasks: dict, *, name: str, on_done: Callable) -> list[tuple]:
     """Run ``function(*args)`` alone on a worker (:func:`run_alone`) for every ``key: args`` of
-    ``tasks``; ``on_done(key, result)`` as each comes back. Returns (key, reason) of the tasks lost
-    (workers died, cancelled), sorted; an exception inside a task is raised as is."""
+    ``tasks``; ``on_done(key, result)`` as each comes back, which may return more ``key: args``
+    tasks (submitted at once; None: none). Returns (key, reason) of the tasks lost (workers died,
+    cancelled), sorted; an exception inside a task is raised as is."""
     from distributed import KilledWorker, as_completed
 
-    futures = {client.submit(run_alone, function, *args, pure=False, key=f"pyecho-{name}-{key}-{client.id}"): key
-               for key, args in tasks.items()}
+    def submit(batch: dict) -> dict:
+        return {client.submit(run_alone, function, *args, pure=False, key=f"pyecho-{name}-{key}-{client.id}"): key
+                for key, args in batch.items()}
+
+    futures = submit(tasks)
     lost = []
-    for future in as_completed(futures):
+    running = as_completed(futures)
+    for future in running:
         key = futures.pop(future)
         try:
             result = future.result()
@@ -415,7 +420,10 @@ def map_on_dask(client, function: Callable, tasks: dict, *, name: str, on_done: 
             lost.append((key, str(exc)))
             continue
         future.release()  # a finished task is done: a worker that dies later must not redo it
-        on_done(key, result)
+        more = submit(on_done(key, result) or {})
+        futures.update(more)
+        for follow_up in more:
+            running.add(follow_up)
     return sorted(lost)
 
 

@@ -26,7 +26,8 @@ from pyecho.atomic import atomic_path
 from pyecho.data.factory import SERIAL, Executor, PartsLost, dask_client, map_on_dask
 from pyecho.data.sampling import DatasetConfig
 from pyecho.errors import InputFileError, ParameterError
-from pyecho.fit.estimate import REPORTED, FamilyFit, FitSettings, RecordFit, compare_families, fit_family
+from pyecho.fit.estimate import (REPORTED, FamilyFit, FitSettings, RecordFit, better_of, compare_families, fit_family,
+                                 restart_points)
 from pyecho.fit.forward import Engine
 from pyecho.fit.space import ALPHA_XY, ALPHA_Z, FAMILIES, KERNEL_PARAM, FamilySpace
 from pyecho.physics.protocol import RecordGrid
@@ -181,10 +182,12 @@ def families_to_fit(job: FitJob, item: RecordInput) -> tuple[str, ...]:
     return chosen or (max(spaces, key=lambda k: item.probability.get(k, 0.0)),)
 
 
-def fit_one_family(job: FitJob, item: RecordInput, kernel: str) -> FamilyFit:
-    """One record fitted by one family, from the learned model's prediction."""
+def fit_one_family(job: FitJob, item: RecordInput, kernel: str, start: np.ndarray | None = None) -> FamilyFit:
+    """One record fitted by one family, from ``start`` (default: the learned model's prediction)."""
     space = job.spaces()[kernel]
-    return fit_family(space, job.grid, item.records, starts({kernel: space}, item.prediction)[kernel], job.settings)
+    if start is None:
+        start = starts({kernel: space}, item.prediction)[kernel]
+    return fit_family(space, job.grid, item.records, start, job.settings)
 
 
 def finish_record(job: FitJob, item: RecordInput, fits: list[FamilyFit], out: Path | None) -> RecordResult:
@@ -230,25 +233,40 @@ def run_fits(job: FitJob, items: list[RecordInput], out: Path | None, *, executo
              on_record: Callable[[RecordResult], None] | None = None) -> list[RecordResult]:
     """Fit every item and return their results in index order: one task per record and family,
     here one after another or on a Dask cluster (a local one: a single-threaded worker per core;
-    the fits' small simulation batches run faster on one thread each than on several), each
-    record compared and written as soon as its last family is in. With ``out``, records already
-    fitted there are read back, not fitted again. ``on_record(result)`` after each record."""
+    the fits' small simulation batches run faster on one thread each than on several), then, once
+    a record's families are in, one task per family to fit again from the best one's optimum
+    (:func:`pyecho.fit.estimate.restart_points`, where the settings ask for restarts); each record
+    compared and written as soon as its last fit is in. With ``out``, records already fitted there
+    are read back, not fitted again. ``on_record(result)`` after each record."""
     done = {}
     if out is not None:
         for index in prepare_run(job, out) & {item.index for item in items}:
             done[index] = RecordResult.from_json((out / RECORD_DIR / f"{record_name(index)}.json").read_text())
     todo = {item.index: item for item in items if item.index not in done}
     wanted = {index: families_to_fit(job, item) for index, item in todo.items()}
-    fitted: dict[int, list[FamilyFit]] = {index: [] for index in todo}
+    fitted: dict[int, dict[str, FamilyFit]] = {index: {} for index in todo}
+    again: dict[int, set[str]] = {}  # the families of a record being fitted again
+    spaces = job.spaces()
 
-    def family_done(key, fit: FamilyFit) -> None:
-        index, _ = key
-        fitted[index].append(fit)
-        if len(fitted[index]) == len(wanted[index]):
-            fits = sorted(fitted.pop(index), key=lambda f: wanted[index].index(f.kernel))
+    def family_done(key, fit: FamilyFit) -> dict | None:
+        index, kernel, *restart = key
+        if restart:
+            fitted[index][kernel] = better_of(fitted[index][kernel], fit)
+            again[index].discard(kernel)
+        else:
+            fitted[index][kernel] = fit
+            if len(fitted[index]) == len(wanted[index]) and job.settings.restarts:
+                points = restart_points(list(fitted[index].values()), spaces)
+                if points:
+                    again[index] = set(points)
+                    return {(index, k, "again"): (job, todo[index], k, x) for k, x in points.items()}
+        if len(fitted[index]) == len(wanted[index]) and not again.get(index):
+            own = fitted.pop(index)
+            fits = [own[k] for k in wanted[index]]
             done[index] = finish_record(job, todo[index], fits, out)
             if on_record is not None:
                 on_record(done[index])
+        return None
 
     tasks = {(index, kernel): (job, todo[index], kernel) for index in todo for kernel in wanted[index]}
     if executor.kind == "dask":
@@ -256,12 +274,14 @@ def run_fits(job: FitJob, items: list[RecordInput], out: Path | None, *, executo
             lost = map_on_dask(client, fit_one_family, tasks, name=f"fit-{out.name if out else 'records'}",
                                on_done=family_done)
         if lost:
-            raise PartsLost(f"{len(lost)} of {len(tasks)} record-and-family fit(s) did not come back from the Dask "
-                            f"cluster ({lost[0][0]}: {lost[0][1]}); every record written under {out} is complete, "
+            raise PartsLost(f"{len(lost)} record-and-family fit(s) did not come back from the Dask cluster "
+                            f"({lost[0][0]}: {lost[0][1]}); every record written under {out} is complete, "
                             "rerun the same command to fit the rest")
     else:
-        for key, args in tasks.items():
-            family_done(key, fit_one_family(*args))
+        queue = list(tasks.items())
+        while queue:
+            key, args = queue.pop(0)
+            queue += list((family_done(key, fit_one_family(*args)) or {}).items())
     return [done[item.index] for item in items]
 
 

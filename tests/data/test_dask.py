@@ -118,6 +118,19 @@ def test_cancelled_parts_are_reported_and_a_rerun_completes(cluster, dask, seria
     assert_same_rows(out, serial(FINE))
 
 
+def test_follow_up_tasks_run_on_the_cluster_as_their_first_ones_finish(cluster):
+    """on_done may hand back more tasks (the fit's restarts): each runs, and its result comes back."""
+    _, client = cluster
+    seen = {}
+
+    def on_done(key, result):
+        seen[key] = result
+        return {(key, "again"): (result,)} if not isinstance(key, tuple) else None
+
+    lost = factory.map_on_dask(client, abs, {"a": (-2,), "b": (-3,)}, name="follow-up", on_done=on_done)
+    assert lost == [] and seen == {"a": 2, "b": 3, ("a", "again"): 2, ("b", "again"): 3}
+
+
 def test_a_task_cancelled_after_it_was_handed_over_is_lost_not_raised(monkeypatch):
     """The race CI met: as_completed hands over a future that is cancelled before its result is
     read (cancelled() was False a moment earlier). It is a lost task, like any cancelled one."""

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from pyecho.data.sampling import DatasetConfig
 from pyecho.errors import ParameterError
-from pyecho.fit.estimate import FitSettings, fit_family, fit_record
+from pyecho.fit.batch import FitJob, RecordInput, run_fits, starts
+from pyecho.fit.estimate import FitSettings, better_of, fit_family, fit_record, restart_points
 from pyecho.fit.forward import Binning, DetuningDraws, Engine, simulate_points
 from pyecho.fit.limits import BoundSettings, bound_map, cramer_rao
 from pyecho.fit.space import KERNEL_PARAM, LOG_T2, FamilySpace
@@ -129,6 +131,63 @@ def test_the_true_family_wins_and_the_record_fits():
     assert est["L"].lo <= spaces["gaussian"].length(2.2) <= est["L"].hi
     assert est[KERNEL_PARAM].value == pytest.approx(2.2, abs=1e-3)
     assert est["W"].lo < 2 * 0.35 + 0.2 < est["W"].hi
+
+
+def _stuck_case():
+    """A gaussian record whose gaussian fit starts far off (carrier offset, T2, alphas) and, with
+    two evaluations and no scan, stops short; the power law's fit starts near the nuisances."""
+    config = SMALL.replace(lattice=16)
+    spaces = {k: FamilySpace(k, config) for k in ("gaussian", "power")}
+    grid = small_grid(config)
+    truth = spaces["gaussian"].point(kernel_param=2.2, alpha_xy=0.35, alpha_z=0.2, t2_us=60.0, center_khz=0.3)
+    records = _own_record(spaces["gaussian"], grid, truth, SETTINGS, np.ones(2))
+    starts = {"gaussian": spaces["gaussian"].point(kernel_param=3.4, alpha_xy=0.21, alpha_z=0.29, t2_us=250.0,
+                                                   center_khz=-1.9),
+              "power": spaces["power"].point(kernel_param=2.0, alpha_xy=0.35, alpha_z=0.2, t2_us=60.0, center_khz=0.3)}
+    return spaces, grid, records, starts, replace(SETTINGS, max_evaluations=2, scan_points=0)
+
+
+def test_a_family_stuck_far_off_is_fitted_again_from_the_best_familys_optimum():
+    spaces, grid, records, starts, settings = _stuck_case()
+    alone = fit_record(spaces, grid, records, starts, replace(settings, restarts=False))
+    assert alone.kernel == "power"  # the gaussian fit stopped short: the wrong family wins
+    stuck, best = alone.family("gaussian"), alone.family("power")
+    again = restart_points(list(alone.families), spaces)
+    assert list(again) == ["gaussian"]  # the best family is never restarted
+    g = spaces["gaussian"]
+    shared = spaces["power"].values(best.x)
+    np.testing.assert_allclose(again["gaussian"], g.clip(g.point(
+        kernel_param=g.kernel_param_of_length(best.value["L"]), alpha_xy=shared["alpha_xy"],
+        alpha_z=shared["alpha_z"], t2_us=shared["t2_us"], center_khz=shared["center_khz"])))
+    fit = fit_record(spaces, grid, records, starts, settings)
+    rescued = fit.family("gaussian")
+    assert rescued.chi2 < stuck.chi2 / 5 and fit.kernel == "gaussian"
+    assert rescued.evaluations > stuck.evaluations  # both attempts counted
+    assert fit.family("power").chi2 == best.chi2
+
+
+def test_restart_is_skipped_within_a_familys_own_parameter_count():
+    spaces, grid, records, starts, settings = _stuck_case()
+    fit = fit_record(spaces, grid, records, starts, replace(settings, max_evaluations=8, restarts=False))
+    g, p = fit.family("gaussian"), fit.family("power")
+    assert restart_points([g, replace(p, chi2=g.chi2 + len(p.x))], spaces) == {}
+    assert list(restart_points([g, replace(p, chi2=g.chi2 + len(p.x) + 0.5)], spaces)) == ["power"]
+    kept = better_of(replace(g, chi2=5.0, seconds=1.0), replace(g, chi2=7.0, seconds=2.0))
+    assert kept.chi2 == 5.0 and kept.seconds == 3.0
+
+
+def test_a_batch_run_restarts_as_fit_record_does(tmp_path):
+    """run_fits, serially: the same restart, the same result as fit_record from the same starts."""
+    spaces, grid, records, starts_by_family, settings = _stuck_case()
+    job = FitJob(spaces["gaussian"].config, grid, settings, families=("gaussian", "power"), figures=False)
+    item = RecordInput(0, records, {"alpha_xy": 0.21, "alpha_z": 0.29, "t2_us": 250.0, "L": 1.5},
+                       {"gaussian": 0.5, "power": 0.5})
+    [result] = run_fits(job, [item], tmp_path / "run")
+    expected = fit_record(spaces, grid, records, starts(spaces, item.prediction), settings)
+    unrestarted = fit_record(spaces, grid, records, starts(spaces, item.prediction), replace(settings, restarts=False))
+    assert unrestarted.kernel == "power" and result.kernel == expected.kernel == "gaussian"
+    assert {k: result.probability[k] for k in spaces} == pytest.approx(expected.probability)
+    assert result.seconds > 0 and (tmp_path / "run" / "records" / "record-000000.json").is_file()
 
 
 def test_information_inverse_keeps_badly_scaled_directions_and_marks_blind_ones():
