@@ -10,7 +10,7 @@ import pytest
 from pyecho.data.sampling import DatasetConfig
 from pyecho.errors import ParameterError
 from pyecho.fit.batch import FitJob, RecordInput, run_fits, starts
-from pyecho.fit.estimate import FitSettings, better_of, fit_family, fit_record, restart_points
+from pyecho.fit.estimate import RESTART_CHI2, FitSettings, better_of, fit_family, fit_record, restart_points
 from pyecho.fit.forward import Binning, DetuningDraws, Engine, simulate_points
 from pyecho.fit.limits import BoundSettings, bound_map, cramer_rao
 from pyecho.fit.space import KERNEL_PARAM, LOG_T2, FamilySpace
@@ -166,12 +166,12 @@ def test_a_family_stuck_far_off_is_fitted_again_from_the_best_familys_optimum():
     assert fit.family("power").chi2 == best.chi2
 
 
-def test_restart_is_skipped_within_a_familys_own_parameter_count():
+def test_restart_is_skipped_where_it_could_not_change_the_comparison():
     spaces, grid, records, starts, settings = _stuck_case()
     fit = fit_record(spaces, grid, records, starts, replace(settings, max_evaluations=8, restarts=False))
     g, p = fit.family("gaussian"), fit.family("power")
-    assert restart_points([g, replace(p, chi2=g.chi2 + len(p.x))], spaces) == {}
-    assert list(restart_points([g, replace(p, chi2=g.chi2 + len(p.x) + 0.5)], spaces)) == ["power"]
+    assert restart_points([g, replace(p, chi2=g.chi2 + RESTART_CHI2)], spaces) == {}
+    assert list(restart_points([g, replace(p, chi2=g.chi2 + RESTART_CHI2 + 0.1)], spaces)) == ["power"]
     kept = better_of(replace(g, chi2=5.0, seconds=1.0), replace(g, chi2=7.0, seconds=2.0))
     assert kept.chi2 == 5.0 and kept.seconds == 3.0
 
