@@ -398,13 +398,14 @@ def dask_client(executor: Executor, device: str) -> Iterator:
 def map_on_dask(client, function: Callable, tasks: dict, *, name: str, on_done: Callable) -> list[tuple]:
     """Run ``function(*args)`` alone on a worker (:func:`run_alone`) for every ``key: args`` of
     ``tasks``; ``on_done(key, result)`` as each comes back, which may return more ``key: args``
-    tasks (submitted at once; None: none). Returns (key, reason) of the tasks lost (workers died,
+    tasks (submitted at once, ahead of the first tasks still waiting, so that what they finish is
+    finished early; None: none). Returns (key, reason) of the tasks lost (workers died,
     cancelled), sorted; an exception inside a task is raised as is."""
     from distributed import KilledWorker, as_completed
 
-    def submit(batch: dict) -> dict:
-        return {client.submit(run_alone, function, *args, pure=False, key=f"pyecho-{name}-{key}-{client.id}"): key
-                for key, args in batch.items()}
+    def submit(batch: dict, priority: int = 0) -> dict:
+        return {client.submit(run_alone, function, *args, pure=False, priority=priority,
+                              key=f"pyecho-{name}-{key}-{client.id}"): key for key, args in batch.items()}
 
     futures = submit(tasks)
     lost = []
@@ -420,7 +421,7 @@ def map_on_dask(client, function: Callable, tasks: dict, *, name: str, on_done: 
             lost.append((key, str(exc)))
             continue
         future.release()  # a finished task is done: a worker that dies later must not redo it
-        more = submit(on_done(key, result) or {})
+        more = submit(on_done(key, result) or {}, priority=1)
         futures.update(more)
         for follow_up in more:
             running.add(follow_up)

@@ -279,9 +279,9 @@ def run_fits(job: FitJob, items: list[RecordInput], out: Path | None, *, executo
                             "rerun the same command to fit the rest")
     else:
         queue = list(tasks.items())
-        while queue:
+        while queue:  # a record's restarts first: it is written before the next record begins
             key, args = queue.pop(0)
-            queue += list((family_done(key, fit_one_family(*args)) or {}).items())
+            queue[:0] = (family_done(key, fit_one_family(*args)) or {}).items()
     return [done[item.index] for item in items]
 
 

@@ -4,6 +4,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
 
 import pytest
@@ -129,6 +130,19 @@ def test_follow_up_tasks_run_on_the_cluster_as_their_first_ones_finish(cluster):
 
     lost = factory.map_on_dask(client, abs, {"a": (-2,), "b": (-3,)}, name="follow-up", on_done=on_done)
     assert lost == [] and seen == {"a": 2, "b": 3, ("a", "again"): 2, ("b", "again"): 3}
+
+
+def test_follow_up_tasks_go_ahead_of_the_first_tasks_still_waiting(cluster):
+    """A record is written when its restarts are in: they must not wait for every other record."""
+    _, client = cluster
+    order = []
+
+    def on_done(key, _):
+        order.append(key)
+        return {(*key, "again"): (0.05,)} if key == (0, "power") else None
+
+    factory.map_on_dask(client, time.sleep, {(i, "power"): (0.2,) for i in range(16)}, name="ahead", on_done=on_done)
+    assert len(order) == 17 and order.index((0, "power", "again")) < 10, order  # without priority: 15
 
 
 def test_a_task_cancelled_after_it_was_handed_over_is_lost_not_raised(monkeypatch):
