@@ -18,7 +18,7 @@ For each kernel family still plausible, :func:`fit_family`
    estimate -- measured against independent draws (the sandwich, error_model.sandwich), since
    an error model estimated from a few draws under-states the scatter along exactly the
    directions the parameters move the record (docs/fit.md); (JᵀJ)⁻¹, what the error model
-   alone would claim, is kept beside it.
+   alone would claim, is kept beside it (inverted as the bound's information is).
 
 :func:`fit_record` does this for every family it is given, fits again from the best family's
 optimum each family whose own optimum is clearly worse (:func:`restart_points`: the families
@@ -49,7 +49,7 @@ from pyecho.data.records import estimate_noise
 from pyecho.errors import ParameterError
 from pyecho.fit.error_model import ErrorModel, plain_gains, profile, real_stack, sandwich
 from pyecho.fit.forward import CHECK_DRAWS, DEFAULT_BIN_SIZE, MEAN_DTYPE, SCATTER_DTYPE, Binning, DetuningDraws, Engine
-from pyecho.fit.limits import derived_sd
+from pyecho.fit.limits import derived_sd, information_inverse
 from pyecho.fit.problem import RecordProblem, default_site_groups, draw_deviations, scatter_at
 from pyecho.fit.space import KERNEL_PARAM, LOG_T2, FamilySpace
 from pyecho.physics.protocol import DEFAULT_DEAD_TIME_US, Protocol, RecordGrid
@@ -113,10 +113,11 @@ class FamilyFit:
 
     kernel; names : its fitted coordinates; x : the estimate; covariance : its covariance (n, n),
     measured against independent draws (the sandwich); fisher_covariance : what the error model
-    alone claims, (JᵀJ)⁻¹; value / sd : name -> estimate and standard deviation of every fitted
-    coordinate and of L, W, t2_us (from ``covariance``); chi2 : the whitened residual's squared
-    norm, dof its degrees of freedom; chi2_by_measurement : (K,) each measurement's share,
-    n_by_measurement its values; gains : (K,) complex receiver gains; simulations, evaluations,
+    alone claims, (JᵀJ)⁻¹ (inverted as a bound is: inf along a direction the record does not
+    see); value / sd : name -> estimate and standard deviation of every fitted coordinate and of
+    L, W, t2_us (from ``covariance``); chi2 : the whitened residual's squared norm, dof its
+    degrees of freedom; chi2_by_measurement : (K,) each measurement's share, n_by_measurement its
+    values; gains : (K,) complex receiver gains; simulations, evaluations,
     seconds. The binned record ``data`` (Nb,), its bins' ``times_us`` and ``measurement``, the
     ``model`` record, the error model and ``check_deviations`` (M, 2Nb: the independent draws'
     scatter at the optimum, record units) are kept for the comparison of families and the figure;
@@ -233,7 +234,7 @@ def fit_family(space: FamilySpace, grid: RecordGrid, records: tuple[np.ndarray, 
     by_measurement = tuple(float(r2[:nb][measurement == k].sum() + r2[nb:][measurement == k].sum()) for k in range(K))
     counts = tuple(int(2 * np.sum(measurement == k)) for k in range(K))
     simulations = fast.simulations + exact.simulations + len(check) + 2 * len(draws)  # two error models
-    return FamilyFit(space.kernel, space.names, x, covariance, np.linalg.pinv(J.T @ J, hermitian=True), value, sd,
+    return FamilyFit(space.kernel, space.names, x, covariance, information_inverse(J.T @ J, space.widths), value, sd,
                      prof.chi2, 2 * nb - len(x) - 2 * K, by_measurement, counts, prof.gains, simulations, evaluations,
                      time.perf_counter() - t0, model, exact.error, data, np.concatenate(binning.times_us(grid)),
                      measurement, deviations, null)

@@ -109,6 +109,7 @@ def test_fit_finds_the_point_and_gains_of_its_own_model():
     np.testing.assert_allclose(f.gains, gains, rtol=1e-5)
     assert f.chi2 < 1e-6 * f.dof
     assert all(sd > 0 for sd in f.sd.values())
+    assert np.all(np.isfinite(f.fisher_covariance)) and np.all(np.diag(f.fisher_covariance) > 0)
     assert f.value["L"] == pytest.approx(space.length(1.8), rel=1e-4)
 
 
