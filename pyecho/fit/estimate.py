@@ -75,9 +75,9 @@ class FitSettings:
     bin; dead_time_us : left out after every pulse (µs); scan_points : kernel-parameter values
     tried after the first minimisation; max_evaluations : residual evaluations of each
     minimisation; restarts : fit a family again from the best family's optimum where its own
-    ends clearly worse (:func:`restart_points`); gof_level : a record whose χ² exceeds all but this share of its null is
-    marked as not fitting; level : the intervals' level; seed : the draws' seed; engine : where
-    the simulations run.
+    ends clearly worse (:func:`restart_points`); gof_level : a record whose χ² exceeds all but
+    this share of its null is marked as not fitting; level : the intervals' level; seed : the
+    draws' seed; engine : where the simulations run.
     """
 
     draws: int = 8
@@ -307,7 +307,8 @@ class RecordFit:
 def fit_record(spaces: dict[str, FamilySpace], grid: RecordGrid, records: tuple[np.ndarray, ...], starts: dict,
                settings: FitSettings = FitSettings(), *, prior: dict | None = None) -> RecordFit:
     """Fit each family of ``spaces`` (kernel -> FamilySpace) from its start in ``starts`` (kernel
-    -> fitted coordinates), one after another, and compare them (:func:`compare_families`)."""
+    -> fitted coordinates), one after another, fit again those :func:`restart_points` names (the
+    settings permitting) and compare them (:func:`compare_families`)."""
     if not spaces:
         raise ParameterError("families: none to fit; give at least one")
     fits = {kernel: fit_family(space, grid, records, starts[kernel], settings) for kernel, space in spaces.items()}
