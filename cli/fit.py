@@ -47,6 +47,9 @@ def fit(
         "--lattice", help="Lattice side of the fit's simulations (default: the model's dataset's; larger: less "
         "detuning-draw scatter, slower).")] = None,
     draws: Annotated[int, typer.Option("--draws", help="Detuning draws of the error model's scatter.")] = 8,
+    mean_draws: Annotated[int, typer.Option(
+        "--mean-draws", help="The first of --draws that the model's mean averages (more: closer to the records' "
+        "mean, slower; docs/fit.md).")] = 2,
     check_draws: Annotated[int, typer.Option(
         "--check-draws", help="Independent draws the estimates' covariance is measured against.")] = 32,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the fit's detuning draws.")] = 0,
@@ -76,7 +79,7 @@ def fit(
     if lattice is not None and lattice < 4:
         raise ParameterError(f"--lattice: got {lattice}; must be at least 4")
     family_list = None if families is None else tuple(f.strip() for f in families.split(",") if f.strip())
-    settings = _settings(draws, check_draws, seed, level, device)
+    settings = _settings(draws, mean_draws, check_draws, seed, level, device)
     prior = load_prior(headline_dir(model_dir))
     prediction = predict_echoes(model_dir, inputs, tau_us=tau_us, start_us=start_us, row=row)
     job = FitJob(prior, prediction.records.grid, settings, lattice, family_list, min_probability,
@@ -117,12 +120,13 @@ def fit(
         typer.echo(str(results_frame(results)))
 
 
-def _settings(draws: int, check_draws: int, seed: int, level: float, device: str):
+def _settings(draws: int, mean_draws: int, check_draws: int, seed: int, level: float, device: str):
     from pyecho.fit.batch import engine_for
     from pyecho.fit.estimate import FitSettings
 
     try:
-        return FitSettings(draws=draws, check_draws=check_draws, seed=seed, level=level, engine=engine_for(device))
+        return FitSettings(draws=draws, mean_draws=mean_draws, check_draws=check_draws, seed=seed, level=level,
+                           engine=engine_for(device))
     except ParameterError as exc:
         option, _, detail = str(exc).partition(": ")
         raise ParameterError(f"--{option.replace('_', '-')}: {detail}") from None

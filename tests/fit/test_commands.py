@@ -93,6 +93,8 @@ def test_fit_one_record_prints_a_table(model_and_records):
     (["--families", "exponential"], ["--families: got exponential", "gaussian,power,rkky"]),
     (["--min-probability", "1.5"], ["--min-probability: got 1.5", "[0, 1)"]),
     (["--draws", "1"], ["--draws: got 1", "need at least mean_draws (2)"]),
+    (["--mean-draws", "1"], ["--mean-draws: got 1", "need at least 2"]),
+    (["--mean-draws", "12"], ["--draws: got 8", "need at least mean_draws (12)"]),
     (["--check-draws", "3"], ["--check-draws: got 3", "at least 8"]),
     (["--level", "1.2"], ["--level: got 1.2"]),
     (["--lattice", "2"], ["--lattice: got 2"]),
