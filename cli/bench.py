@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from pyecho.atomic import atomic_path
 from pyecho.bench import BenchRow, Scheme, machine_info, profile_torch_step, rows_as_dicts, run_bench
 from pyecho.errors import ParameterError
 from pyecho_cli.app import app
+from pyecho_cli.console import table_console
 from pyecho_cli.errors import user_errors
 
 
@@ -111,7 +111,7 @@ def bench(
     if modes is None:
         raise ParameterError(f"--torch-compile: got {torch_compile!r}; allowed: both, never, always")
     projected = _projected_datasets(project)
-    console = Console(width=max(Console().width, 120))  # a readable table in logs too
+    console = table_console()
     info = machine_info()
     table = Table("engine", "scheme", "dev", "n", "B", "M spin-steps/s", "x ref", "x loop", "x expl", "paper preset",
                   caption="x ref / x loop / x expl: speed-up over the NumPy reference, the straightforward torch loop "
@@ -174,7 +174,7 @@ def _fit_shapes(lattice: int, device: str, json_out: Path | None) -> None:
 
     if lattice < 4:
         raise ParameterError(f"--fit-lattice: got {lattice}; must be at least 4")
-    console = Console(width=max(Console().width, 120))
+    console = table_console()
     info = machine_info()
     table = Table("shape", "points x draws", "dtype", "threads", "engine calls", "seconds", "M spin-steps/s",
                   title=f"pyecho fit's simulations, range protocol on {lattice}x{lattice}, "

@@ -12,6 +12,7 @@ from pyecho.data.factory import plan_run
 from pyecho.data.sampling import PRESETS, ConfigError
 from pyecho.errors import ParameterError
 from pyecho_cli.app import app
+from pyecho_cli.console import table_console
 from pyecho_cli.errors import fail, user_errors
 from pyecho_cli.options import ExecutorOpt, SchedulerOpt, WorkersOpt
 from pyecho_cli.sim import executor_option, simulate_with_progress
@@ -102,7 +103,7 @@ def design(
     for rank, e in enumerate(result.ranked()[:SHOWN], 1):
         table.add_row(str(rank), e.label, f"{e.time_us / 1000:.2f}", f"{e.score:.3f}",
                       *(f"{table_value(e.cv, t):.3f}" for t, _ in tasks))
-    Console().print(table)
+    table_console().print(table)
     console.print(f"best protocol: [bold]{best.label}[/] (design score {best.score:.3f}); test rows: "
                   + ", ".join(f"{title} {table_value(best.test, t):.3f}" for t, title in tasks))
     console.print(f"[green]wrote[/] {', '.join(str(f) for f in files)}, {out / 'identifiability.png'}")
@@ -143,7 +144,7 @@ def _rank_by_bound(config, data, result, snr: float, top: int, points: int, more
         table.add_row(str(rank), b.label, f"{b.time_us / 1000:.2f}", f"{b.score:.3f}", *(f"{v:.3f}" for v in b.ratio.values()))
         rows.append({"protocol": b.label, "time_us": b.time_us, "bound_score": b.score,
                      **{f"L_sd_over_prior_{k}": v for k, v in b.ratio.items()}})
-    Console().print(table)
+    table_console().print(table)
     path = out / "design_bound.csv"
     with atomic_path(path) as tmp:
         pl.DataFrame(rows).write_csv(tmp)

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from pyecho.errors import ParameterError
 from pyecho_cli.app import app
+from pyecho_cli.console import table_console
 from pyecho_cli.errors import user_errors
 from pyecho_cli.options import SchedulerOpt
 from pyecho_cli.sim import executor_option
@@ -150,4 +151,4 @@ def _print_one(res) -> None:
     verdict = "yes" if res.fits else "[bold red]no[/]: the mean-field model does not describe the record"
     table.add_row("fits", f"{verdict} (p = {res.gof_p_value:.2f}: the share of genuine records' χ² at least this one's)")
     table.add_row("time", f"{res.seconds:.0f} s of one core's fitting, {res.simulations} simulations")
-    Console().print(table)
+    table_console().print(table)

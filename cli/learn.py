@@ -13,6 +13,7 @@ from rich.table import Table
 from pyecho.errors import ParameterError
 from pyecho.physics.protocol import DEFAULT_DEAD_TIME_US
 from pyecho_cli.app import app
+from pyecho_cli.console import table_console
 from pyecho_cli.errors import fail, user_errors
 
 
@@ -165,7 +166,7 @@ def _print_needs(model_dir: Path) -> None:
     for k, m in enumerate(grid.protocol):
         table.add_row(str(k + 1), m.text, m.text.split("@")[0], f"{m.theta_deg:g}", f"{m.tau_us:g}",
                       str(grid.lengths[k]), f"{grid.lengths[k] * grid.dt_us:g}")
-    Console().print(table)
+    table_console().print(table)
     Console().print(f"dt {grid.dt_us:g} us; records may start up to {header['dead_time_us']:g} us after each pulse "
                     f"(--start-us); targets: {', '.join(header['headline']['targets'])}")
 
@@ -195,7 +196,7 @@ def _print_one(res: dict, level: float, title: str) -> None:
             table.add_row(t, f"{res[t]:.4g} [{res[f'{t}_lo']:.4g}, {res[f'{t}_hi']:.4g}] {unit}")
     table.add_row("SNR (estimated)", f"{res['snr']:.3g}")
     table.add_row("in domain", "yes" if res["in_domain"] else f"[bold red]no[/]: {res['ood_reasons']}")
-    Console().print(table)
+    table_console().print(table)
 
 
 def _predict_paper(model_dir: Path, inputs: list[Path], out, tau_us, start_us, as_json: bool, row) -> None:
@@ -218,4 +219,4 @@ def _predict_paper(model_dir: Path, inputs: list[Path], out, tau_us, start_us, a
     table.add_row("range", _range_rule(res["range"], "p_power", res["p_power"], res["p_power_threshold"]))
     for target in COUPLING_TARGETS:
         table.add_row(target.value, f"{res[target.value]:.4g} {TARGET_UNITS[target]}")
-    Console().print(table)
+    table_console().print(table)

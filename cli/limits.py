@@ -13,6 +13,7 @@ from rich.table import Table
 
 from pyecho.errors import ParameterError
 from pyecho_cli.app import app
+from pyecho_cli.console import table_console
 from pyecho_cli.errors import user_errors
 from pyecho_cli.fit import COMPILE_POLICY
 
@@ -118,5 +119,5 @@ def limits(
         symbol = spaces[b.kernel].symbol
         table.add_row(b.kernel, f"{symbol} = {b.value.get('kernel_param', math.nan):.4g}",
                       *(f"{b.sd[name]:.3g}" if name in b.sd else "" for name, _ in SHOWN), f"{b.scatter_share:.2f}")
-    Console().print(table)
+    table_console().print(table)
     console.print(f"[green]wrote[/] {', '.join(map(str, paths))}, {out / 'limits.png'}")

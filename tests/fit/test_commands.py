@@ -116,9 +116,12 @@ def test_fit_needs_the_prior_beside_the_model(model_and_records, tmp_path):
 
 def test_limits_map_and_point(tmp_path):
     out = tmp_path / "limits"
-    res = invoke("limits", "--preset", "quick-range", "--lattice", "8", "--points", "1", "--more-draws", "0",
-                 "--kernels", "power,rkky", "--out", str(out), "--device", "cpu")
+    res = CliRunner().invoke(app, ["limits", "--preset", "quick-range", "--lattice", "8", "--points", "1",
+                                   "--more-draws", "0", "--kernels", "power,rkky", "--out", str(out), "--device", "cpu"],
+                             env={"COLUMNS": None})  # as written to a file: no terminal, no width given
     assert res.exit_code == 0, res.output
+    shown = [line for line in res.output.splitlines() if line.startswith("│ power")]
+    assert len(shown) == 1 and "…" not in shown[0], res.output  # not a terminal: whole numbers, one line a row
     rows = pl.read_csv(out / "limits.csv")
     assert rows["kernel"].to_list() == ["power", "rkky"] and np.all(rows["L_sd"].to_numpy() > 0)
     assert rows["protocol"][0] == "cpmg:3@90/100,hahn@75/100,cpmg:8@90/25" and rows["lattice"][0] == 8
