@@ -3,7 +3,7 @@
 Usage::
 
     python examples/fit_check.py MODEL_DIR OUT [--sets main200,repeat,outside,main50] [--n 30] [--workers 2]
-                                 [--per-group N]
+                                 [--per-group N] [--draws 8 --mean-draws 2]
 
 MODEL_DIR is a `pyecho learn` output (its prior and its predictor start every fit); OUT gets one
 `pyecho fit` run folder per set (resumable: rerun the same command to continue) and summary.json.
@@ -39,6 +39,7 @@ from pyecho.data.records import add_complex_noise  # noqa: E402
 from pyecho.data.sampling import draw_sample  # noqa: E402
 from pyecho.engines.base import get_engine  # noqa: E402
 from pyecho.fit.batch import FitJob, RecordInput, results_frame, run_fits, write_table  # noqa: E402
+from pyecho.fit.estimate import FitSettings  # noqa: E402
 from pyecho.fit.limits import BoundSettings, cramer_rao  # noqa: E402
 from pyecho.fit.space import FAMILIES, FamilySpace, load_prior  # noqa: E402
 from pyecho.learn.predict import headline_dir  # noqa: E402
@@ -234,6 +235,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--bound-draws", type=int, default=256)
     ap.add_argument("--screen", type=int, default=100, help="fresh samples per family for the screening study")
+    ap.add_argument("--draws", type=int, default=FitSettings.draws, help="the error model's detuning draws")
+    ap.add_argument("--mean-draws", type=int, default=FitSettings.mean_draws,
+                    help="of them, the draws the model's mean averages")
     args = ap.parse_args()
     predictor = EchoPredictor.load(headline_dir(args.model_dir))
     config = load_prior(headline_dir(args.model_dir))
@@ -250,7 +254,7 @@ def main() -> None:
         summary_path.write_text(json.dumps(summary, indent=1))
         print(json.dumps({"screen": summary["screen"]}, indent=1), flush=True)
     executor = Executor("dask", workers=args.workers) if args.workers > 1 else Executor()
-    job = FitJob(config, grid)
+    job = FitJob(config, grid, FitSettings(draws=args.draws, mean_draws=args.mean_draws))
     for name in args.sets.split(","):
         records, truth = sets[name]
         np.savez_compressed(args.out / f"{name}_records.npz", *records)
