@@ -164,16 +164,55 @@ def plain_gains(data: np.ndarray, model: np.ndarray, measurement: np.ndarray, n_
                      / np.vdot(model[measurement == k], model[measurement == k]).real for k in range(n_measurements)])
 
 
-def sandwich(J: np.ndarray, error: ErrorModel, deviations: np.ndarray, mean_draws: int) -> np.ndarray:
-    """The covariance of the estimate whose whitened Jacobian is ``J`` (2Nb, n) when the record's
-    draw scatter is what ``deviations`` (M, 2Nb: independent draws' records minus their mean, in
-    record units) show, whatever the error model assumed: A (N + (1 + 1/D_m) S) Aᵀ with
-    A = J⁺ L⁻¹ the estimate's linear response to the record, N the noise, S the deviations'
-    covariance (its projection needs about as many draws as there are parameters, not as the
-    record has values)."""
+#: a direction of the parameters, in units of their prior widths, whose information is below this
+#: share of the largest is one the records do not see
+BLIND_DIRECTION = 1e-12
+
+
+def scaled_pseudo_inverse(J: np.ndarray, widths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """J⁺ (n, m) of a whitened Jacobian ``J`` (m, n) over coordinates of prior ``widths`` (n,),
+    and which coordinates the records do not see ((n,) bool).
+
+    Computed in units of the widths: the coordinates' own units differ by ten orders of magnitude
+    (Γ₁ per µs against γ in sites), and a pseudo-inverse's relative cut-off on the raw Jacobian
+    drops real directions -- a variance of zero, a bound far too good (a 90° Hahn echo alone once
+    gave γ to 10⁻⁵). A direction whose information is below BLIND_DIRECTION of the largest is
+    left out of J⁺, and every coordinate with weight in it is marked unseen."""
+    U, s, Vt = np.linalg.svd(J * widths, full_matrices=False)
+    blind = s**2 <= BLIND_DIRECTION * np.max(s, initial=0.0) ** 2
+    inverse = widths[:, None] * ((Vt[~blind].T / s[~blind]) @ U[:, ~blind].T)
+    return inverse, np.any(np.abs(Vt[blind]) > 1e-6, axis=0)
+
+
+def mark_unseen(covariance: np.ndarray, unseen: np.ndarray) -> np.ndarray:
+    """``covariance`` with the ``unseen`` coordinates' variance infinite and no covariance with the others."""
+    covariance = covariance.copy()
+    covariance[unseen, :] = 0.0
+    covariance[:, unseen] = 0.0
+    covariance[unseen, unseen] = np.inf
+    return covariance
+
+
+def least_squares_covariance(J: np.ndarray, widths: np.ndarray) -> np.ndarray:
+    """(JᵀJ)⁻¹ for a whitened Jacobian ``J`` (m, n) over coordinates of prior ``widths``: the
+    inverse Fisher information, the estimate's covariance if the error model is right (infinite
+    along a direction the records do not see, :func:`scaled_pseudo_inverse`)."""
+    inverse, unseen = scaled_pseudo_inverse(J, widths)
+    return mark_unseen(inverse @ inverse.T, unseen)
+
+
+def sandwich(J: np.ndarray, error: ErrorModel, deviations: np.ndarray, mean_draws: int,
+             widths: np.ndarray) -> np.ndarray:
+    """The covariance of the estimate whose whitened Jacobian is ``J`` (2Nb, n; coordinates of
+    prior ``widths``) when the record's draw scatter is what ``deviations`` (M, 2Nb: independent
+    draws' records minus their mean, in record units) show, whatever the error model assumed:
+    A (N + (1 + 1/D_m) S) Aᵀ with A = J⁺ L⁻¹ the estimate's linear response to the record, N the
+    noise, S the deviations' covariance (its projection needs about as many draws as there are
+    parameters, not as the record has values)."""
+    inverse, unseen = scaled_pseudo_inverse(J, widths)
     # (J⁺ L⁻¹)ᵀ = L⁻ᵀ J⁺ᵀ: one triangular solve with n right-hand sides
-    response = solve_triangular(error.chol, np.linalg.pinv(J).T, lower=True, trans="T", check_finite=False)
+    response = solve_triangular(error.chol, inverse.T, lower=True, trans="T", check_finite=False)
     noise_part = response.T @ (response * error.noise_var[:, None])
     errors = deviations @ response  # (M, n): each draw's error of the estimate
     draw_part = errors.T @ errors / (deviations.shape[0] - 1)
-    return noise_part + (1.0 + 1.0 / mean_draws) * draw_part
+    return mark_unseen(noise_part + (1.0 + 1.0 / mean_draws) * draw_part, unseen)

@@ -47,9 +47,10 @@ from scipy.stats import norm
 
 from pyecho.data.records import estimate_noise
 from pyecho.errors import ParameterError
-from pyecho.fit.error_model import ErrorModel, plain_gains, profile, real_stack, sandwich
+from pyecho.fit.error_model import (ErrorModel, least_squares_covariance, plain_gains, profile, real_stack, sandwich,
+                                    scaled_pseudo_inverse)
 from pyecho.fit.forward import CHECK_DRAWS, DEFAULT_BIN_SIZE, MEAN_DTYPE, SCATTER_DTYPE, Binning, DetuningDraws, Engine
-from pyecho.fit.limits import derived_sd, information_inverse
+from pyecho.fit.limits import derived_sd
 from pyecho.fit.problem import RecordProblem, default_site_groups, draw_deviations, scatter_at
 from pyecho.fit.space import KERNEL_PARAM, LOG_T2, FamilySpace
 from pyecho.physics.protocol import DEFAULT_DEAD_TIME_US, Protocol, RecordGrid
@@ -221,12 +222,12 @@ def fit_family(space: FamilySpace, grid: RecordGrid, records: tuple[np.ndarray, 
     # float64: the Jacobian, one Gauss-Newton step from the float32 optimum, the covariance
     exact = RecordProblem(space, grid, binning, data, mean_draws, fast.error, settings.engine.at(MEAN_DTYPE))
     J = exact.jacobian(x)
-    x = space.clip(x - np.linalg.pinv(J) @ exact.residual(x))
+    x = space.clip(x - scaled_pseudo_inverse(J, space.widths)[0] @ exact.residual(x))
     model = exact.means(x)[0]
     prof = exact.profile_of(model)
     check = DetuningDraws.draw(settings.check_draws, n, linewidth, settings.seed, CHECK_DRAWS)
     deviations = real_stack(draw_deviations(space, grid, x, check, binning, settings.engine) * prof.gains[measurement])
-    covariance = sandwich(J, exact.error, deviations, settings.mean_draws)
+    covariance = sandwich(J, exact.error, deviations, settings.mean_draws, space.widths)
     null = null_chi2(J, exact.error, deviations, settings.mean_draws, np.random.default_rng([settings.seed, 7]))
     sd, value = derived_sd(space, x, covariance)
     r2 = prof.residual**2
@@ -234,7 +235,7 @@ def fit_family(space: FamilySpace, grid: RecordGrid, records: tuple[np.ndarray, 
     by_measurement = tuple(float(r2[:nb][measurement == k].sum() + r2[nb:][measurement == k].sum()) for k in range(K))
     counts = tuple(int(2 * np.sum(measurement == k)) for k in range(K))
     simulations = fast.simulations + exact.simulations + len(check) + 2 * len(draws)  # two error models
-    return FamilyFit(space.kernel, space.names, x, covariance, information_inverse(J.T @ J, space.widths), value, sd,
+    return FamilyFit(space.kernel, space.names, x, covariance, least_squares_covariance(J, space.widths), value, sd,
                      prof.chi2, 2 * nb - len(x) - 2 * K, by_measurement, counts, prof.gains, simulations, evaluations,
                      time.perf_counter() - t0, model, exact.error, data, np.concatenate(binning.times_us(grid)),
                      measurement, deviations, null)

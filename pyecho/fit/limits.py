@@ -25,7 +25,7 @@ import numpy as np
 import polars as pl
 
 from pyecho.atomic import atomic_path
-from pyecho.fit.error_model import ErrorModel, real_stack
+from pyecho.fit.error_model import ErrorModel, least_squares_covariance, real_stack
 from pyecho.fit.forward import DEFAULT_BIN_SIZE, Binning, DetuningDraws, Engine, simulate_points
 from pyecho.fit.problem import RecordProblem, default_site_groups, scatter_at
 from pyecho.fit.space import ALPHA_XY, ALPHA_Z, KERNEL_PARAM, LOG_T2, FamilySpace
@@ -121,37 +121,11 @@ def cramer_rao(space: FamilySpace, grid: RecordGrid, x, snr: float, settings: Bo
     problem = RecordProblem(space, grid, binning, data, mean_draws, error, settings.engine)
     problem.seed_mean(x, data)
     J = problem.jacobian(x, central=True)
-    covariance = information_inverse(J.T @ J, space.widths)
+    covariance = least_squares_covariance(J, space.widths)
     sd, value = derived_sd(space, x, covariance)
     scatter_var = float(np.trace(scatter.covariance))
     share = scatter_var / (scatter_var + float(np.sum(error.noise_var)))
     return Bound(space.kernel, space.names, x, float(snr), n, covariance, sd, value, share)
-
-
-#: an eigenvalue of the width-scaled information below this share of the largest is a direction
-#: the records do not see
-BLIND_DIRECTION = 1e-12
-
-
-def information_inverse(information: np.ndarray, widths: np.ndarray) -> np.ndarray:
-    """The inverse of a Fisher information (n, n) over coordinates of prior ``widths`` (n,).
-
-    Inverted in units of the widths: the coordinates' own units differ by ten orders of magnitude
-    (Γ₁ per µs against γ in sites), and a pseudo-inverse's relative cut-off on the raw matrix
-    drops real directions -- setting their variance to zero, a bound far too good (a 90° Hahn
-    echo alone once gave γ to 10⁻⁵). A direction the records do not see (scaled eigenvalue below
-    BLIND_DIRECTION of the largest) has infinite variance: every coordinate in it gets an
-    infinite sd, and no covariance with the others."""
-    scale = np.outer(widths, widths)
-    eigenvalues, vectors = np.linalg.eigh(information * scale)
-    blind = eigenvalues <= BLIND_DIRECTION * eigenvalues.max()
-    seen = vectors[:, ~blind]
-    covariance = (seen / eigenvalues[~blind]) @ seen.T * scale
-    unseen = np.any(np.abs(vectors[:, blind]) > 1e-6, axis=1)  # a coordinate with any weight in one
-    covariance[unseen, :] = 0.0
-    covariance[:, unseen] = 0.0
-    covariance[unseen, unseen] = np.inf
-    return covariance
 
 
 def prior_sd(space: FamilySpace) -> dict:

@@ -191,21 +191,21 @@ def test_a_batch_run_restarts_as_fit_record_does(tmp_path):
     assert result.seconds > 0 and (tmp_path / "run" / "records" / "record-000000.json").is_file()
 
 
-def test_information_inverse_keeps_badly_scaled_directions_and_marks_blind_ones():
+def test_least_squares_covariance_keeps_badly_scaled_directions_and_marks_blind_ones():
     """Coordinates whose units differ by 10 orders of magnitude: the exact inverse, where a plain
-    pseudo-inverse cuts a real direction and reports a variance of zero; a direction the records
-    do not see: infinite sd for the coordinates in it, the others untouched."""
-    from pyecho.fit.limits import information_inverse
+    pseudo-inverse of the information cuts a real direction and reports a variance of zero; a
+    direction the records do not see: infinite sd for the coordinates in it, the others untouched."""
+    from pyecho.fit.error_model import least_squares_covariance
 
     rng = np.random.default_rng(0)
     widths = np.array([40.0, 1e-2, 1e-7])
-    A = rng.standard_normal((3, 3))
-    well = (A @ A.T + 3 * np.eye(3)) / np.outer(widths, widths)  # well determined in width units
-    exact = np.linalg.inv(well)
-    assert np.allclose(information_inverse(well, widths), exact, rtol=1e-8)
-    assert not np.allclose(np.diag(np.linalg.pinv(well, hermitian=True)), np.diag(exact), rtol=1e-3)  # the trap
-    blind = well.copy()
-    blind[0, :] = blind[:, 0] = 0.0  # the first coordinate moves nothing
-    cov = information_inverse(blind, widths)
+    G = rng.standard_normal((30, 3))
+    J = G / widths  # well determined in width units
+    exact = np.linalg.inv(G.T @ G) * np.outer(widths, widths)
+    assert np.allclose(least_squares_covariance(J, widths), exact, rtol=1e-8)
+    assert not np.allclose(np.diag(np.linalg.pinv(J.T @ J, hermitian=True)), np.diag(exact), rtol=1e-3)  # the trap
+    blind = J.copy()
+    blind[:, 0] = 0.0  # the first coordinate moves nothing
+    cov = least_squares_covariance(blind, widths)
     assert np.isinf(cov[0, 0]) and np.all(cov[0, 1:] == 0)
-    assert np.allclose(cov[1:, 1:], np.linalg.inv(blind[1:, 1:]), rtol=1e-8)
+    assert np.allclose(cov[1:, 1:], np.linalg.inv(J[:, 1:].T @ J[:, 1:]), rtol=1e-8)

@@ -145,11 +145,30 @@ def test_sandwich_measures_what_the_error_model_misses():
     J = rng.standard_normal((n, 2))
     hidden = 10 * J[:, 0] / np.linalg.norm(J[:, 0])  # scatter along the first parameter's direction
     deviations = rng.standard_normal((4000, 1)) * hidden + 0.0 * rng.standard_normal((4000, n))
-    cov = sandwich(J, error, deviations, mean_draws=10**9)
+    cov = sandwich(J, error, deviations, mean_draws=10**9, widths=np.ones(2))
     A = np.linalg.pinv(J)
     truth = A @ A.T + np.outer(A @ hidden, A @ hidden)
     np.testing.assert_allclose(cov, truth, rtol=0.08, atol=1e-3)
     assert cov[0, 0] > 10 * np.linalg.inv(J.T @ J)[0, 0]
+
+
+def test_sandwich_marks_what_the_records_do_not_see():
+    """Two coordinates that move the record alike (in their widths' units): no record tells them
+    apart, so both get an infinite variance, where a pseudo-inverse alone reports its
+    minimum-norm split as a finite one; the third is what a fit of it beside one of them gives."""
+    rng = np.random.default_rng(5)
+    n = 40
+    error = ErrorModel(np.eye(n), np.full(n, 0.5), 0.0)
+    g = rng.standard_normal((n, 2))
+    widths = np.array([1.0, 1e-3, 2.0])
+    J = np.column_stack([g[:, 0], 1e3 * g[:, 0], g[:, 1]])
+    deviations = 0.1 * rng.standard_normal((200, n))
+    cov = sandwich(J, error, deviations, mean_draws=4, widths=widths)
+    assert np.all(np.isinf(np.diag(cov)[:2])) and np.all(cov[2, :2] == 0) and np.all(cov[:2, 2] == 0)
+    alone = sandwich(J[:, [0, 2]], error, deviations, mean_draws=4, widths=widths[[0, 2]])
+    assert cov[2, 2] == pytest.approx(alone[1, 1], rel=1e-8)
+    A = np.linalg.pinv(J)  # what the sandwich took before: the degenerate pair looks determined
+    assert np.isfinite(A @ A.T).all()
 
 
 def test_null_chi2_is_the_residual_of_genuine_records():
