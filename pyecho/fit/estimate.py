@@ -399,11 +399,13 @@ def family_probabilities(fits: list[FamilyFit], spaces: dict, n_measurements: in
 def log_occam(f: FamilyFit, space: FamilySpace) -> float:
     """log of the family's Occam factor: the posterior volume sqrt(det 2πΣ) over the prior's box
     volume, each coordinate's normal marginal held to the share of it inside the box (a parameter
-    the record does not pin -- sd beyond its prior range -- then costs nothing and gains nothing)."""
-    sd = np.sqrt(np.maximum(np.diag(f.covariance), 1e-300))
-    inside = norm.cdf((space.upper - f.x) / sd) - norm.cdf((space.lower - f.x) / sd)
-    _, logdet = np.linalg.slogdet(2 * math.pi * f.covariance)
-    return 0.5 * logdet + float(np.sum(np.log(np.maximum(inside, 1e-300)))) - space.log_prior_volume
+    the record does not pin -- sd beyond its prior range -- then costs nothing and gains nothing;
+    one the record does not see at all, infinite variance, is its whole prior range: nothing either)."""
+    seen = np.isfinite(np.diag(f.covariance))
+    sd = np.sqrt(np.maximum(np.diag(f.covariance)[seen], 1e-300))
+    inside = norm.cdf((space.upper[seen] - f.x[seen]) / sd) - norm.cdf((space.lower[seen] - f.x[seen]) / sd)
+    _, logdet = np.linalg.slogdet(2 * math.pi * f.covariance[np.ix_(seen, seen)])
+    return 0.5 * logdet + float(np.sum(np.log(np.maximum(inside, 1e-300)))) - float(np.sum(np.log(space.widths[seen])))
 
 
 def mixture_estimates(fits: list[FamilyFit], probability: dict, spaces: dict, level: float) -> dict:
@@ -419,8 +421,11 @@ def mixture_estimates(fits: list[FamilyFit], probability: dict, spaces: dict, le
         w = np.array([p for p, _, _ in parts])
         m = np.array([v for _, v, _ in parts])
         s = np.maximum(np.array([sd for _, _, sd in parts]), 1e-300)
-        cdf = lambda t: float(np.sum(w * norm.cdf((t - m) / s)) / np.sum(w))  # noqa: E731
-        lo_edge, hi_edge = float(np.min(m - 10 * s)), float(np.max(m + 10 * s))
+        # a family that does not see the quantity (infinite sd) puts half its weight at either infinity
+        seen = np.isfinite(s)
+        cdf = lambda t: float((np.sum(w[seen] * norm.cdf((t - m[seen]) / s[seen]))  # noqa: E731
+                               + 0.5 * np.sum(w[~seen])) / np.sum(w))
+        lo_edge, hi_edge = float(np.min(m - 10 * np.where(seen, s, 0))), float(np.max(m + 10 * np.where(seen, s, 0)))
         out[name] = Estimate(float(np.sum(w * m) / np.sum(w)), _quantile(cdf, tail, lo_edge, hi_edge),
                              _quantile(cdf, 1 - tail, lo_edge, hi_edge))
     best = max(fits, key=lambda f: probability[f.kernel])
@@ -433,7 +438,12 @@ def mixture_estimates(fits: list[FamilyFit], probability: dict, spaces: dict, le
 
 
 def _quantile(cdf, q: float, lo: float, hi: float) -> float:
-    """The q-quantile of a continuous ``cdf`` in [lo, hi] by bisection."""
+    """The q-quantile of a continuous ``cdf`` in [lo, hi] by bisection; -inf or inf where the
+    cdf is already q at ``lo`` or still below it at ``hi`` (mass at infinity)."""
+    if cdf(lo) >= q:
+        return -math.inf
+    if cdf(hi) < q:
+        return math.inf
     for _ in range(100):
         mid = 0.5 * (lo + hi)
         if cdf(mid) < q:

@@ -209,3 +209,30 @@ def test_least_squares_covariance_keeps_badly_scaled_directions_and_marks_blind_
     cov = least_squares_covariance(blind, widths)
     assert np.isinf(cov[0, 0]) and np.all(cov[0, 1:] == 0)
     assert np.allclose(cov[1:, 1:], np.linalg.inv(J[:, 1:].T @ J[:, 1:]), rtol=1e-8)
+
+
+def test_a_coordinate_the_record_does_not_see_costs_nothing_in_the_evidence_and_opens_the_interval():
+    """Infinite variance (the sandwich's unseen coordinate): the Occam factor is that of a
+    variance far beyond the prior's range (the coordinate's whole prior, no cost, no gain), not
+    NaN; a mixture whose chosen family does not see a quantity reports an unbounded interval,
+    and one whose family that does not see it carries little weight a finite one."""
+    from types import SimpleNamespace
+
+    from pyecho.fit.estimate import log_occam, mixture_estimates
+
+    space = FamilySpace("power", SMALL)
+    x = 0.5 * (space.lower + space.upper)
+    sd = 0.01 * space.widths
+    unseen, wide = np.diag(sd**2), np.diag(sd**2)
+    unseen[1, 1], wide[1, 1] = np.inf, (1e8 * space.widths[1]) ** 2
+    occam = log_occam(SimpleNamespace(covariance=unseen, x=x), space)
+    assert occam == pytest.approx(log_occam(SimpleNamespace(covariance=wide, x=x), space), abs=1e-6)
+
+    def family(kernel, L_sd):
+        return SimpleNamespace(kernel=kernel, value={"L": 10.0, "W": 0.5}, sd={"L": L_sd, "W": 0.01})
+    fits = [family("power", 0.5), family("gaussian", math.inf)]
+    spaces = {"power": space, "gaussian": FamilySpace("gaussian", SMALL)}
+    blind = mixture_estimates(fits, {"power": 0.4, "gaussian": 0.6}, spaces, 0.9)
+    assert blind["L"].lo == -math.inf and blind["L"].hi == math.inf and math.isfinite(blind["W"].lo)
+    seen = mixture_estimates(fits, {"power": 0.99, "gaussian": 0.01}, spaces, 0.9)
+    assert seen["L"].lo == pytest.approx(10.0 - 1.64 * 0.5, abs=0.05) and math.isfinite(seen["L"].hi)
