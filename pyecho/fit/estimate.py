@@ -325,8 +325,8 @@ def restart_points(fits: list[FamilyFit], spaces: dict[str, FamilySpace]) -> dic
     that gives the best family's L. Measured on 30 fresh records (64 x 64, SNR 200; docs/fit.md):
     the restarts changed one record's chosen family (F1 of the power law 0.84 -> 0.90) at 29 %
     more core-seconds; the large gaps (the true family 59-64 above another in χ², of 840 degrees of
-    freedom) stayed, and fits started at the true point end there too: those gaps are the error
-    model's, not the optimiser's."""
+    freedom) stayed, and fits started at the true point end there too: those gaps are not the
+    optimiser's (a larger error model closed two of them but did not improve the check)."""
     best = min(fits, key=lambda f: f.chi2)
     shared = spaces[best.kernel].values(best.x)
     out = {}
