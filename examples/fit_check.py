@@ -38,6 +38,7 @@ from pyecho.data.factory import Executor  # noqa: E402
 from pyecho.data.records import add_complex_noise  # noqa: E402
 from pyecho.data.sampling import draw_sample  # noqa: E402
 from pyecho.engines.base import get_engine  # noqa: E402
+from pyecho.errors import ParameterError  # noqa: E402
 from pyecho.fit.batch import FitJob, RecordInput, results_frame, run_fits, write_table  # noqa: E402
 from pyecho.fit.estimate import FitSettings  # noqa: E402
 from pyecho.fit.limits import BoundSettings, cramer_rao  # noqa: E402
@@ -239,6 +240,11 @@ def main() -> None:
     ap.add_argument("--mean-draws", type=int, default=FitSettings.mean_draws,
                     help="of them, the draws the model's mean averages")
     args = ap.parse_args()
+    try:  # refused before any record is made or file written
+        settings = FitSettings(draws=args.draws, mean_draws=args.mean_draws)
+    except ParameterError as exc:
+        option, _, detail = str(exc).partition(": ")
+        ap.error(f"--{option.replace('_', '-')}: {detail}")
     predictor = EchoPredictor.load(headline_dir(args.model_dir))
     config = load_prior(headline_dir(args.model_dir))
     grid = predictor.grid
@@ -254,7 +260,7 @@ def main() -> None:
         summary_path.write_text(json.dumps(summary, indent=1))
         print(json.dumps({"screen": summary["screen"]}, indent=1), flush=True)
     executor = Executor("dask", workers=args.workers) if args.workers > 1 else Executor()
-    job = FitJob(config, grid, FitSettings(draws=args.draws, mean_draws=args.mean_draws))
+    job = FitJob(config, grid, settings)
     for name in args.sets.split(","):
         records, truth = sets[name]
         np.savez_compressed(args.out / f"{name}_records.npz", *records)
