@@ -41,7 +41,6 @@ from typing import NamedTuple
 
 import numpy as np
 from scipy.linalg import solve_triangular
-from scipy.optimize import least_squares
 from scipy.special import logsumexp
 from scipy.stats import norm
 
@@ -52,7 +51,7 @@ from pyecho.fit.error_model import (ErrorModel, least_squares_covariance, plain_
 from pyecho.fit.forward import CHECK_DRAWS, DEFAULT_BIN_SIZE, MEAN_DTYPE, SCATTER_DTYPE, Binning, DetuningDraws, Engine
 from pyecho.fit.limits import derived_sd
 from pyecho.fit.problem import RecordProblem, default_site_groups, draw_deviations, scatter_at
-from pyecho.fit.space import KERNEL_PARAM, LOG_T2, FamilySpace
+from pyecho.fit.space import KERNEL_PARAM, FamilySpace
 from pyecho.physics.protocol import DEFAULT_DEAD_TIME_US, Protocol, RecordGrid
 
 #: the interval level of a fit's estimates
@@ -200,22 +199,17 @@ def fit_family(space: FamilySpace, grid: RecordGrid, records: tuple[np.ndarray, 
     fast = RecordProblem(space, grid, binning, data, mean_draws, placeholder, settings.engine.at(SCATTER_DTYPE))
     fast.set_error(error_at(x, plain_gains(data, fast.means(x)[0], measurement, K)))
 
-    def minimise(point):
-        return least_squares(fast.residual, point, jac=fast.jacobian, bounds=(space.lower, space.upper),
-                             x_scale=space.widths, method="trf", max_nfev=settings.max_evaluations,
-                             ftol=1e-6, xtol=1e-6, gtol=1e-8)
-
     # first every coordinate from the start (the carrier offset and Γ₁, which no learned model
     # predicts, can move the residual more than the kernel does); then, with the error model of
     # that optimum, the kernel parameter scanned across its prior, and a second minimisation from
     # the best scanned point if it beats the first (the residual's valleys along the range are
     # far apart)
-    first = minimise(x)
+    first = fast.minimise(x, settings.max_evaluations)
     x, evaluations = first.x, first.nfev
     fast.set_error(error_at(x, fast.profile_of(fast.means(x)[0]).gains))
-    scanned = _scan_kernel_param(fast, x, settings.scan_points)
+    scanned = fast.scan_kernel_param(x, settings.scan_points)
     if not np.array_equal(scanned, x):
-        second = minimise(scanned)
+        second = fast.minimise(scanned, settings.max_evaluations)
         evaluations += second.nfev
         if fast.profile_of(fast.means(second.x)[0]).chi2 < fast.profile_of(fast.means(x)[0]).chi2:
             x = second.x
@@ -251,21 +245,6 @@ def null_chi2(J: np.ndarray, error: ErrorModel, deviations: np.ndarray, mean_dra
     Q, _ = np.linalg.qr(J)
     left = white - Q @ (Q.T @ white)
     return np.sum(left**2, axis=0)
-
-
-def _scan_kernel_param(problem: RecordProblem, x: np.ndarray, points: int) -> np.ndarray:
-    """``x`` with its kernel parameter set to the best of ``points`` values across the prior (and
-    its own), the other coordinates held: the residual's valleys along the range are far apart."""
-    space = problem.space
-    if points < 1 or KERNEL_PARAM not in space.names:
-        return x
-    i = space.index(KERNEL_PARAM)
-    lo, hi = space.parameters[i].lo, space.parameters[i].hi
-    candidates = np.repeat(x[None], points + 1, axis=0)
-    candidates[1:, i] = lo + (hi - lo) * (np.arange(points) + 0.5) / points
-    means = problem.means(candidates)
-    chi2 = [problem.profile_of(m).chi2 for m in means]
-    return candidates[int(np.argmin(chi2))]
 
 
 # ---- across families ----------------------------------------------------------------------------
@@ -329,16 +308,8 @@ def restart_points(fits: list[FamilyFit], spaces: dict[str, FamilySpace]) -> dic
     optimiser's (a larger error model closed two of them but did not improve the check)."""
     best = min(fits, key=lambda f: f.chi2)
     shared = spaces[best.kernel].values(best.x)
-    out = {}
-    for f in fits:
-        if f is best or f.chi2 - best.chi2 <= RESTART_CHI2:
-            continue
-        space = spaces[f.kernel]
-        values = {k: v for k, v in shared.items() if k in space.names or (k == "t2_us" and LOG_T2 in space.names)}
-        if KERNEL_PARAM in space.names:
-            values[KERNEL_PARAM] = space.kernel_param_of_length(best.value["L"])
-        out[f.kernel] = space.clip(space.point(**values))
-    return out
+    return {f.kernel: spaces[f.kernel].matching(shared, best.value["L"]) for f in fits
+            if f is not best and f.chi2 - best.chi2 > RESTART_CHI2}
 
 
 def better_of(first: FamilyFit, again: FamilyFit) -> FamilyFit:

@@ -14,6 +14,12 @@ W = 2 alpha_xy + alpha_z, T2 = exp(log T2).
 
 :func:`bound_map` evaluates it across each family's prior: along its kernel parameter, the
 other parameters at the prior's middle.
+
+The family is a discrete parameter, with no Fisher information; what the records tell of it is
+how far one family's records lie from the nearest of another's (:func:`family_separation`): the
+squared whitened distance D² between the two mean records under the same error model, and
+Φ(−D/2), the error of the best test between the two points, below which no rule that tells the
+families apart can err on records of those two points (:func:`separation_map`: across the prior).
 """
 from __future__ import annotations
 
@@ -23,10 +29,11 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from scipy.stats import norm
 
 from pyecho.atomic import atomic_path
-from pyecho.fit.error_model import ErrorModel, least_squares_covariance, real_stack
-from pyecho.fit.forward import DEFAULT_BIN_SIZE, Binning, DetuningDraws, Engine, simulate_points
+from pyecho.fit.error_model import ErrorModel, Scatter, least_squares_covariance
+from pyecho.fit.forward import DEFAULT_BIN_SIZE, SCATTER_DTYPE, Binning, DetuningDraws, Engine, simulate_points
 from pyecho.fit.problem import RecordProblem, default_site_groups, scatter_at
 from pyecho.fit.space import ALPHA_XY, ALPHA_Z, KERNEL_PARAM, LOG_T2, FamilySpace
 from pyecho.physics.protocol import DEFAULT_DEAD_TIME_US, RecordGrid
@@ -36,6 +43,9 @@ from pyecho.physics.protocol import DEFAULT_DEAD_TIME_US, RecordGrid
 BOUND_DRAWS, BOUND_MORE_DRAWS, BOUND_MEAN_DRAWS = 8, 128, 4
 #: the quantities a bound reports beside the fitted coordinates
 DERIVED = ("L", "W", "t2_us")
+#: the nearest record of another family: kernel-parameter values scanned, and residual
+#: evaluations of each minimisation (more than a fit's: the distance is the answer, not a start)
+SEPARATION_SCAN_POINTS, SEPARATION_EVALUATIONS = 7, 20
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,20 @@ def cramer_rao(space: FamilySpace, grid: RecordGrid, x, snr: float, settings: Bo
     ``settings.seed``; pass the same draws to compare points). A point outside the prior's box
     is a ParameterError: the bound is computed where the fit could go, not at a clipped point."""
     x = space.require_inside(x)
+    problem, scatter = _records_at(space, grid, x, snr, settings, draws)
+    J = problem.jacobian(x, central=True)
+    covariance = least_squares_covariance(J, space.widths)
+    sd, value = derived_sd(space, x, covariance)
+    scatter_var = float(np.trace(scatter.covariance))
+    share = scatter_var / (scatter_var + float(np.sum(problem.error.noise_var)))
+    return Bound(space.kernel, space.names, x, float(snr), space.config.lattice, covariance, sd, value, share)
+
+
+def _records_at(space: FamilySpace, grid: RecordGrid, x: np.ndarray, snr: float, settings: BoundSettings,
+                draws: DetuningDraws | None) -> tuple[RecordProblem, Scatter]:
+    """The records of point ``x`` as a bound sees them: the problem whose data is the model's own
+    noise-free mean (gains 1), under the error model of noise at ``snr`` and the draw scatter at
+    ``x``; and that scatter."""
     n = space.config.lattice
     draws = draws or DetuningDraws.draw(settings.draws + settings.more_draws, n, space.config.linewidth_khz,
                                         settings.seed)
@@ -113,19 +137,72 @@ def cramer_rao(space: FamilySpace, grid: RecordGrid, x, snr: float, settings: Bo
     mean_draws = draws.first(settings.mean_draws)
     first = simulate_points(space, grid, x, mean_draws, engine=settings.engine)
     amplitude = max(float(np.abs(R[0, :, 0].mean())) for R in first)  # the SNR's A0 (pyecho.data.records)
-    sigma = amplitude / snr
     K = len(grid.protocol)
-    error = ErrorModel.build(scatter, np.ones(K, complex), binning.measurement, np.full(K, sigma), settings.bin_size,
-                             mean_draws=None)
+    error = ErrorModel.build(scatter, np.ones(K, complex), binning.measurement, np.full(K, amplitude / snr),
+                             settings.bin_size, mean_draws=None)
     data = binning.apply(first).mean(axis=1)[0]
     problem = RecordProblem(space, grid, binning, data, mean_draws, error, settings.engine)
     problem.seed_mean(x, data)
-    J = problem.jacobian(x, central=True)
-    covariance = least_squares_covariance(J, space.widths)
-    sd, value = derived_sd(space, x, covariance)
-    scatter_var = float(np.trace(scatter.covariance))
-    share = scatter_var / (scatter_var + float(np.sum(error.noise_var)))
-    return Bound(space.kernel, space.names, x, float(snr), n, covariance, sd, value, share)
+    return problem, scatter
+
+
+@dataclass(frozen=True)
+class Separation:
+    """How far one family's records at a point lie from the nearest records of another family.
+
+    kernel, x : the family and its point; other, x_other : the other family and its point whose
+    mean record comes nearest; value, other_value : the two points' physical values and L;
+    distance2 : D², the squared distance between the two mean records, every receiver gain
+    free, whitened by the error model of records at ``x`` (noise at ``snr`` and the draw
+    scatter): what a record at x tells against the other family; snr; lattice.
+    """
+
+    kernel: str
+    other: str
+    x: np.ndarray = field(repr=False)
+    x_other: np.ndarray = field(repr=False)
+    value: dict
+    other_value: dict
+    distance2: float
+    snr: float
+    lattice: int
+
+    @property
+    def error_rate(self) -> float:
+        """Φ(−D/2): the error of the best test between the two points (equal priors, normal
+        records with the covariance at x). Any rule that tells the two families apart errs, on
+        records from these two points taken equally often, at least this often."""
+        return float(norm.cdf(-0.5 * math.sqrt(max(self.distance2, 0.0))))
+
+
+def family_separation(space: FamilySpace, other: FamilySpace, grid: RecordGrid, x, snr: float,
+                      settings: BoundSettings = BoundSettings(), *, draws: DetuningDraws | None = None,
+                      scan_points: int = SEPARATION_SCAN_POINTS,
+                      max_evaluations: int = SEPARATION_EVALUATIONS) -> Separation:
+    """The nearest ``other`` family's records come to ``space``'s at point ``x`` (records on
+    ``grid`` at ``snr``; draws and error model as :func:`cramer_rao`'s, the other family's mean
+    on the same draws). The other family's point is found as a fit finds it: from the point with
+    x's shared coordinates and L, its kernel parameter scanned across the prior, trust-region
+    least squares of the whitened distance (float32), and the distance at the end in float64."""
+    x = space.require_inside(x)
+    problem, _ = _records_at(space, grid, x, snr, settings, draws)
+    value = space.values(x)
+    value["L"] = space.length(value[KERNEL_PARAM])
+    fast = RecordProblem(other, grid, problem.binning, problem.data, problem.draws, problem.error,
+                         settings.engine.at(SCATTER_DTYPE))
+    start = other.matching(value, value["L"])
+    best = fast.minimise(start, max_evaluations).x
+    scanned = fast.scan_kernel_param(best, scan_points)
+    if not np.array_equal(scanned, best):
+        again = fast.minimise(scanned, max_evaluations).x
+        if fast.profile_of(fast.means(again)[0]).chi2 < fast.profile_of(fast.means(best)[0]).chi2:
+            best = again
+    exact = RecordProblem(other, grid, problem.binning, problem.data, problem.draws, problem.error, settings.engine)
+    distance2 = exact.profile_of(exact.means(best)[0]).chi2
+    other_value = other.values(best)
+    other_value["L"] = other.length(other_value[KERNEL_PARAM]) if KERNEL_PARAM in other_value else math.nan
+    return Separation(space.kernel, other.kernel, x, best, value, other_value, float(distance2), float(snr),
+                      space.config.lattice)
 
 
 def prior_sd(space: FamilySpace) -> dict:
@@ -173,20 +250,24 @@ class BoundMap:
         return rows
 
 
+def map_points(space: FamilySpace, points: int) -> list[np.ndarray]:
+    """``points`` points across the family's prior: its kernel parameter evenly spaced (ends
+    excluded by half a step), the other coordinates at the prior's middle."""
+    if KERNEL_PARAM not in space.names:
+        return [space.center()]
+    lo, hi = space.ranges[0].lo, space.ranges[0].hi
+    step = (hi - lo) / points
+    return [space.point(kernel_param=k) for k in lo + step * (np.arange(points) + 0.5)]
+
+
 def bound_map(spaces: dict[str, FamilySpace], grid: RecordGrid, snr: float, points: int = 5,
               settings: BoundSettings = BoundSettings(), on_point=None) -> BoundMap:
-    """:func:`cramer_rao` at ``points`` kernel-parameter values across each family's prior
-    (evenly spaced, ends excluded by half a step), the same draws everywhere; ``on_point()`` is
-    called after each."""
+    """:func:`cramer_rao` at :func:`map_points` of each family, the same draws everywhere;
+    ``on_point()`` is called after each."""
     bounds = []
-    draws = None
-    for kernel, space in spaces.items():
-        lo, hi = space.ranges[0].lo, space.ranges[0].hi
-        step = (hi - lo) / points
-        for k in lo + step * (np.arange(points) + 0.5):
-            x = space.point(kernel_param=k) if KERNEL_PARAM in space.names else space.center()
-            draws = draws or DetuningDraws.draw(settings.draws + settings.more_draws, space.config.lattice,
-                                                space.config.linewidth_khz, settings.seed)
+    draws = _map_draws(spaces, settings)
+    for space in spaces.values():
+        for x in map_points(space, points):
             bounds.append(cramer_rao(space, grid, x, snr, settings, draws=draws))
             if on_point is not None:
                 on_point()
@@ -194,11 +275,49 @@ def bound_map(spaces: dict[str, FamilySpace], grid: RecordGrid, snr: float, poin
     return BoundMap(tuple(bounds), float(snr), grid.protocol.text, first.config.lattice)
 
 
+def separation_map(spaces: dict[str, FamilySpace], grid: RecordGrid, snr: float, points: int = 5,
+                   settings: BoundSettings = BoundSettings(), on_point=None) -> tuple[Separation, ...]:
+    """:func:`family_separation` of every other family from :func:`map_points` of each family,
+    the same draws everywhere; ``on_point()`` is called after each separation."""
+    out = []
+    draws = _map_draws(spaces, settings)
+    for kernel, space in spaces.items():
+        for x in map_points(space, points):
+            for other in (s for k, s in spaces.items() if k != kernel):
+                out.append(family_separation(space, other, grid, x, snr, settings, draws=draws))
+                if on_point is not None:
+                    on_point()
+    return tuple(out)
+
+
+def _map_draws(spaces: dict[str, FamilySpace], settings: BoundSettings) -> DetuningDraws:
+    config = next(iter(spaces.values())).config
+    return DetuningDraws.draw(settings.draws + settings.more_draws, config.lattice, config.linewidth_khz,
+                              settings.seed)
+
+
+def separation_rows(separations) -> list[dict]:
+    """One dict per separation: both families, their points' kernel parameter and L, D² and the
+    error rate Φ(−D/2)."""
+    return [{"kernel": s.kernel, "kernel_param": s.value.get(KERNEL_PARAM, math.nan), "L": s.value["L"],
+             "other": s.other, "other_kernel_param": s.other_value.get(KERNEL_PARAM, math.nan),
+             "other_L": s.other_value["L"], "distance2": s.distance2, "error_rate": s.error_rate, "snr": s.snr,
+             "lattice": s.lattice} for s in separations]
+
+
 def write_bound_map(result: BoundMap, out: str | Path) -> tuple[Path, Path]:
     """``limits.parquet`` and ``limits.csv`` in folder ``out``: one row per point (atomically)."""
-    frame = pl.DataFrame(result.to_rows())
-    out = Path(out)
-    paths = out / "limits.parquet", out / "limits.csv"
+    return _write_rows(result.to_rows(), Path(out) / "limits")
+
+
+def write_separations(separations, out: str | Path) -> tuple[Path, Path]:
+    """``separation.parquet`` and ``separation.csv`` in folder ``out``: one row per pair (atomically)."""
+    return _write_rows(separation_rows(separations), Path(out) / "separation")
+
+
+def _write_rows(rows: list[dict], stem: Path) -> tuple[Path, Path]:
+    frame = pl.DataFrame(rows)
+    paths = stem.with_suffix(".parquet"), stem.with_suffix(".csv")
     with atomic_path(paths[0]) as tmp:
         frame.write_parquet(tmp)
     with atomic_path(paths[1]) as tmp:

@@ -13,10 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.optimize import least_squares
 
 from pyecho.fit.error_model import ErrorModel, Profile, Scatter, profile, real_stack
 from pyecho.fit.forward import SCATTER_DTYPE, Binning, DetuningDraws, Engine, simulate_points
-from pyecho.fit.space import FamilySpace
+from pyecho.fit.space import KERNEL_PARAM, FamilySpace
 from pyecho.physics.protocol import RecordGrid
 
 #: finite-difference steps as a fraction of each parameter's prior width, by precision: in
@@ -102,6 +103,28 @@ class RecordProblem:
             r0 = self.profile_of(means[0]).residual
             cols = [(self.profile_of(means[1 + j]).residual - r0) / h[j] for j in range(len(x))]
         return np.column_stack(cols)
+
+    def minimise(self, x, max_evaluations: int):
+        """scipy's trust-region reflective least squares of :meth:`residual` from ``x``, inside the
+        prior's box, in units of the prior widths; its OptimizeResult."""
+        space = self.space
+        return least_squares(self.residual, x, jac=self.jacobian, bounds=(space.lower, space.upper),
+                             x_scale=space.widths, method="trf", max_nfev=max_evaluations, ftol=1e-6, xtol=1e-6,
+                             gtol=1e-8)
+
+    def scan_kernel_param(self, x, points: int) -> np.ndarray:
+        """``x`` with its kernel parameter set to the best of ``points`` values across the prior
+        (and its own), the other coordinates held: the residual's valleys along the range are far
+        apart."""
+        space = self.space
+        if points < 1 or KERNEL_PARAM not in space.names:
+            return x
+        i = space.index(KERNEL_PARAM)
+        lo, hi = space.parameters[i].lo, space.parameters[i].hi
+        candidates = np.repeat(np.asarray(x, dtype=np.float64)[None], points + 1, axis=0)
+        candidates[1:, i] = lo + (hi - lo) * (np.arange(points) + 0.5) / points
+        chi2 = [self.profile_of(m).chi2 for m in self.means(candidates)]
+        return candidates[int(np.argmin(chi2))]
 
 
 def scatter_at(space: FamilySpace, grid: RecordGrid, x, draws: DetuningDraws, binning: Binning, site_groups: int,

@@ -207,6 +207,15 @@ class FamilySpace:
         grid = np.linspace(self.ranges[0].lo, self.ranges[0].hi, _L_TABLE_POINTS)
         return grid, np.array([self.length(k) for k in grid])
 
+    def matching(self, values: dict, length: float) -> np.ndarray:
+        """This family's point (clipped to its prior) with another family's shared physical
+        ``values`` (alphas, t2_us, carrier offset, Γ₁; from :meth:`values`) and the kernel
+        parameter whose L is ``length``: where this family's records come nearest another's."""
+        values = {k: v for k, v in values.items() if k in self.names or (k == "t2_us" and LOG_T2 in self.names)}
+        if KERNEL_PARAM in self.names:
+            values[KERNEL_PARAM] = self.kernel_param_of_length(length)
+        return self.clip(self.point(**values))
+
     def kernel_param_of_length(self, length: float) -> float:
         """The kernel parameter whose L is closest to ``length`` within the prior (L is monotone
         in each family's parameter over its prior; outside L's range, the nearer end)."""

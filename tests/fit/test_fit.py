@@ -12,7 +12,7 @@ from pyecho.errors import ParameterError
 from pyecho.fit.batch import FitJob, RecordInput, run_fits, starts
 from pyecho.fit.estimate import RESTART_CHI2, FitSettings, better_of, fit_family, fit_record, restart_points
 from pyecho.fit.forward import Binning, DetuningDraws, Engine, simulate_points
-from pyecho.fit.limits import BoundSettings, bound_map, cramer_rao
+from pyecho.fit.limits import BoundSettings, bound_map, cramer_rao, family_separation
 from pyecho.fit.space import KERNEL_PARAM, LOG_T2, FamilySpace
 from pyecho.physics.protocol import RecordGrid
 from tests.fit.conftest import SMALL, small_grid
@@ -78,6 +78,28 @@ def test_bound_map_covers_each_family():
     assert [round(b.value[KERNEL_PARAM], 3) for b in m.family("power")] == [1.5, 2.5]
     rows = m.to_rows()
     assert {"kernel", "L", "L_sd", "kernel_param_sd", "W_sd", "t2_us_sd"} <= set(rows[0])
+
+
+def test_a_family_is_nearest_itself_and_another_lies_further_the_less_the_noise():
+    """The nearest gaussian record to a gaussian point is its own (D² = 0, a coin's error); the
+    power law's nearest lies at D² > 0, found below where the search started (the same L and
+    shared coordinates), and further at SNR 1000 than at 50 (the noise hides part of it)."""
+    spaces = {k: FamilySpace(k, SMALL) for k in ("gaussian", "power")}
+    grid = small_grid()
+    x = spaces["gaussian"].point(kernel_param=2.5, alpha_xy=0.3, alpha_z=0.2, t2_us=100.0)
+    settings = BoundSettings(draws=4, more_draws=4, mean_draws=2, bin_size=4, dead_time_us=1.0)
+    own = family_separation(spaces["gaussian"], spaces["gaussian"], grid, x, 200.0, settings)
+    assert own.distance2 == pytest.approx(0.0, abs=1e-9) and own.error_rate == pytest.approx(0.5)
+    noisy, clean = (family_separation(spaces["gaussian"], spaces["power"], grid, x, snr, settings)
+                    for snr in (50.0, 1000.0))
+    assert 0 < noisy.distance2 < clean.distance2
+    assert clean.error_rate == pytest.approx(0.5 * math.erfc(math.sqrt(clean.distance2) / (2 * math.sqrt(2))))
+    start = spaces["power"].matching(spaces["gaussian"].values(x), clean.value["L"])
+    start_sep = family_separation(spaces["gaussian"], spaces["power"], grid, x, 1000.0, settings,
+                                  scan_points=0, max_evaluations=1)
+    np.testing.assert_allclose(start_sep.x_other, start)  # one evaluation: the search has not moved
+    assert clean.distance2 < 0.9 * start_sep.distance2
+    spaces["power"].require_inside(clean.x_other)  # raises outside the prior
 
 
 def _own_record(space, grid, x, settings, gains):

@@ -1,0 +1,75 @@
+"""How well could any rule tell the families apart on the fit check's records? Their separations.
+
+Usage::
+
+    python examples/check_separation.py INDEX... [--others gaussian,rkky] [--mean-draws 2]
+
+INDEX: rows of the ``main200`` set of ``examples/fit_check.py runs/learn_range64 runs/fitcheck64_v2``
+(the check's prior samples are drawn again from its seed). For each record's true point, the
+distance D² from its family's mean record to the nearest mean record of each other family
+(``pyecho.fit.limits.family_separation``: SNR 200, the bound's error model of 8 grouped + 128
+plain draws), and Φ(−D/2), the least error of any rule telling the two apart; beside them what
+the run's fit chose. One line of JSON per record and family, appended to
+``runs/fitcheck64_v2/separation.jsonl`` (pairs already there are skipped: the run resumes).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("PYECHO_TORCH_COMPILE", "always")
+
+import torch  # noqa: E402
+
+from pyecho.fit.limits import BoundSettings, family_separation  # noqa: E402
+from pyecho.fit.space import FAMILIES, FamilySpace, load_prior  # noqa: E402
+from pyecho.learn.predict import headline_dir  # noqa: E402
+from pyecho.physics.protocol import RecordGrid  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+import fit_check as fc  # noqa: E402
+
+MODEL, RUN = Path("runs/learn_range64"), Path("runs/fitcheck64_v2")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("index", type=int, nargs="+")
+    ap.add_argument("--others", default=",".join(FAMILIES), help="families to measure each record against")
+    ap.add_argument("--mean-draws", type=int, default=2, help="draws of the two mean records (common to both)")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    config = load_prior(headline_dir(MODEL))
+    grid = RecordGrid(config.protocol, config.dt_us)
+    settings = BoundSettings(mean_draws=args.mean_draws)
+    params, _, truth = fc.prior_samples(config, 30, config.seed + fc.CHECK_SEED_OFFSET)
+    out = RUN / "separation.jsonl"
+    done = {(r["index"], r["other"], r["mean_draws"]) for r in map(json.loads, out.read_text().splitlines())} \
+        if out.exists() else set()
+    for i in args.index:
+        p = params[i]
+        space = FamilySpace(p.kernel, config)
+        x = space.point(kernel_param=p.kernel_param, alpha_xy=p.alpha_xy, alpha_z=p.alpha_z, t2_us=p.t2_us,
+                        center_khz=p.center_khz, gamma1_per_us=p.gamma1_per_us)
+        fitted = json.loads((RUN / "main200" / "records" / f"record-{i:06d}.json").read_text())
+        for other in (k for k in args.others.split(",") if k != p.kernel):
+            if (i, other, args.mean_draws) in done:
+                continue
+            t = time.time()
+            s = family_separation(space, FamilySpace(other, config), grid, x, 200.0, settings)
+            line = {"index": i, "kernel": p.kernel, "kernel_param": p.kernel_param, "L": truth[i]["L"],
+                    "other": other, "other_kernel_param": s.other_value["kernel_param"],
+                    "other_L": s.other_value["L"], "distance2": s.distance2, "error_rate": s.error_rate,
+                    "mean_draws": args.mean_draws, "fit_kernel": fitted["kernel"],
+                    "fit_probability": fitted["probability"], "seconds": time.time() - t}
+            with out.open("a") as f:
+                f.write(json.dumps(line) + "\n")
+            print(json.dumps(line), flush=True)
+
+
+if __name__ == "__main__":
+    main()
