@@ -51,6 +51,9 @@ def fit(
     mean_draws: Annotated[int, typer.Option(
         "--mean-draws", help="The first of --draws that the model's mean averages (more: closer to the records' "
         "mean, slower; docs/fit.md).")] = 2,
+    more_draws: Annotated[int, typer.Option(
+        "--more-draws", help="Plain detuning draws added to the error model's scatter (more: the record weighed "
+        "better, slower; docs/fit.md).")] = 64,
     check_draws: Annotated[int, typer.Option(
         "--check-draws", help="Independent draws the estimates' covariance is measured against.")] = 32,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the fit's detuning draws.")] = 0,
@@ -80,7 +83,7 @@ def fit(
     if lattice is not None and lattice < 4:
         raise ParameterError(f"--lattice: got {lattice}; must be at least 4")
     family_list = None if families is None else tuple(f.strip() for f in families.split(",") if f.strip())
-    settings = _settings(draws, mean_draws, check_draws, seed, level, device)
+    settings = _settings(draws, mean_draws, more_draws, check_draws, seed, level, device)
     prior = load_prior(headline_dir(model_dir))
     prediction = predict_echoes(model_dir, inputs, tau_us=tau_us, start_us=start_us, row=row)
     job = FitJob(prior, prediction.records.grid, settings, lattice, family_list, min_probability,
@@ -121,13 +124,13 @@ def fit(
         typer.echo(str(results_frame(results)))
 
 
-def _settings(draws: int, mean_draws: int, check_draws: int, seed: int, level: float, device: str):
+def _settings(draws: int, mean_draws: int, more_draws: int, check_draws: int, seed: int, level: float, device: str):
     from pyecho.fit.batch import engine_for
     from pyecho.fit.estimate import FitSettings
 
     try:
-        return FitSettings(draws=draws, mean_draws=mean_draws, check_draws=check_draws, seed=seed, level=level,
-                           engine=engine_for(device))
+        return FitSettings(draws=draws, mean_draws=mean_draws, more_draws=more_draws, check_draws=check_draws,
+                           seed=seed, level=level, engine=engine_for(device))
     except ParameterError as exc:
         option, _, detail = str(exc).partition(": ")
         raise ParameterError(f"--{option.replace('_', '-')}: {detail}") from None

@@ -3,7 +3,7 @@
 Usage::
 
     python examples/fit_check.py MODEL_DIR OUT [--sets main200,repeat,outside,main50] [--n 30] [--workers 2]
-                                 [--per-group N] [--draws 8 --mean-draws 2]
+                                 [--per-group N] [--draws 8 --mean-draws 2 --more-draws 0]
 
 MODEL_DIR is a `pyecho learn` output (its prior and its predictor start every fit); OUT gets one
 `pyecho fit` run folder per set (resumable: rerun the same command to continue) and summary.json.
@@ -239,9 +239,11 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=FitSettings.draws, help="the error model's detuning draws")
     ap.add_argument("--mean-draws", type=int, default=FitSettings.mean_draws,
                     help="of them, the draws the model's mean averages")
+    ap.add_argument("--more-draws", type=int, default=FitSettings.more_draws,
+                    help="plain draws added to the error model's scatter")
     args = ap.parse_args()
     try:  # refused before any record is made or file written
-        settings = FitSettings(draws=args.draws, mean_draws=args.mean_draws)
+        settings = FitSettings(draws=args.draws, mean_draws=args.mean_draws, more_draws=args.more_draws)
     except ParameterError as exc:
         option, _, detail = str(exc).partition(": ")
         ap.error(f"--{option.replace('_', '-')}: {detail}")

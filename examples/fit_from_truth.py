@@ -3,15 +3,16 @@
 Usage::
 
     python examples/fit_from_truth.py INDEX...                 # the true family, from the true point
-    python examples/fit_from_truth.py --draws 16 --mean-draws 4 INDEX...   # gaussian + RKKY, more draws
+    python examples/fit_from_truth.py --from-model --draws 16 --mean-draws 4 --more-draws 0 INDEX...
 
 INDEX: rows of the `main200` set of ``examples/fit_check.py runs/learn_range64
-runs/fitcheck64_v2`` (its records file and record JSONs are read). Without ``--draws``, the true
-family is fitted from the *true* point with the default settings and its χ² is printed beside the
-χ² the run's fit of that family reached from the learned model's start, and the best family's: if
-the fit from the truth ends no lower, no valley nearer the truth exists under the error model and
-the miss is the error model's. With ``--draws D --mean-draws M``, the gaussian and RKKY families
-are fitted from the learned model's start with an error model of D draws and a model mean of M.
+runs/fitcheck64_v2`` (its records file and record JSONs are read). The true family is fitted
+from the *true* point and its χ² is printed beside the χ² the run's fit of that family reached
+from the learned model's start, and the best family's: if the fit from the truth ends no lower, no
+valley nearer the truth exists under the error model and the miss is the error model's (that run
+was made with ``--more-draws 0``: compare like with like). With ``--from-model``, the gaussian and
+RKKY families are fitted from the learned model's start instead. ``--draws D --mean-draws M
+--more-draws P``: the fit's error model of D grouped draws and P plain ones, a model mean of M.
 One line of JSON per record.
 """
 from __future__ import annotations
@@ -44,9 +45,12 @@ MODEL, RUN = Path("runs/learn_range64"), Path("runs/fitcheck64_v2")
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("index", type=int, nargs="+")
-    ap.add_argument("--draws", type=int, default=None)
-    ap.add_argument("--mean-draws", type=int, default=2)
+    ap.add_argument("--from-model", action="store_true", help="gaussian + RKKY from the learned model's start")
+    ap.add_argument("--draws", type=int, default=FitSettings.draws)
+    ap.add_argument("--mean-draws", type=int, default=FitSettings.mean_draws)
+    ap.add_argument("--more-draws", type=int, default=FitSettings.more_draws)
     args = ap.parse_args()
+    settings = FitSettings(draws=args.draws, mean_draws=args.mean_draws, more_draws=args.more_draws)
     torch.set_num_threads(1)
     predictor = EchoPredictor.load(headline_dir(MODEL))
     config = load_prior(headline_dir(MODEL))
@@ -58,11 +62,11 @@ def main() -> None:
         p = params[i]
         one = tuple(r[i] for r in records)
         t = time.time()
-        if args.draws is None:
+        if not args.from_model:
             space = FamilySpace(p.kernel, config)
             x = space.point(kernel_param=p.kernel_param, alpha_xy=p.alpha_xy, alpha_z=p.alpha_z, t2_us=p.t2_us,
                             center_khz=p.center_khz, gamma1_per_us=p.gamma1_per_us)
-            f = fit_family(space, grid, one, x, FitSettings())
+            f = fit_family(space, grid, one, x, settings)
             run = json.loads((RUN / "main200" / "records" / f"record-{i:06d}.json").read_text())
             best = min(b["chi2_per_dof"] for b in run["by_family"].values())
             own = run["by_family"][p.kernel]
@@ -74,11 +78,10 @@ def main() -> None:
             table = predictor.predict(tuple(r[i:i + 1] for r in records))
             prediction = {t: float(table.values[t][0]) for t in table.values}
             spaces = {k: FamilySpace(k, config) for k in ("gaussian", "rkky")}
-            fit = fit_record(spaces, grid, one, starts(spaces, prediction),
-                             FitSettings(draws=args.draws, mean_draws=args.mean_draws))
+            fit = fit_record(spaces, grid, one, starts(spaces, prediction), settings)
             line = {"index": i, "truth": truth[i]["kernel"], "truth_L": truth[i]["L"], "draws": args.draws,
-                    "mean_draws": args.mean_draws, "chi2": {f.kernel: f.chi2 for f in fit.families},
-                    "dof": fit.families[0].dof, "L": {f.kernel: [f.value["L"], f.sd["L"]] for f in fit.families},
+                    "mean_draws": args.mean_draws, "more_draws": args.more_draws,
+                    "chi2": {f.kernel: f.chi2 for f in fit.families}, "dof": fit.families[0].dof, "L": {f.kernel: [f.value["L"], f.sd["L"]] for f in fit.families},
                     "probability": fit.probability}
         print(json.dumps({**line, "seconds": time.time() - t}), flush=True)
 

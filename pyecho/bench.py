@@ -356,7 +356,8 @@ def run_fit_bench(lattice: int = 64, protocol: str | None = None, *, threads: Se
     (``protocol`` overrides its measurements): a residual (1 point x 2 draws, float32), a
     forward-difference Jacobian (7 points x 2 draws, float32 and float64) as one engine call per
     measurement against a call per point, the error model's grouped draws (8 draws, site groups)
-    and the check draws (32), each on every thread count of ``threads``; compiled torch."""
+    and plain ones (64), and the check draws (32), each on every thread count of ``threads``;
+    compiled torch."""
     import torch
 
     from pyecho.data.sampling import PRESETS
@@ -374,7 +375,7 @@ def run_fit_bench(lattice: int = 64, protocol: str | None = None, *, threads: Se
     groups = default_site_groups(lattice)
     shapes = [("residual", 1, 2, 1, "float32", (True,)), ("Jacobian", 7, 2, 1, "float32", (True, False)),
               ("Jacobian", 7, 2, 1, "float64", (True, False)), ("error model", 1, 8, groups, "float32", (True,)),
-              ("check draws", 1, 32, 1, "float32", (True,))]
+              ("error model, plain", 1, 64, 1, "float32", (True,)), ("check draws", 1, 32, 1, "float32", (True,))]
     saved = torch.get_num_threads()
     rows = []
     try:

@@ -215,6 +215,8 @@ def prepare_run(job: FitJob, out: Path, *, overwrite: bool = False) -> set[int]:
             have = json.loads(run_file.read_text())
         except (OSError, ValueError) as exc:
             raise InputFileError(f"{run_file}: not readable ({exc}); use --overwrite to start over") from None
+        if isinstance(have.get("settings"), dict):  # a run from before --more-draws had none
+            have["settings"].setdefault("more_draws", 0)
         if have != wanted:
             differ = sorted(k for k in wanted if have.get(k) != wanted[k])
             raise ParameterError(f"--out {out}: holds a fit run with other settings ({', '.join(differ)}); use another "

@@ -70,6 +70,9 @@ class FitSettings:
 
     draws : detuning draws of the error model (each simulated once with site groups);
     mean_draws : the first of them that the model's mean (and every derivative) averages;
+    more_draws : plain draws added to the error model's collective part (each error model costs
+    them once; the collective part has many more directions than a few draws span, and the fit
+    weighs the record better with more, docs/fit.md);
     check_draws : independent draws at the optimum, whose spread the estimate's covariance is
     measured against (the sandwich, pyecho.fit.error_model.sandwich); bin_size : samples per
     bin; dead_time_us : left out after every pulse (µs); scan_points : kernel-parameter values
@@ -82,6 +85,7 @@ class FitSettings:
 
     draws: int = 8
     mean_draws: int = 2
+    more_draws: int = 64
     check_draws: int = 32
     bin_size: int = DEFAULT_BIN_SIZE
     dead_time_us: float = DEFAULT_DEAD_TIME_US
@@ -99,6 +103,8 @@ class FitSettings:
         if self.draws < self.mean_draws:
             raise ParameterError(f"draws: got {self.draws}; need at least mean_draws ({self.mean_draws}), the draws "
                                  "the model's mean averages")
+        if self.more_draws < 0:
+            raise ParameterError(f"more_draws: got {self.more_draws}; must be at least 0")
         if self.check_draws < 8:
             raise ParameterError(f"check_draws: got {self.check_draws}; need at least 8 (they measure a covariance)")
         if not 0.5 <= self.level < 1:
@@ -182,7 +188,8 @@ def fit_family(space: FamilySpace, grid: RecordGrid, records: tuple[np.ndarray, 
     data = binning.apply(records)
     sigma = noise_per_measurement(grid, records, settings.dead_time_us)
     n, linewidth = space.config.lattice, space.config.linewidth_khz
-    draws = DetuningDraws.draw(settings.draws, n, linewidth, settings.seed)
+    draws = DetuningDraws.draw(settings.draws + settings.more_draws, n, linewidth, settings.seed)
+    grouped, more = draws.split(settings.draws)
     mean_draws = draws.first(settings.mean_draws)
     groups = default_site_groups(n)
     K = len(grid.protocol)
@@ -190,7 +197,8 @@ def fit_family(space: FamilySpace, grid: RecordGrid, records: tuple[np.ndarray, 
     x = space.clip(start)
 
     def error_at(point, gains) -> ErrorModel:
-        scatter = scatter_at(space, grid, point, draws, binning, groups, settings.engine)
+        scatter = scatter_at(space, grid, point, grouped, binning, groups, settings.engine,
+                             more_draws=more if len(more) else None)
         return ErrorModel.build(scatter, gains, measurement, sigma, settings.bin_size, settings.mean_draws)
 
     # the minimisation runs on float32 simulations; the first error model is the scatter at the

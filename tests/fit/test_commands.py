@@ -22,7 +22,8 @@ PRIOR = DatasetConfig(lattice=8, protocol="hahn@90/40,cpmg:3@90/40", n_per_kerne
                       xi_range=(1.5, 3.5), p_range=(1.2, 2.8), gamma_range=(4.0, 6.0), t2_us_range=(300.0, 3000.0),
                       linewidth_khz=20.0)
 #: the quick settings of every fit here
-QUICK_FIT = ["--draws", "2", "--check-draws", "8", "--executor", "serial", "--families", "power,gaussian"]
+QUICK_FIT = ["--draws", "2", "--more-draws", "2", "--check-draws", "8", "--executor", "serial",
+             "--families", "power,gaussian"]
 
 
 def invoke(*args):
@@ -80,6 +81,14 @@ def test_fit_writes_a_table_records_and_figures_and_resumes(model_and_records, t
     # ... and a run folder with other settings is refused, naming them
     one_error_line(invoke("fit", str(model), *map(str, files), "--out", str(out), *QUICK_FIT, "--seed", "3"),
                    f"--out {out}", "other settings (settings)")
+    # a run written before --more-draws existed had none: it resumes with --more-draws 0 only
+    run_file = out / "fit.json"
+    old = json.loads(run_file.read_text())
+    old["settings"].pop("more_draws")
+    run_file.write_text(json.dumps(old))
+    assert invoke("fit", str(model), *map(str, files), "--out", str(out), *QUICK_FIT, "--more-draws", "0").exit_code == 0
+    one_error_line(invoke("fit", str(model), *map(str, files), "--out", str(out), *QUICK_FIT),
+                   f"--out {out}", "other settings (settings)")
 
 
 def test_fit_one_record_prints_a_table(model_and_records):
@@ -95,6 +104,7 @@ def test_fit_one_record_prints_a_table(model_and_records):
     (["--draws", "1"], ["--draws: got 1", "need at least mean_draws (2)"]),
     (["--mean-draws", "1"], ["--mean-draws: got 1", "need at least 2"]),
     (["--mean-draws", "12"], ["--draws: got 8", "need at least mean_draws (12)"]),
+    (["--more-draws", "-1"], ["--more-draws: got -1", "at least 0"]),
     (["--check-draws", "3"], ["--check-draws: got 3", "at least 8"]),
     (["--level", "1.2"], ["--level: got 1.2"]),
     (["--lattice", "2"], ["--lattice: got 2"]),

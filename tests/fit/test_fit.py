@@ -12,7 +12,8 @@ from pyecho.errors import ParameterError
 from pyecho.fit.batch import FitJob, RecordInput, run_fits, starts
 from pyecho.fit.estimate import RESTART_CHI2, FitSettings, better_of, fit_family, fit_record, restart_points
 from pyecho.fit.forward import Binning, DetuningDraws, Engine, simulate_points
-from pyecho.fit.limits import BoundSettings, bound_map, cramer_rao, family_separation
+from pyecho.fit.limits import (BoundSettings, bound_map, cramer_rao, family_separation, separation_map,
+                               separation_rows)
 from pyecho.fit.space import KERNEL_PARAM, LOG_T2, FamilySpace
 from pyecho.physics.protocol import RecordGrid
 from tests.fit.conftest import SMALL, small_grid
@@ -102,6 +103,16 @@ def test_a_family_is_nearest_itself_and_another_lies_further_the_less_the_noise(
     spaces["power"].require_inside(clean.x_other)  # raises outside the prior
 
 
+def test_separation_map_pairs_every_point_with_every_other_family():
+    spaces = {k: FamilySpace(k, SMALL) for k in ("gaussian", "power")}
+    settings = BoundSettings(draws=2, more_draws=0, mean_draws=2, bin_size=8, dead_time_us=1.0)
+    pairs = separation_map(spaces, small_grid(), 200.0, points=2, settings=settings)
+    assert [(s.kernel, s.other) for s in pairs] == [("gaussian", "power")] * 2 + [("power", "gaussian")] * 2
+    assert [round(s.value[KERNEL_PARAM], 3) for s in pairs[2:]] == [1.5, 2.5]  # across the power prior
+    rows = separation_rows(pairs)
+    assert all(r["distance2"] > 0 and 0 < r["error_rate"] < 0.5 for r in rows)
+
+
 def _own_record(space, grid, x, settings, gains):
     """The fit's own model at ``x`` (its first ``mean_draws`` draws) as a record with ``gains``,
     the dead time missing: a fit must find x exactly."""
@@ -115,18 +126,21 @@ def _own_record(space, grid, x, settings, gains):
     return tuple(out)
 
 
-SETTINGS = FitSettings(draws=4, mean_draws=2, check_draws=8, bin_size=4, dead_time_us=1.0, scan_points=3,
+SETTINGS = FitSettings(draws=4, mean_draws=2, more_draws=2, check_draws=8, bin_size=4, dead_time_us=1.0, scan_points=3,
                        max_evaluations=8)
 
 
-def test_fit_finds_the_point_and_gains_of_its_own_model():
+@pytest.mark.parametrize("more_draws", [0, 4])
+def test_fit_finds_the_point_and_gains_of_its_own_model(more_draws):
+    """Plain draws added to the error model change its weights, not the optimum of a record the
+    model makes exactly."""
     space = FamilySpace("power", SMALL)
     grid = small_grid()
     truth = space.point(kernel_param=1.8, alpha_xy=0.3, alpha_z=0.15, t2_us=80.0, center_khz=0.5)
     gains = np.array([3.0 * np.exp(0.7j), 0.2 * np.exp(-2.0j)])
     records = _own_record(space, grid, truth, SETTINGS, gains)
     start = space.point(kernel_param=2.6, alpha_xy=0.28, alpha_z=0.17, t2_us=90.0, center_khz=0.0)
-    f = fit_family(space, grid, records, start, SETTINGS)
+    f = fit_family(space, grid, records, start, replace(SETTINGS, more_draws=more_draws))
     np.testing.assert_allclose(f.x, truth, atol=1e-4 * space.widths.max(), rtol=1e-4)
     np.testing.assert_allclose(f.gains, gains, rtol=1e-5)
     assert f.chi2 < 1e-6 * f.dof
