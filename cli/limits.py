@@ -58,8 +58,8 @@ def limits(
         "--more-draws", min=0, help="Plain detuning draws added to the scatter's collective part (fewer: faster and "
         "more optimistic; docs/fit.md).")] = 128,
     separation: Annotated[bool, typer.Option(
-        "--separation", help="Also how near each other family's records come to each point's (D², and the least "
-        "error of any rule telling the two apart); about a fit's time per pair.")] = False,
+        "--separation", help="Also how near each other family's records come to each point's (D², and the measured "
+        "error of the likelihood-ratio test between the two points); about a fit's time per pair.")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the detuning draws.")] = 0,
     device: Annotated[str, typer.Option("--device", help="Simulation device: auto, cpu or cuda.")] = "auto",
 ) -> None:
@@ -137,12 +137,12 @@ def limits(
     table_console().print(table)
     if separations:
         paths += write_separations(separations, out)
-        table = Table("family", "point", "L", "nearest other", "its point", "its L", "D²", "least error",
+        table = Table("family", "point", "L", "nearest other", "its point", "its L", "D²", "D⁴/V", "test error",
                       title=f"Family separation: {config.protocol.text}, {config.lattice}x{config.lattice}, SNR {snr:g}")
         for sep in separations:
             table.add_row(sep.kernel, _point_text(spaces[sep.kernel], sep.value), f"{sep.value['L']:.3g}", sep.other,
                           _point_text(spaces[sep.other], sep.other_value), f"{sep.other_value['L']:.3g}",
-                          f"{sep.distance2:.3g}", f"{sep.error_rate:.3f}")
+                          f"{sep.distance2:.3g}", f"{sep.calibrated_distance2:.3g}", f"{sep.error_rate:.3f}")
         table_console().print(table)
     console.print(f"[green]wrote[/] {', '.join(map(str, paths))}, {out / 'limits.png'}")
 

@@ -8,8 +8,9 @@ INDEX: rows of the ``main200`` set of ``examples/fit_check.py runs/learn_range64
 (the check's prior samples are drawn again from its seed). For each record's true point, the
 distance D² from its family's mean record to the nearest mean record of each other family
 (``pyecho.fit.limits.family_separation``: SNR 200, the bound's error model of 8 grouped + 128
-plain draws), and Φ(−D/2), the least error of any rule telling the two apart; beside them what
-the run's fit chose. One line of JSON per record and family, appended to
+plain draws), the variance V of the likelihood-ratio statistic along that gap measured on 32
+independent draws, and Φ(−D²/2√V), the measured error of the likelihood-ratio test between the
+two points; beside them what the run's fit chose. One line of JSON per record and family, appended to
 ``runs/fitcheck64_v2/separation.jsonl`` (pairs already there are skipped: the run resumes).
 """
 from __future__ import annotations
@@ -63,7 +64,9 @@ def main() -> None:
             s = family_separation(space, FamilySpace(other, config), grid, x, 200.0, settings)
             line = {"index": i, "kernel": p.kernel, "kernel_param": p.kernel_param, "L": truth[i]["L"],
                     "other": other, "other_kernel_param": s.other_value["kernel_param"],
-                    "other_L": s.other_value["L"], "distance2": s.distance2, "error_rate": s.error_rate,
+                    "other_L": s.other_value["L"], "distance2": s.distance2, "variance": s.variance,
+                    "calibrated_distance2": s.calibrated_distance2, "error_rate": s.error_rate,
+                    "claimed_error_rate": s.claimed_error_rate,
                     "mean_draws": args.mean_draws, "fit_kernel": fitted["kernel"],
                     "fit_probability": fitted["probability"], "seconds": time.time() - t}
             with out.open("a") as f:

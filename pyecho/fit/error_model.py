@@ -123,6 +123,15 @@ class ErrorModel:
         """L⁻¹ v for v (2Nb,) or (2Nb, m): its squared norm is vᵀ C⁻¹ v."""
         return solve_triangular(self.chol, v, lower=True, check_finite=False)
 
+    def variance_along(self, d_white: np.ndarray, deviations: np.ndarray, scatter_factor: float = 1.0) -> float:
+        """The variance of the statistic dᵀC⁻¹y over records y that scatter as ``deviations``
+        (M, 2Nb: independent draws' deviations, record units, their variance times
+        ``scatter_factor``) plus the noise; ``d_white`` = L⁻¹d. Under the error model itself it
+        would be |d_white|² = dᵀC⁻¹d: the ratio of the two is how far the model under-states the
+        scatter along d."""
+        z = solve_triangular(self.chol, d_white, lower=True, trans="T", check_finite=False)  # C⁻¹ d
+        return float(scatter_factor * np.var(deviations @ z, ddof=1) + np.sum(self.noise_var * z**2))
+
 
 @dataclass(frozen=True)
 class Profile:

@@ -40,7 +40,6 @@ from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
-from scipy.linalg import solve_triangular
 from scipy.special import logsumexp
 from scipy.stats import norm
 
@@ -363,9 +362,7 @@ def family_probabilities(fits: list[FamilyFit], spaces: dict, n_measurements: in
         log_ratio = 0.0
         if f is not best:
             d_white = C.whiten(fitted[f.kernel] - fitted[best.kernel])
-            z = solve_triangular(C.chol, d_white, lower=True, trans="T", check_finite=False)  # C⁻¹ d
-            variance = ((1.0 + 1.0 / mean_draws) * np.var(best.check_deviations @ z, ddof=1)
-                        + float(np.sum(C.noise_var * z**2)))
+            variance = C.variance_along(d_white, best.check_deviations, 1.0 + 1.0 / mean_draws)
             discount = float(d_white @ d_white) / variance if variance > 0 else 1.0
             log_ratio = -0.5 * (profiles[f.kernel].chi2 - profiles[best.kernel].chi2) * discount
         log_evidence[f.kernel] = log_ratio + log_occam(f, spaces[f.kernel]) + math.log(prior[f.kernel])

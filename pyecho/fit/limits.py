@@ -17,9 +17,11 @@ other parameters at the prior's middle.
 
 The family is a discrete parameter, with no Fisher information; what the records tell of it is
 how far one family's records lie from the nearest of another's (:func:`family_separation`): the
-squared whitened distance D² between the two mean records under the same error model, and
-Φ(−D/2), the error of the best test between the two points, below which no rule that tells the
-families apart can err on records of those two points (:func:`separation_map`: across the prior).
+squared whitened distance D² between the two mean records under the same error model, the
+variance V of the likelihood-ratio statistic along that gap measured against independent draws
+(the error model under-states the scatter along some directions), and Φ(−D²/2√V), the measured
+error of the likelihood-ratio test between the two points: the records tell them apart at least
+that well (:func:`separation_map`: across the prior).
 """
 from __future__ import annotations
 
@@ -32,9 +34,10 @@ import polars as pl
 from scipy.stats import norm
 
 from pyecho.atomic import atomic_path
-from pyecho.fit.error_model import ErrorModel, Scatter, least_squares_covariance
-from pyecho.fit.forward import DEFAULT_BIN_SIZE, SCATTER_DTYPE, Binning, DetuningDraws, Engine, simulate_points
-from pyecho.fit.problem import RecordProblem, default_site_groups, scatter_at
+from pyecho.fit.error_model import ErrorModel, Scatter, least_squares_covariance, real_stack
+from pyecho.fit.forward import (CHECK_DRAWS, DEFAULT_BIN_SIZE, SCATTER_DTYPE, Binning, DetuningDraws, Engine,
+                                simulate_points)
+from pyecho.fit.problem import RecordProblem, default_site_groups, draw_deviations, scatter_at
 from pyecho.fit.space import ALPHA_XY, ALPHA_Z, KERNEL_PARAM, LOG_T2, FamilySpace
 from pyecho.physics.protocol import DEFAULT_DEAD_TIME_US, RecordGrid
 
@@ -46,6 +49,8 @@ DERIVED = ("L", "W", "t2_us")
 #: the nearest record of another family: kernel-parameter values scanned, and residual
 #: evaluations of each minimisation (more than a fit's: the distance is the answer, not a start)
 SEPARATION_SCAN_POINTS, SEPARATION_EVALUATIONS = 7, 20
+#: independent draws a separation's variance is measured against (as a fit's sandwich is)
+SEPARATION_CHECK_DRAWS = 32
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,8 @@ class BoundSettings:
     """How a bound is computed: draws for the scatter (with site groups, ``draws``, and plain,
     ``more_draws``: the collective part of the scatter has many more directions than a few draws
     span, and a bound from too few is optimistic; docs/fit.md measures how it converges) and for
-    the mean, bin size, dead time (µs), the draws' seed, the engine."""
+    the mean, bin size, dead time (µs), the draws' seed, independent draws a family separation's
+    variance is measured against (``check_draws``), the engine."""
 
     draws: int = BOUND_DRAWS
     more_draws: int = BOUND_MORE_DRAWS
@@ -61,6 +67,7 @@ class BoundSettings:
     bin_size: int = DEFAULT_BIN_SIZE
     dead_time_us: float = DEFAULT_DEAD_TIME_US
     seed: int = 0
+    check_draws: int = SEPARATION_CHECK_DRAWS
     engine: Engine = Engine()
 
 
@@ -152,9 +159,11 @@ class Separation:
 
     kernel, x : the family and its point; other, x_other : the other family and its point whose
     mean record comes nearest; value, other_value : the two points' physical values and L;
-    distance2 : D², the squared distance between the two mean records, every receiver gain
-    free, whitened by the error model of records at ``x`` (noise at ``snr`` and the draw
-    scatter): what a record at x tells against the other family; snr; lattice.
+    distance2 : D² = dᵀC⁻¹d, d the difference of the two mean records (every receiver gain
+    free), C the error model of records at ``x`` (noise at ``snr`` and the draw scatter);
+    variance : V, the variance of dᵀC⁻¹y over records y at x, measured against independent
+    draws and the noise (D² if the error model described the scatter along d exactly); snr;
+    lattice.
     """
 
     kernel: str
@@ -164,14 +173,28 @@ class Separation:
     value: dict
     other_value: dict
     distance2: float
+    variance: float
     snr: float
     lattice: int
 
     @property
+    def calibrated_distance2(self) -> float:
+        """D⁴/V: the squared separation of the likelihood-ratio statistic between the two points
+        (its mean D² over its measured sd), the error model's claim discounted by what it
+        under-states along d."""
+        return self.distance2**2 / self.variance if self.variance > 0 else self.distance2
+
+    @property
     def error_rate(self) -> float:
-        """Φ(−D/2): the error of the best test between the two points (equal priors, normal
-        records with the covariance at x). Any rule that tells the two families apart errs, on
-        records from these two points taken equally often, at least this often."""
+        """Φ(−D²/2√V): the measured error of the likelihood-ratio test between the two points
+        (equal priors, the error model's metric, threshold at its middle). The best test errs
+        at most this often, so the records tell the two points apart at least this well."""
+        return float(norm.cdf(-0.5 * math.sqrt(max(self.calibrated_distance2, 0.0))))
+
+    @property
+    def claimed_error_rate(self) -> float:
+        """Φ(−D/2): the least error of any test between the two points if the error model were
+        exact (normal records, equal priors)."""
         return float(norm.cdf(-0.5 * math.sqrt(max(self.distance2, 0.0))))
 
 
@@ -183,7 +206,10 @@ def family_separation(space: FamilySpace, other: FamilySpace, grid: RecordGrid, 
     ``grid`` at ``snr``; draws and error model as :func:`cramer_rao`'s, the other family's mean
     on the same draws). The other family's point is found as a fit finds it: from the point with
     x's shared coordinates and L, its kernel parameter scanned across the prior, trust-region
-    least squares of the whitened distance (float32), and the distance at the end in float64."""
+    least squares of the whitened distance (float32), and the distance at the end in float64.
+    The variance along the gap is measured on ``settings.check_draws`` independent draws at x:
+    the error model, from a few hundred draws, under-states the scatter along some directions
+    (docs/fit.md measures by how much along the gaps)."""
     x = space.require_inside(x)
     problem, _ = _records_at(space, grid, x, snr, settings, draws)
     value = space.values(x)
@@ -198,11 +224,15 @@ def family_separation(space: FamilySpace, other: FamilySpace, grid: RecordGrid, 
         if fast.profile_of(fast.means(again)[0]).chi2 < fast.profile_of(fast.means(best)[0]).chi2:
             best = again
     exact = RecordProblem(other, grid, problem.binning, problem.data, problem.draws, problem.error, settings.engine)
-    distance2 = exact.profile_of(exact.means(best)[0]).chi2
+    gap = exact.profile_of(exact.means(best)[0]).residual  # L⁻¹ d
+    n = space.config.lattice
+    check = DetuningDraws.draw(settings.check_draws, n, space.config.linewidth_khz, settings.seed, CHECK_DRAWS)
+    deviations = real_stack(draw_deviations(space, grid, x, check, problem.binning, settings.engine))
+    variance = problem.error.variance_along(gap, deviations)
     other_value = other.values(best)
     other_value["L"] = other.length(other_value[KERNEL_PARAM]) if KERNEL_PARAM in other_value else math.nan
-    return Separation(space.kernel, other.kernel, x, best, value, other_value, float(distance2), float(snr),
-                      space.config.lattice)
+    return Separation(space.kernel, other.kernel, x, best, value, other_value, float(gap @ gap), variance,
+                      float(snr), n)
 
 
 def prior_sd(space: FamilySpace) -> dict:
@@ -297,12 +327,13 @@ def _map_draws(spaces: dict[str, FamilySpace], settings: BoundSettings) -> Detun
 
 
 def separation_rows(separations) -> list[dict]:
-    """One dict per separation: both families, their points' kernel parameter and L, D² and the
-    error rate Φ(−D/2)."""
+    """One dict per separation: both families, their points' kernel parameter and L, D², V, D⁴/V
+    and the two error rates."""
     return [{"kernel": s.kernel, "kernel_param": s.value.get(KERNEL_PARAM, math.nan), "L": s.value["L"],
              "other": s.other, "other_kernel_param": s.other_value.get(KERNEL_PARAM, math.nan),
-             "other_L": s.other_value["L"], "distance2": s.distance2, "error_rate": s.error_rate, "snr": s.snr,
-             "lattice": s.lattice} for s in separations]
+             "other_L": s.other_value["L"], "distance2": s.distance2, "variance": s.variance,
+             "calibrated_distance2": s.calibrated_distance2, "error_rate": s.error_rate,
+             "claimed_error_rate": s.claimed_error_rate, "snr": s.snr, "lattice": s.lattice} for s in separations]
 
 
 def write_bound_map(result: BoundMap, out: str | Path) -> tuple[Path, Path]:

@@ -94,13 +94,34 @@ def test_a_family_is_nearest_itself_and_another_lies_further_the_less_the_noise(
     noisy, clean = (family_separation(spaces["gaussian"], spaces["power"], grid, x, snr, settings)
                     for snr in (50.0, 1000.0))
     assert 0 < noisy.distance2 < clean.distance2
-    assert clean.error_rate == pytest.approx(0.5 * math.erfc(math.sqrt(clean.distance2) / (2 * math.sqrt(2))))
+    assert clean.claimed_error_rate == pytest.approx(0.5 * math.erfc(math.sqrt(clean.distance2) / (2 * math.sqrt(2))))
+    assert clean.variance > 0 and clean.calibrated_distance2 == pytest.approx(clean.distance2**2 / clean.variance)
+    assert clean.error_rate == pytest.approx(0.5 * math.erfc(math.sqrt(clean.calibrated_distance2) / (2 * math.sqrt(2))))
     start = spaces["power"].matching(spaces["gaussian"].values(x), clean.value["L"])
     start_sep = family_separation(spaces["gaussian"], spaces["power"], grid, x, 1000.0, settings,
                                   scan_points=0, max_evaluations=1)
     np.testing.assert_allclose(start_sep.x_other, start)  # one evaluation: the search has not moved
     assert clean.distance2 < 0.9 * start_sep.distance2
     spaces["power"].require_inside(clean.x_other)  # raises outside the prior
+
+
+def test_variance_along_a_direction_is_the_models_own_where_the_draws_scatter_as_it_says():
+    """Deviations drawn from the model's own scatter covariance: dᵀC⁻¹y has variance dᵀC⁻¹d;
+    twice the scatter along d: more, by the share of d's variance that is scatter."""
+    from pyecho.fit.error_model import ErrorModel
+
+    rng = np.random.default_rng(1)
+    A = rng.standard_normal((6, 6))
+    scatter = A @ A.T
+    noise_var = np.full(6, 0.5)
+    chol = np.linalg.cholesky(scatter + np.diag(noise_var))
+    error = ErrorModel(chol, noise_var, 0.0)
+    deviations = rng.multivariate_normal(np.zeros(6), scatter, size=40000)
+    d_white = error.whiten(rng.standard_normal(6))
+    assert error.variance_along(d_white, deviations) == pytest.approx(d_white @ d_white, rel=0.03)
+    z = np.linalg.solve(scatter + np.diag(noise_var), chol @ d_white)
+    doubled = 2 * z @ scatter @ z + noise_var @ z**2
+    assert error.variance_along(d_white, deviations, 2.0) == pytest.approx(doubled, rel=0.03)
 
 
 def test_separation_map_pairs_every_point_with_every_other_family():
