@@ -27,9 +27,7 @@ os.environ.setdefault("PYECHO_TORCH_COMPILE", "always")
 import torch  # noqa: E402
 
 from pyecho.fit.limits import BoundSettings, family_separation  # noqa: E402
-from pyecho.fit.space import FAMILIES, FamilySpace, load_prior  # noqa: E402
-from pyecho.learn.predict import headline_dir  # noqa: E402
-from pyecho.physics.protocol import RecordGrid  # noqa: E402
+from pyecho.fit.space import FAMILIES, FamilySpace  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 import fit_check as fc  # noqa: E402
@@ -44,18 +42,14 @@ def main() -> None:
     ap.add_argument("--mean-draws", type=int, default=2, help="draws of the two mean records (common to both)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    config = load_prior(headline_dir(MODEL))
-    grid = RecordGrid(config.protocol, config.dt_us)
+    config, grid, params, truth = fc.check_truth(MODEL)
     settings = BoundSettings(mean_draws=args.mean_draws)
-    params, _, truth = fc.prior_samples(config, 30, config.seed + fc.CHECK_SEED_OFFSET)
     out = RUN / "separation.jsonl"
     done = {(r["index"], r["other"], r["mean_draws"]) for r in map(json.loads, out.read_text().splitlines())} \
         if out.exists() else set()
     for i in args.index:
         p = params[i]
-        space = FamilySpace(p.kernel, config)
-        x = space.point(kernel_param=p.kernel_param, alpha_xy=p.alpha_xy, alpha_z=p.alpha_z, t2_us=p.t2_us,
-                        center_khz=p.center_khz, gamma1_per_us=p.gamma1_per_us)
+        space, x = fc.true_point(config, p)
         fitted = json.loads((RUN / "main200" / "records" / f"record-{i:06d}.json").read_text())
         for other in (k for k in args.others.split(",") if k != p.kernel):
             if (i, other, args.mean_draws) in done:

@@ -48,6 +48,7 @@ from pyecho.learn.predictor import EchoPredictor  # noqa: E402
 from pyecho.physics.detuning import DETUNING_CUTOFF_MHZ, sample_detuning_mhz  # noqa: E402
 from pyecho.physics.lattice import displacement_distances  # noqa: E402
 from pyecho.physics.problem import build_batch  # noqa: E402
+from pyecho.physics.protocol import RecordGrid  # noqa: E402
 
 #: the check's samples come from the prior's seed plus this (the trust check uses +1 000 003)
 CHECK_SEED_OFFSET = 2_000_003
@@ -81,6 +82,21 @@ def as_measured(records, grid, snr: float, rng):
         R[:, grid.dead_mask(k, DEAD_TIME_US)] = np.nan
         out.append(R)
     return tuple(out)
+
+
+def check_truth(model_dir: Path, n_per_family: int = 30):
+    """(prior, its record grid, params, truth rows) of the ``main200`` set's samples of a check
+    run from ``model_dir``: the same samples the check drew, drawn again from its seed."""
+    config = load_prior(headline_dir(model_dir))
+    params, _, truth = prior_samples(config, n_per_family, config.seed + CHECK_SEED_OFFSET)
+    return config, RecordGrid(config.protocol, config.dt_us), params, truth
+
+
+def true_point(config, p) -> tuple[FamilySpace, np.ndarray]:
+    """A check sample's family (its space) and its true point in that space's coordinates."""
+    space = FamilySpace(p.kernel, config)
+    return space, space.point(kernel_param=p.kernel_param, alpha_xy=p.alpha_xy, alpha_z=p.alpha_z, t2_us=p.t2_us,
+                              center_khz=p.center_khz, gamma1_per_us=p.gamma1_per_us)
 
 
 def prior_samples(config, n_per_family: int, seed: int):

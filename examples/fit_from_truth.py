@@ -32,7 +32,7 @@ import torch  # noqa: E402
 
 from pyecho.fit.batch import starts  # noqa: E402
 from pyecho.fit.estimate import FitSettings, fit_family, fit_record  # noqa: E402
-from pyecho.fit.space import FamilySpace, load_prior  # noqa: E402
+from pyecho.fit.space import FamilySpace  # noqa: E402
 from pyecho.learn.predict import headline_dir  # noqa: E402
 from pyecho.learn.predictor import EchoPredictor  # noqa: E402
 
@@ -53,9 +53,7 @@ def main() -> None:
     settings = FitSettings(draws=args.draws, mean_draws=args.mean_draws, more_draws=args.more_draws)
     torch.set_num_threads(1)
     predictor = EchoPredictor.load(headline_dir(MODEL))
-    config = load_prior(headline_dir(MODEL))
-    grid = predictor.grid
-    params, _, truth = fc.prior_samples(config, 30, config.seed + fc.CHECK_SEED_OFFSET)
+    config, grid, params, truth = fc.check_truth(MODEL)
     stored = np.load(RUN / "main200_records.npz")
     records = [stored[k] for k in stored.files]
     for i in args.index:
@@ -63,9 +61,7 @@ def main() -> None:
         one = tuple(r[i] for r in records)
         t = time.time()
         if not args.from_model:
-            space = FamilySpace(p.kernel, config)
-            x = space.point(kernel_param=p.kernel_param, alpha_xy=p.alpha_xy, alpha_z=p.alpha_z, t2_us=p.t2_us,
-                            center_khz=p.center_khz, gamma1_per_us=p.gamma1_per_us)
+            space, x = fc.true_point(config, p)
             f = fit_family(space, grid, one, x, settings)
             run = json.loads((RUN / "main200" / "records" / f"record-{i:06d}.json").read_text())
             best = min(b["chi2_per_dof"] for b in run["by_family"].values())
