@@ -69,8 +69,8 @@ def limits(
     from pyecho.data.sampling import PRESETS, ConfigError
     from pyecho.fit.batch import engine_for
     from pyecho.fit.figures import plot_bound_map
-    from pyecho.fit.limits import (BoundMap, BoundSettings, bound_map, cramer_rao, family_separation, map_points,
-                                   prior_sd, separation_map, write_bound_map, write_separations)
+    from pyecho.fit.limits import (BoundMap, BoundSettings, bound_map, cramer_rao, map_points, prior_sd,
+                                   separation_map, separations_at, write_bound_map, write_separations)
     from pyecho.fit.space import FAMILIES, FamilySpace, load_prior
     from pyecho.learn.predict import headline_dir
     from pyecho.physics.protocol import RecordGrid
@@ -122,11 +122,10 @@ def limits(
             result = bound_map(spaces, grid, snr, points, settings, on_point=step)
         paths = write_bound_map(result, out)  # kept should the slower separations be stopped
         plot_bound_map(result, {k: prior_sd(s) for k, s in spaces.items()}, out / "limits.png")
-        separations = []
+        separations = ()
         if separation and point is not None:
-            for other in (s for k, s in spaces.items() if k != kernel):
-                separations.append(family_separation(spaces[kernel], other, grid, x, snr, settings))
-                step()
+            separations = separations_at(spaces[kernel], [s for k, s in spaces.items() if k != kernel], grid, x, snr,
+                                         settings, on_pair=step)
         elif separation:
             separations = separation_map(spaces, grid, snr, points, settings, on_point=step)
     table = Table("family", "point", *(label for _, label in SHOWN), "scatter share",

@@ -210,29 +210,43 @@ def family_separation(space: FamilySpace, other: FamilySpace, grid: RecordGrid, 
     The variance along the gap is measured on ``settings.check_draws`` independent draws at x:
     the error model, from a few hundred draws, under-states the scatter along some directions
     (docs/fit.md measures by how much along the gaps)."""
+    return separations_at(space, (other,), grid, x, snr, settings, draws=draws, scan_points=scan_points,
+                          max_evaluations=max_evaluations)[0]
+
+
+def separations_at(space: FamilySpace, others, grid: RecordGrid, x, snr: float,
+                   settings: BoundSettings = BoundSettings(), *, draws: DetuningDraws | None = None,
+                   scan_points: int = SEPARATION_SCAN_POINTS, max_evaluations: int = SEPARATION_EVALUATIONS,
+                   on_pair=None) -> tuple[Separation, ...]:
+    """:func:`family_separation` of each family in ``others`` from point ``x``: the point's
+    records, error model and check draws made once for all of them; ``on_pair()`` after each."""
     x = space.require_inside(x)
     problem, _ = _records_at(space, grid, x, snr, settings, draws)
     value = space.values(x)
     value["L"] = space.length(value[KERNEL_PARAM])
-    fast = RecordProblem(other, grid, problem.binning, problem.data, problem.draws, problem.error,
-                         settings.engine.at(SCATTER_DTYPE))
-    start = other.matching(value, value["L"])
-    best = fast.minimise(start, max_evaluations).x
-    scanned = fast.scan_kernel_param(best, scan_points)
-    if not np.array_equal(scanned, best):
-        again = fast.minimise(scanned, max_evaluations).x
-        if fast.profile_of(fast.means(again)[0]).chi2 < fast.profile_of(fast.means(best)[0]).chi2:
-            best = again
-    exact = RecordProblem(other, grid, problem.binning, problem.data, problem.draws, problem.error, settings.engine)
-    gap = exact.profile_of(exact.means(best)[0]).residual  # L⁻¹ d
     n = space.config.lattice
     check = DetuningDraws.draw(settings.check_draws, n, space.config.linewidth_khz, settings.seed, CHECK_DRAWS)
     deviations = real_stack(draw_deviations(space, grid, x, check, problem.binning, settings.engine))
-    variance = problem.error.variance_along(gap, deviations)
-    other_value = other.values(best)
-    other_value["L"] = other.length(other_value[KERNEL_PARAM]) if KERNEL_PARAM in other_value else math.nan
-    return Separation(space.kernel, other.kernel, x, best, value, other_value, float(gap @ gap), variance,
-                      float(snr), n)
+    out = []
+    for other in others:
+        fast = RecordProblem(other, grid, problem.binning, problem.data, problem.draws, problem.error,
+                             settings.engine.at(SCATTER_DTYPE))
+        best = fast.minimise(other.matching(value, value["L"]), max_evaluations).x
+        scanned = fast.scan_kernel_param(best, scan_points)
+        if not np.array_equal(scanned, best):
+            again = fast.minimise(scanned, max_evaluations).x
+            if fast.profile_of(fast.means(again)[0]).chi2 < fast.profile_of(fast.means(best)[0]).chi2:
+                best = again
+        exact = RecordProblem(other, grid, problem.binning, problem.data, problem.draws, problem.error,
+                              settings.engine)
+        gap = exact.profile_of(exact.means(best)[0]).residual  # L⁻¹ d
+        other_value = other.values(best)
+        other_value["L"] = other.length(other_value[KERNEL_PARAM]) if KERNEL_PARAM in other_value else math.nan
+        out.append(Separation(space.kernel, other.kernel, x, best, value, other_value, float(gap @ gap),
+                              problem.error.variance_along(gap, deviations), float(snr), n))
+        if on_pair is not None:
+            on_pair()
+    return tuple(out)
 
 
 def prior_sd(space: FamilySpace) -> dict:
@@ -312,11 +326,9 @@ def separation_map(spaces: dict[str, FamilySpace], grid: RecordGrid, snr: float,
     out = []
     draws = _map_draws(spaces, settings)
     for kernel, space in spaces.items():
+        others = [s for k, s in spaces.items() if k != kernel]
         for x in map_points(space, points):
-            for other in (s for k, s in spaces.items() if k != kernel):
-                out.append(family_separation(space, other, grid, x, snr, settings, draws=draws))
-                if on_point is not None:
-                    on_point()
+            out += separations_at(space, others, grid, x, snr, settings, draws=draws, on_pair=on_point)
     return tuple(out)
 
 
