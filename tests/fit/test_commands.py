@@ -58,11 +58,27 @@ def model_and_records(learned_protocol, tmp_path_factory):
     return model, files
 
 
-def test_fit_writes_a_table_records_and_figures_and_resumes(model_and_records, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def fitted_run(model_and_records, tmp_path_factory):
+    """The two records fitted once into a run folder (each fit costs about a minute here: the
+    tests below read this run back, resume it or copy it rather than fit again)."""
     model, files = model_and_records
-    out = tmp_path / "run"
+    out = tmp_path_factory.mktemp("fit_run") / "run"
     res = invoke("fit", str(model), *map(str, files), "--out", str(out), *QUICK_FIT)
     assert res.exit_code == 0, res.output
+    return out
+
+
+@pytest.fixture
+def no_refitting(monkeypatch):
+    """A record already in the run folder is read back, never fitted again."""
+    monkeypatch.setattr(batch, "fit_one_family", lambda *a: pytest.fail("refitted a finished record"))
+
+
+def test_fit_writes_a_table_records_and_figures_and_resumes(model_and_records, fitted_run, tmp_path, no_refitting):
+    model, files = model_and_records
+    out = tmp_path / "run"
+    shutil.copytree(fitted_run, out)
     table = pl.read_csv(out / "fits.csv")
     assert table["index"].to_list() == [0, 1]
     for column in ("kernel", "p_gaussian", "p_power", "p_rkky", "fits", "chi2_per_dof", "L", "L_lo", "L_hi",
@@ -74,7 +90,6 @@ def test_fit_writes_a_table_records_and_figures_and_resumes(model_and_records, t
     assert sorted(p.name for p in (out / "records").iterdir()) == ["record-000000.json", "record-000001.json"]
     assert (out / "figures" / "record-000001.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # a rerun reads the finished records back instead of fitting them again
-    monkeypatch.setattr(batch, "fit_one_family", lambda *a: pytest.fail("refitted a finished record"))
     again = invoke("fit", str(model), *map(str, files), "--out", str(out), *QUICK_FIT)
     assert again.exit_code == 0, again.output
     assert pl.read_csv(out / "fits.csv").equals(table)
@@ -91,11 +106,16 @@ def test_fit_writes_a_table_records_and_figures_and_resumes(model_and_records, t
                    f"--out {out}", "other settings (settings)")
 
 
-def test_fit_one_record_prints_a_table(model_and_records):
+def test_fit_one_record_prints_a_table(model_and_records, fitted_run, tmp_path, no_refitting):
+    """One record (here read back from a run without its figures) is printed as a table."""
     model, files = model_and_records
-    res = invoke("fit", str(model), *map(str, files), "--row", "1", *QUICK_FIT)
+    out = tmp_path / "run"
+    (out / "records").mkdir(parents=True)
+    shutil.copy(fitted_run / "records" / "record-000001.json", out / "records")
+    res = invoke("fit", str(model), *map(str, files), "--row", "1", "--out", str(out), "--no-figures", *QUICK_FIT)
     assert res.exit_code == 0, res.output
     assert "pyecho fit: record 1" in res.output and "χ²/dof" in res.output and "90% interval" in res.output
+    assert not (out / "figures").exists()
 
 
 @pytest.mark.parametrize("args, phrases", [
@@ -166,13 +186,8 @@ def test_limits_bad_options_are_one_line(tmp_path, args, phrases):
     assert not (tmp_path / "o").exists()
 
 
-def test_record_result_round_trips(model_and_records, tmp_path):
+def test_record_result_round_trips(fitted_run):
     """What a run folder keeps of a record reads back equal (the resume relies on it)."""
-    model, files = model_and_records
-    out = tmp_path / "run"
-    assert invoke("fit", str(model), *map(str, files), "--row", "0", "--out", str(out), "--no-figures",
-                  *QUICK_FIT).exit_code == 0
-    text = (out / "records" / "record-000000.json").read_text()
+    text = (fitted_run / "records" / "record-000000.json").read_text()
     result = batch.RecordResult.from_json(text)
     assert json.loads(result.to_json()) == json.loads(text)
-    assert not (out / "figures").exists()
