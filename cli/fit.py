@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from pyecho.errors import ParameterError
+from pyecho.fit.defaults import DEFAULT_MIN_PROBABILITY, FIT_CHECK_DRAWS, FIT_DRAWS, FIT_MEAN_DRAWS, FIT_MORE_DRAWS
 from pyecho_cli.app import app
 from pyecho_cli.console import table_console
 from pyecho_cli.errors import user_errors
@@ -43,19 +44,20 @@ def fit(
         "--families", help="Kernel families to fit, e.g. gaussian,rkky (default: those the learned model gives at "
         "least --min-probability).")] = None,
     min_probability: Annotated[float, typer.Option(
-        "--min-probability", help="A family the learned model gives less than this is not fitted.")] = 0.02,
+        "--min-probability", help="A family the learned model gives less than this is not fitted.",
+    )] = DEFAULT_MIN_PROBABILITY,
     lattice: Annotated[Optional[int], typer.Option(
         "--lattice", help="Lattice side of the fit's simulations (default: the model's dataset's; larger: less "
         "detuning-draw scatter, slower).")] = None,
-    draws: Annotated[int, typer.Option("--draws", help="Detuning draws of the error model's scatter.")] = 8,
+    draws: Annotated[int, typer.Option("--draws", help="Detuning draws of the error model's scatter.")] = FIT_DRAWS,
     mean_draws: Annotated[int, typer.Option(
         "--mean-draws", help="The first of --draws that the model's mean averages (more: closer to the records' "
-        "mean, slower; docs/fit.md).")] = 2,
+        "mean, slower; docs/fit.md).")] = FIT_MEAN_DRAWS,
     more_draws: Annotated[int, typer.Option(
         "--more-draws", help="Plain detuning draws added to the error model's scatter (more: the record weighed "
-        "better, slower; docs/fit.md).")] = 64,
+        "better, slower; docs/fit.md).")] = FIT_MORE_DRAWS,
     check_draws: Annotated[int, typer.Option(
-        "--check-draws", help="Independent draws the estimates' covariance is measured against.")] = 32,
+        "--check-draws", help="Independent draws the estimates' covariance is measured against.")] = FIT_CHECK_DRAWS,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the fit's detuning draws.")] = 0,
     level: Annotated[float, typer.Option("--level", help="Level of the intervals.")] = 0.9,
     device: Annotated[str, typer.Option("--device", help="Simulation device: auto, cpu or cuda.")] = "auto",

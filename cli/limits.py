@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from pyecho.errors import ParameterError
+from pyecho.fit.defaults import BOUND_MORE_DRAWS
 from pyecho_cli.app import app
 from pyecho_cli.console import table_console
 from pyecho_cli.errors import user_errors
@@ -56,7 +57,7 @@ def limits(
         "(coordinates left out: the prior's middle).")] = None,
     more_draws: Annotated[int, typer.Option(
         "--more-draws", min=0, help="Plain detuning draws added to the scatter's collective part (fewer: faster and "
-        "more optimistic; docs/fit.md).")] = 128,
+        "more optimistic; docs/fit.md).")] = BOUND_MORE_DRAWS,
     separation: Annotated[bool, typer.Option(
         "--separation", help="Also how near each other family's records come to each point's (D², and the measured "
         "error of the likelihood-ratio test between the two points); about a fit's time per pair.")] = False,

@@ -26,6 +26,7 @@ from pyecho.atomic import atomic_path
 from pyecho.data.factory import SERIAL, Executor, PartsLost, dask_client, map_on_dask
 from pyecho.data.sampling import DatasetConfig
 from pyecho.errors import InputFileError, ParameterError
+from pyecho.fit.defaults import DEFAULT_MIN_PROBABILITY
 from pyecho.fit.estimate import (REPORTED, FamilyFit, FitSettings, RecordFit, better_of, compare_families, fit_family,
                                  restart_points)
 from pyecho.fit.forward import Engine
@@ -33,9 +34,6 @@ from pyecho.fit.space import ALPHA_XY, ALPHA_Z, FAMILIES, KERNEL_PARAM, FamilySp
 from pyecho.physics.protocol import RecordGrid
 
 RUN_FILE, RECORD_DIR, FIGURE_DIR, TABLE_NAME = "fit.json", "records", "figures", "fits"
-#: a family the learned model gives less than this is not fitted (docs/fit.md: how often the
-#: true family falls below it on fresh records)
-DEFAULT_MIN_PROBABILITY = 0.02
 RUN_FORMAT = "pyecho.fit"
 
 

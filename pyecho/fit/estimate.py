@@ -45,6 +45,7 @@ from scipy.stats import norm
 
 from pyecho.data.records import estimate_noise
 from pyecho.errors import ParameterError
+from pyecho.fit.defaults import FIT_CHECK_DRAWS, FIT_DRAWS, FIT_MEAN_DRAWS, FIT_MORE_DRAWS
 from pyecho.fit.error_model import (ErrorModel, least_squares_covariance, plain_gains, profile, real_stack, sandwich,
                                     scaled_pseudo_inverse)
 from pyecho.fit.forward import CHECK_DRAWS, DEFAULT_BIN_SIZE, MEAN_DTYPE, SCATTER_DTYPE, Binning, DetuningDraws, Engine
@@ -82,10 +83,10 @@ class FitSettings:
     draws' seed; engine : where the simulations run.
     """
 
-    draws: int = 8
-    mean_draws: int = 2
-    more_draws: int = 64
-    check_draws: int = 32
+    draws: int = FIT_DRAWS
+    mean_draws: int = FIT_MEAN_DRAWS
+    more_draws: int = FIT_MORE_DRAWS
+    check_draws: int = FIT_CHECK_DRAWS
     bin_size: int = DEFAULT_BIN_SIZE
     dead_time_us: float = DEFAULT_DEAD_TIME_US
     scan_points: int = 7

@@ -34,6 +34,7 @@ import polars as pl
 from scipy.stats import norm
 
 from pyecho.atomic import atomic_path
+from pyecho.fit.defaults import BOUND_DRAWS, BOUND_MEAN_DRAWS, BOUND_MORE_DRAWS
 from pyecho.fit.error_model import ErrorModel, Scatter, least_squares_covariance, real_stack
 from pyecho.fit.forward import (CHECK_DRAWS, DEFAULT_BIN_SIZE, SCATTER_DTYPE, Binning, DetuningDraws, Engine,
                                 simulate_points)
@@ -41,9 +42,6 @@ from pyecho.fit.problem import RecordProblem, default_site_groups, draw_deviatio
 from pyecho.fit.space import ALPHA_XY, ALPHA_Z, KERNEL_PARAM, LOG_T2, FamilySpace
 from pyecho.physics.protocol import DEFAULT_DEAD_TIME_US, RecordGrid
 
-#: detuning draws of the bound's scatter covariance (simulated with site groups, and plain ones
-#: that add to its collective part), and of its derivatives' mean
-BOUND_DRAWS, BOUND_MORE_DRAWS, BOUND_MEAN_DRAWS = 8, 128, 4
 #: the quantities a bound reports beside the fitted coordinates
 DERIVED = ("L", "W", "t2_us")
 #: the nearest record of another family: kernel-parameter values scanned, and residual

@@ -1,0 +1,17 @@
+"""The fit's and the bound's default draw counts, in one place for the library and the commands.
+
+A module without imports: the commands show these as their options' defaults without loading
+the fit (and torch) at start-up.
+"""
+
+#: a fit's error model: detuning draws simulated with site groups, the first of them that the
+#: model's mean averages, plain draws added to its collective part (docs/fit.md measures the
+#: error model's convergence in them), and independent draws the estimates' covariance is
+#: measured against
+FIT_DRAWS, FIT_MEAN_DRAWS, FIT_MORE_DRAWS, FIT_CHECK_DRAWS = 8, 2, 64, 32
+#: the same for a bound's scatter covariance: more plain draws than a fit's (a bound is made once
+#: per point and is only as good as its covariance), and a mean over more draws
+BOUND_DRAWS, BOUND_MEAN_DRAWS, BOUND_MORE_DRAWS = 8, 4, 128
+#: a family the learned model gives less than this is not fitted (docs/fit.md: how often the
+#: true family falls below it on fresh records)
+DEFAULT_MIN_PROBABILITY = 0.02
