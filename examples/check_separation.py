@@ -12,6 +12,14 @@ plain draws), the variance V of the likelihood-ratio statistic along that gap me
 independent draws, and Φ(−D²/2√V), the measured error of the likelihood-ratio test between the
 two points; beside them what the run's fit chose. One line of JSON per record and family, appended to
 ``runs/fitcheck64_v2/separation.jsonl`` (pairs already there are skipped: the run resumes).
+
+With ``--own-draw N`` (and ``--run``, the check run whose fits are compared), the gap is taken
+apart instead, into ``separation_own_draw.jsonl``: the record's *own* detuning draw (the check
+draws it again from the sample's seed) and N independent draws are simulated at the true point
+and projected on the test's direction C⁻¹d. The own draw's statistic D² + 2 dᵀC⁻¹(y − ȳ), noise
+left out, beside the gap the run's fit found between the two families (χ²), the statistic's sd
+over the N draws and the noise's, its excess kurtosis, and the share of the N draws whose
+statistic falls below the fit's gap: whether a miss was the record's own draw or the fit.
 """
 from __future__ import annotations
 
@@ -24,9 +32,14 @@ from pathlib import Path
 
 os.environ.setdefault("PYECHO_TORCH_COMPILE", "always")
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from scipy.stats import kurtosis, norm  # noqa: E402
 
-from pyecho.fit.limits import BoundSettings, family_separation  # noqa: E402
+from pyecho.fit.error_model import real_stack  # noqa: E402
+from pyecho.fit.forward import CHECK_DRAWS, Binning, DetuningDraws, Engine  # noqa: E402
+from pyecho.fit.limits import BoundSettings, Separation, family_separation  # noqa: E402
+from pyecho.fit.problem import draw_deviations  # noqa: E402
 from pyecho.fit.space import FAMILIES, FamilySpace  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -40,22 +53,34 @@ def main() -> None:
     ap.add_argument("index", type=int, nargs="+")
     ap.add_argument("--others", default=",".join(FAMILIES), help="families to measure each record against")
     ap.add_argument("--mean-draws", type=int, default=2, help="draws of the two mean records (common to both)")
+    ap.add_argument("--own-draw", type=int, default=0, metavar="N",
+                    help="take the gap apart: the record's own draw against N independent ones")
+    ap.add_argument("--run", type=Path, default=RUN, help="the check run whose fits are compared")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    config, grid, params, truth = fc.check_truth(MODEL)
+    config, grid, params, detunings, truth = fc.check_truth(MODEL)
     settings = BoundSettings(mean_draws=args.mean_draws)
-    out = RUN / "separation.jsonl"
+    out = args.run / ("separation_own_draw.jsonl" if args.own_draw else "separation.jsonl")
     done = {(r["index"], r["other"], r["mean_draws"]) for r in map(json.loads, out.read_text().splitlines())} \
         if out.exists() else set()
     for i in args.index:
         p = params[i]
         space, x = fc.true_point(config, p)
-        fitted = json.loads((RUN / "main200" / "records" / f"record-{i:06d}.json").read_text())
+        fitted = json.loads((args.run / "main200" / "records" / f"record-{i:06d}.json").read_text())
         for other in (k for k in args.others.split(",") if k != p.kernel):
             if (i, other, args.mean_draws) in done:
                 continue
             t = time.time()
             s = family_separation(space, FamilySpace(other, config), grid, x, 200.0, settings)
+            if args.own_draw:
+                own = detunings[i] - p.center_khz / 1000.0  # zero-centred: the point's offset shifts it
+                line = {"index": i, "kernel": p.kernel, "other": other, "mean_draws": args.mean_draws,
+                        **own_draw_parts(s, space, grid, x, own, fitted, args.own_draw, settings),
+                        "seconds": time.time() - t}
+                with out.open("a") as f:
+                    f.write(json.dumps(line) + "\n")
+                print(json.dumps(line), flush=True)
+                continue
             line = {"index": i, "kernel": p.kernel, "kernel_param": p.kernel_param, "L": truth[i]["L"],
                     "other": other, "other_kernel_param": s.other_value["kernel_param"],
                     "other_L": s.other_value["L"], "distance2": s.distance2, "variance": s.variance,
@@ -66,6 +91,30 @@ def main() -> None:
             with out.open("a") as f:
                 f.write(json.dumps(line) + "\n")
             print(json.dumps(line), flush=True)
+
+
+def own_draw_parts(s: Separation, space: FamilySpace, grid, x, own: np.ndarray, fitted: dict, n_draws: int,
+                   settings: BoundSettings) -> dict:
+    """The separation's statistic taken apart on the record's own draw ``own`` (MHz, zero-centred;
+    module docstring)."""
+    config = space.config
+    independent = DetuningDraws.draw(n_draws, config.lattice, config.linewidth_khz, settings.seed + 1, CHECK_DRAWS)
+    draws = DetuningDraws(np.concatenate([own[None], independent.spreads_mhz]), settings.seed)
+    valid = tuple(~grid.dead_mask(k, settings.dead_time_us) for k in range(len(grid.protocol)))
+    binning = Binning.of(grid, valid, settings.bin_size)
+    projection = real_stack(draw_deviations(space, grid, x, draws, binning, Engine())) @ s.direction
+    spread = projection[1:]
+    shift = projection[0] - spread.mean()  # the own draw against the independent draws' mean
+    dof = len(s.direction) - len(space.names) - 2 * len(grid.protocol)
+    chi2 = {k: f["chi2_per_dof"] * dof for k, f in fitted["by_family"].items()}
+    fit_gap = chi2[s.other] - chi2[s.kernel] if s.other in chi2 and s.kernel in chi2 else float("nan")
+    statistic = s.distance2 + 2 * (spread - spread.mean())  # each draw's, noise left out
+    noise_sd = 2 * s.noise_variance ** 0.5
+    return {"distance2": s.distance2, "own_draw_statistic": s.distance2 + 2 * shift, "fit_gap": fit_gap,
+            "draw_sd": 2 * float(spread.std(ddof=1)), "noise_sd": noise_sd,
+            "draw_excess_kurtosis": float(kurtosis(spread)),
+            "share_below_fit_gap": float(np.mean(norm.cdf((fit_gap - statistic) / noise_sd))),
+            "n_draws": n_draws, "fit_kernel": fitted["kernel"], "fit_probability": fitted["probability"]}
 
 
 if __name__ == "__main__":

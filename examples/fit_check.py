@@ -85,11 +85,11 @@ def as_measured(records, grid, snr: float, rng):
 
 
 def check_truth(model_dir: Path, n_per_family: int = 30):
-    """(prior, its record grid, params, truth rows) of the ``main200`` set's samples of a check
-    run from ``model_dir``: the same samples the check drew, drawn again from its seed."""
+    """(prior, its record grid, params, detunings, truth rows) of the ``main200`` set's samples of
+    a check run from ``model_dir``: the same samples the check drew, drawn again from its seed."""
     config = load_prior(headline_dir(model_dir))
-    params, _, truth = prior_samples(config, n_per_family, config.seed + CHECK_SEED_OFFSET)
-    return config, RecordGrid(config.protocol, config.dt_us), params, truth
+    params, detunings, truth = prior_samples(config, n_per_family, config.seed + CHECK_SEED_OFFSET)
+    return config, RecordGrid(config.protocol, config.dt_us), params, detunings, truth
 
 
 def true_point(config, p) -> tuple[FamilySpace, np.ndarray]:

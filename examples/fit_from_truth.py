@@ -53,7 +53,7 @@ def main() -> None:
     settings = FitSettings(draws=args.draws, mean_draws=args.mean_draws, more_draws=args.more_draws)
     torch.set_num_threads(1)
     predictor = EchoPredictor.load(headline_dir(MODEL))
-    config, grid, params, truth = fc.check_truth(MODEL)
+    config, grid, params, _, truth = fc.check_truth(MODEL)
     stored = np.load(RUN / "main200_records.npz")
     records = [stored[k] for k in stored.files]
     for i in args.index:

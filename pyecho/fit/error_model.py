@@ -129,8 +129,15 @@ class ErrorModel:
         ``scatter_factor``) plus the noise; ``d_white`` = L⁻¹d. Under the error model itself it
         would be |d_white|² = dᵀC⁻¹d: the ratio of the two is how far the model under-states the
         scatter along d."""
-        z = solve_triangular(self.chol, d_white, lower=True, trans="T", check_finite=False)  # C⁻¹ d
-        return float(scatter_factor * np.var(deviations @ z, ddof=1) + np.sum(self.noise_var * z**2))
+        return float(scatter_factor * np.var(deviations @ self.direction(d_white), ddof=1)) + self.noise_along(d_white)
+
+    def noise_along(self, d_white: np.ndarray) -> float:
+        """The noise's part of :meth:`variance_along`: Σ σ² (C⁻¹d)²."""
+        return float(np.sum(self.noise_var * self.direction(d_white) ** 2))
+
+    def direction(self, d_white: np.ndarray) -> np.ndarray:
+        """C⁻¹d (2Nb,) from ``d_white`` = L⁻¹d: what a record is projected on to test along d."""
+        return solve_triangular(self.chol, d_white, lower=True, trans="T", check_finite=False)
 
 
 @dataclass(frozen=True)

@@ -160,8 +160,10 @@ class Separation:
     distance2 : D² = dᵀC⁻¹d, d the difference of the two mean records (every receiver gain
     free), C the error model of records at ``x`` (noise at ``snr`` and the draw scatter);
     variance : V, the variance of dᵀC⁻¹y over records y at x, measured against independent
-    draws and the noise (D² if the error model described the scatter along d exactly); snr;
-    lattice.
+    draws and the noise (D² if the error model described the scatter along d exactly);
+    noise_variance : the noise's part of V; snr; lattice; direction : C⁻¹d (2Nb,: the binned
+    records' real parts, then their imaginary parts; gains 1), along which the test looks: a
+    record y at x gives the statistic D² + 2 directionᵀ(y − its mean).
     """
 
     kernel: str
@@ -172,8 +174,10 @@ class Separation:
     other_value: dict
     distance2: float
     variance: float
+    noise_variance: float
     snr: float
     lattice: int
+    direction: np.ndarray = field(repr=False)
 
     @property
     def calibrated_distance2(self) -> float:
@@ -241,7 +245,9 @@ def separations_at(space: FamilySpace, others, grid: RecordGrid, x, snr: float,
         other_value = other.values(best)
         other_value["L"] = other.length(other_value[KERNEL_PARAM]) if KERNEL_PARAM in other_value else math.nan
         out.append(Separation(space.kernel, other.kernel, x, best, value, other_value, float(gap @ gap),
-                              problem.error.variance_along(gap, deviations), float(snr), n))
+                              problem.error.variance_along(gap, deviations),
+                              problem.error.noise_along(gap), float(snr), n,
+                              problem.error.direction(gap)))
         if on_pair is not None:
             on_pair()
     return tuple(out)

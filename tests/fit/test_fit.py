@@ -96,6 +96,8 @@ def test_a_family_is_nearest_itself_and_another_lies_further_the_less_the_noise(
     assert 0 < noisy.distance2 < clean.distance2
     assert clean.claimed_error_rate == pytest.approx(0.5 * math.erfc(math.sqrt(clean.distance2) / (2 * math.sqrt(2))))
     assert clean.variance > 0 and clean.calibrated_distance2 == pytest.approx(clean.distance2**2 / clean.variance)
+    assert 0 < clean.noise_variance < noisy.noise_variance and clean.noise_variance < clean.variance
+    assert clean.direction.shape == noisy.direction.shape and clean.direction.ndim == 1
     assert clean.error_rate == pytest.approx(0.5 * math.erfc(math.sqrt(clean.calibrated_distance2) / (2 * math.sqrt(2))))
     start = spaces["power"].matching(spaces["gaussian"].values(x), clean.value["L"])
     start_sep = family_separation(spaces["gaussian"], spaces["power"], grid, x, 1000.0, settings,
@@ -120,6 +122,8 @@ def test_variance_along_a_direction_is_the_models_own_where_the_draws_scatter_as
     d_white = error.whiten(rng.standard_normal(6))
     assert error.variance_along(d_white, deviations) == pytest.approx(d_white @ d_white, rel=0.03)
     z = np.linalg.solve(scatter + np.diag(noise_var), chol @ d_white)
+    np.testing.assert_allclose(error.direction(d_white), z)  # C⁻¹d
+    assert error.noise_along(d_white) == pytest.approx(noise_var @ z**2)
     doubled = 2 * z @ scatter @ z + noise_var @ z**2
     assert error.variance_along(d_white, deviations, 2.0) == pytest.approx(doubled, rel=0.03)
 
