@@ -13,13 +13,15 @@ independent draws, and Φ(−D²/2√V), the measured error of the likelihood-ra
 two points; beside them what the run's fit chose. One line of JSON per record and family, appended to
 ``runs/fitcheck64_v2/separation.jsonl`` (pairs already there are skipped: the run resumes).
 
-With ``--own-draw N`` (and ``--run``, the check run whose fits are compared), the gap is taken
-apart instead, into ``separation_own_draw.jsonl``: the record's *own* detuning draw (the check
-draws it again from the sample's seed) and N independent draws are simulated at the true point
-and projected on the test's direction C⁻¹d. The own draw's statistic D² + 2 dᵀC⁻¹(y − ȳ), noise
-left out, beside the gap the run's fit found between the two families (χ²), the statistic's sd
-over the N draws and the noise's, its excess kurtosis, and the share of the N draws whose
-statistic falls below the fit's gap: whether a miss was the record's own draw or the fit.
+With ``--own-draw N`` (and ``--run``, the check run whose fits are compared), the statistic is
+taken apart instead, into ``separation_own_draw.jsonl``. The test between the true point and its
+nearest other-family point reads a record y through ``D² + 2 dᵀC⁻¹(y − ȳ)`` (positive: the true
+family; ȳ the true point's mean record). Given: its value on the record's *own* detuning draw
+without noise (the check draws it again from the sample's seed), on the measured record itself
+(noise, gain and phase as the fit read it; the gains by least squares on ȳ), its sd over N
+independent draws and the noise's, the draws' excess kurtosis, and the share of records (draws
+and noise) on which the test errs; beside them the run's fit (its χ² gap between the two families,
+each under its own error model, and its probabilities): whether a miss was the record's or the fit's.
 """
 from __future__ import annotations
 
@@ -37,9 +39,8 @@ import torch  # noqa: E402
 from scipy.stats import kurtosis, norm  # noqa: E402
 
 from pyecho.fit.error_model import real_stack  # noqa: E402
-from pyecho.fit.forward import CHECK_DRAWS, Binning, DetuningDraws, Engine  # noqa: E402
+from pyecho.fit.forward import CHECK_DRAWS, SCATTER_DTYPE, Binning, DetuningDraws, Engine, simulate_points  # noqa: E402
 from pyecho.fit.limits import BoundSettings, Separation, family_separation  # noqa: E402
-from pyecho.fit.problem import draw_deviations  # noqa: E402
 from pyecho.fit.space import FAMILIES, FamilySpace  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -61,6 +62,9 @@ def main() -> None:
     config, grid, params, detunings, truth = fc.check_truth(MODEL)
     settings = BoundSettings(mean_draws=args.mean_draws)
     out = args.run / ("separation_own_draw.jsonl" if args.own_draw else "separation.jsonl")
+    if args.own_draw:
+        with np.load(args.run / "main200_records.npz") as f:
+            measured = tuple(f[k] for k in f.files)  # as the fit read them: noise, gains, dead time
     done = {(r["index"], r["other"], r["mean_draws"]) for r in map(json.loads, out.read_text().splitlines())} \
         if out.exists() else set()
     for i in args.index:
@@ -75,7 +79,8 @@ def main() -> None:
             if args.own_draw:
                 own = detunings[i] - p.center_khz / 1000.0  # zero-centred: the point's offset shifts it
                 line = {"index": i, "kernel": p.kernel, "other": other, "mean_draws": args.mean_draws,
-                        **own_draw_parts(s, space, grid, x, own, fitted, args.own_draw, settings),
+                        **own_draw_parts(s, space, grid, x, own, tuple(R[i] for R in measured), fitted, args.own_draw,
+                                          settings),
                         "seconds": time.time() - t}
                 with out.open("a") as f:
                     f.write(json.dumps(line) + "\n")
@@ -93,29 +98,34 @@ def main() -> None:
             print(json.dumps(line), flush=True)
 
 
-def own_draw_parts(s: Separation, space: FamilySpace, grid, x, own: np.ndarray, fitted: dict, n_draws: int,
-                   settings: BoundSettings) -> dict:
-    """The separation's statistic taken apart on the record's own draw ``own`` (MHz, zero-centred;
-    module docstring)."""
+def own_draw_parts(s: Separation, space: FamilySpace, grid, x, own: np.ndarray, measured: tuple, fitted: dict,
+                   n_draws: int, settings: BoundSettings) -> dict:
+    """The separation's statistic taken apart on the record's own draw ``own`` (MHz, zero-centred)
+    and on the ``measured`` record itself (per measurement (T_k,), gains free; module docstring)."""
     config = space.config
     independent = DetuningDraws.draw(n_draws, config.lattice, config.linewidth_khz, settings.seed + 1, CHECK_DRAWS)
     draws = DetuningDraws(np.concatenate([own[None], independent.spreads_mhz]), settings.seed)
     valid = tuple(~grid.dead_mask(k, settings.dead_time_us) for k in range(len(grid.protocol)))
     binning = Binning.of(grid, valid, settings.bin_size)
-    projection = real_stack(draw_deviations(space, grid, x, draws, binning, Engine())) @ s.direction
-    spread = projection[1:]
-    shift = projection[0] - spread.mean()  # the own draw against the independent draws' mean
+    binned = binning.apply(simulate_points(space, grid, x, draws, engine=Engine().at(SCATTER_DTYPE)))[0]  # (1 + N, Nb)
+    mean = binned[1:].mean(axis=0)
+    spread = real_stack(binned[1:] - mean) @ s.direction
+    y = binning.apply(measured)
+    for k in range(len(grid.protocol)):  # the record's gain and phase, by least squares on the mean record
+        on = binning.measurement == k
+        y[on] *= np.vdot(mean[on], mean[on]) / np.vdot(mean[on], y[on])
+    statistic = s.distance2 + 2 * spread  # each independent draw's, noise left out
+    noise_sd = 2 * s.noise_variance ** 0.5
     dof = len(s.direction) - len(space.names) - 2 * len(grid.protocol)
     chi2 = {k: f["chi2_per_dof"] * dof for k, f in fitted["by_family"].items()}
-    fit_gap = chi2[s.other] - chi2[s.kernel] if s.other in chi2 and s.kernel in chi2 else float("nan")
-    statistic = s.distance2 + 2 * (spread - spread.mean())  # each draw's, noise left out
-    noise_sd = 2 * s.noise_variance ** 0.5
-    return {"distance2": s.distance2, "own_draw_statistic": s.distance2 + 2 * shift, "fit_gap": fit_gap,
+    return {"distance2": s.distance2,
+            "own_draw_statistic": float(s.distance2 + 2 * real_stack(binned[0] - mean) @ s.direction),
+            "record_statistic": float(s.distance2 + 2 * real_stack(y - mean) @ s.direction),
             "draw_sd": 2 * float(spread.std(ddof=1)), "noise_sd": noise_sd,
             "draw_excess_kurtosis": float(kurtosis(spread)),
-            "share_below_fit_gap": float(np.mean(norm.cdf((fit_gap - statistic) / noise_sd))),
+            "share_wrong": float(np.mean(norm.cdf(-statistic / noise_sd))),
+            "fit_chi2_gap": chi2.get(s.other, np.nan) - chi2.get(s.kernel, np.nan),
             "n_draws": n_draws, "fit_kernel": fitted["kernel"], "fit_probability": fitted["probability"]}
-
 
 if __name__ == "__main__":
     main()

@@ -6,11 +6,12 @@ Usage::
     python examples/fit_from_truth.py --from-model --draws 16 --mean-draws 4 --more-draws 0 INDEX...
 
 INDEX: rows of the `main200` set of ``examples/fit_check.py runs/learn_range64
-runs/fitcheck64_v2`` (its records file and record JSONs are read). The true family is fitted
-from the *true* point and its χ² is printed beside the χ² the run's fit of that family reached
-from the learned model's start, and the best family's: if the fit from the truth ends no lower, no
-valley nearer the truth exists under the error model and the miss is the error model's (that run
-was made with ``--more-draws 0``: compare like with like). With ``--from-model``, the gaussian and
+runs/fitcheck64_v2`` (``--run`` another check run; its records file and record JSONs are read).
+The true family is fitted from the *true* point and its χ² is printed beside the χ² the run's fit
+of that family reached from the learned model's start, and the best family's: if the fit from the
+truth ends no lower, no valley nearer the truth exists under the error model and the miss is the
+error model's (compare like with like: ``runs/fitcheck64_v2`` was made with ``--more-draws 0``,
+``runs/fitcheck64_v4`` with the defaults). With ``--from-model``, the gaussian and
 RKKY families are fitted from the learned model's start instead. ``--draws D --mean-draws M
 --more-draws P``: the fit's error model of D grouped draws and P plain ones, a model mean of M.
 One line of JSON per record.
@@ -49,12 +50,13 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=FitSettings.draws)
     ap.add_argument("--mean-draws", type=int, default=FitSettings.mean_draws)
     ap.add_argument("--more-draws", type=int, default=FitSettings.more_draws)
+    ap.add_argument("--run", type=Path, default=RUN, help="the check run whose records and fits are compared")
     args = ap.parse_args()
     settings = FitSettings(draws=args.draws, mean_draws=args.mean_draws, more_draws=args.more_draws)
     torch.set_num_threads(1)
     predictor = EchoPredictor.load(headline_dir(MODEL))
     config, grid, params, _, truth = fc.check_truth(MODEL)
-    stored = np.load(RUN / "main200_records.npz")
+    stored = np.load(args.run / "main200_records.npz")
     records = [stored[k] for k in stored.files]
     for i in args.index:
         p = params[i]
@@ -63,7 +65,7 @@ def main() -> None:
         if not args.from_model:
             space, x = fc.true_point(config, p)
             f = fit_family(space, grid, one, x, settings)
-            run = json.loads((RUN / "main200" / "records" / f"record-{i:06d}.json").read_text())
+            run = json.loads((args.run / "main200" / "records" / f"record-{i:06d}.json").read_text())
             best = min(b["chi2_per_dof"] for b in run["by_family"].values())
             own = run["by_family"][p.kernel]
             line = {"index": i, "kernel": p.kernel, "truth_kp": p.kernel_param, "truth_L": truth[i]["L"],
