@@ -127,5 +127,6 @@ def own_draw_parts(s: Separation, space: FamilySpace, grid, x, own: np.ndarray, 
             "fit_chi2_gap": chi2.get(s.other, np.nan) - chi2.get(s.kernel, np.nan),
             "n_draws": n_draws, "fit_kernel": fitted["kernel"], "fit_probability": fitted["probability"]}
 
+
 if __name__ == "__main__":
     main()
