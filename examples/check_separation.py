@@ -38,9 +38,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from scipy.stats import kurtosis, norm  # noqa: E402
 
-from pyecho.fit.error_model import real_stack  # noqa: E402
-from pyecho.fit.forward import CHECK_DRAWS, SCATTER_DTYPE, Binning, DetuningDraws, Engine, simulate_points  # noqa: E402
-from pyecho.fit.limits import BoundSettings, Separation, family_separation  # noqa: E402
+from pyecho.fit.error_model import plain_gains, real_stack  # noqa: E402
+from pyecho.fit.forward import CHECK_DRAWS, SCATTER_DTYPE, DetuningDraws, simulate_points  # noqa: E402
+from pyecho.fit.limits import BoundSettings, Separation, bound_binning, family_separation  # noqa: E402
 from pyecho.fit.space import FAMILIES, FamilySpace  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -58,6 +58,8 @@ def main() -> None:
                     help="take the gap apart: the record's own draw against N independent ones")
     ap.add_argument("--run", type=Path, default=RUN, help="the check run whose fits are compared")
     args = ap.parse_args()
+    if args.own_draw and args.own_draw < 2:
+        ap.error(f"--own-draw: got {args.own_draw}; need at least 2 independent draws (0: no own-draw analysis)")
     torch.set_num_threads(1)
     config, grid, params, detunings, truth = fc.check_truth(MODEL)
     settings = BoundSettings(mean_draws=args.mean_draws)
@@ -105,15 +107,12 @@ def own_draw_parts(s: Separation, space: FamilySpace, grid, x, own: np.ndarray, 
     config = space.config
     independent = DetuningDraws.draw(n_draws, config.lattice, config.linewidth_khz, settings.seed + 1, CHECK_DRAWS)
     draws = DetuningDraws(np.concatenate([own[None], independent.spreads_mhz]), settings.seed)
-    valid = tuple(~grid.dead_mask(k, settings.dead_time_us) for k in range(len(grid.protocol)))
-    binning = Binning.of(grid, valid, settings.bin_size)
-    binned = binning.apply(simulate_points(space, grid, x, draws, engine=Engine().at(SCATTER_DTYPE)))[0]  # (1 + N, Nb)
-    mean = binned[1:].mean(axis=0)
+    binning = bound_binning(grid, settings)  # the separation's own bins
+    binned = binning.apply(simulate_points(space, grid, x, draws, engine=settings.engine.at(SCATTER_DTYPE)))[0]
+    mean = binned[1:].mean(axis=0)  # (Nb,) over the N independent draws; binned[0] is the own draw's
     spread = real_stack(binned[1:] - mean) @ s.direction
     y = binning.apply(measured)
-    for k in range(len(grid.protocol)):  # the record's gain and phase, by least squares on the mean record
-        on = binning.measurement == k
-        y[on] *= np.vdot(mean[on], mean[on]) / np.vdot(mean[on], y[on])
+    y /= plain_gains(y, mean, binning.measurement, len(grid.protocol))[binning.measurement]  # its gain and phase
     statistic = s.distance2 + 2 * spread  # each independent draw's, noise left out
     noise_sd = 2 * s.noise_variance ** 0.5
     dof = len(s.direction) - len(space.names) - 2 * len(grid.protocol)
