@@ -46,8 +46,8 @@ from scipy.stats import norm
 from pyecho.data.records import estimate_noise
 from pyecho.errors import ParameterError
 from pyecho.fit.defaults import FIT_CHECK_DRAWS, FIT_DRAWS, FIT_MEAN_DRAWS, FIT_MORE_DRAWS
-from pyecho.fit.error_model import (ErrorModel, least_squares_covariance, plain_gains, profile, real_stack, sandwich,
-                                    scaled_pseudo_inverse)
+from pyecho.fit.error_model import (ErrorModel, Profile, least_squares_covariance, plain_gains, profile, real_stack,
+                                    sandwich, scaled_pseudo_inverse)
 from pyecho.fit.forward import CHECK_DRAWS, DEFAULT_BIN_SIZE, MEAN_DTYPE, SCATTER_DTYPE, Binning, DetuningDraws, Engine
 from pyecho.fit.limits import derived_sd
 from pyecho.fit.problem import RecordProblem, default_site_groups, draw_deviations, scatter_at
@@ -355,8 +355,7 @@ def family_probabilities(fits: list[FamilyFit], spaces: dict, n_measurements: in
     density times its posterior volume (from the covariance)."""
     best = min(fits, key=lambda f: f.chi2_per_dof)
     C = best.error
-    white = C.whiten(real_stack(best.data))
-    profiles = {f.kernel: profile(white, f.model, C, best.measurement, n_measurements) for f in fits}
+    profiles = {f.kernel: profile_under(best, f.model, n_measurements) for f in fits}
     fitted = {f.kernel: real_stack(f.model * profiles[f.kernel].gains[best.measurement]) for f in fits}
     log_evidence = {}
     for f in fits:
@@ -371,6 +370,12 @@ def family_probabilities(fits: list[FamilyFit], spaces: dict, n_measurements: in
     values = np.array([log_evidence[k] for k in names])
     p = np.exp(values - logsumexp(values))
     return {k: float(v) for k, v in zip(names, p)}
+
+
+def profile_under(fit: FamilyFit, model: np.ndarray, n_measurements: int) -> Profile:
+    """A model record (Nb,) complex -- another fit's, or another point's -- profiled onto ``fit``'s
+    record under ``fit``'s error model: χ² of different fits compare only under one error model."""
+    return profile(fit.error.whiten(real_stack(fit.data)), model, fit.error, fit.measurement, n_measurements)
 
 
 def log_occam(f: FamilyFit, space: FamilySpace) -> float:

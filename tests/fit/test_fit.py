@@ -10,7 +10,8 @@ import pytest
 from pyecho.data.sampling import DatasetConfig
 from pyecho.errors import ParameterError
 from pyecho.fit.batch import FitJob, RecordInput, run_fits, starts
-from pyecho.fit.estimate import RESTART_CHI2, FitSettings, better_of, fit_family, fit_record, restart_points
+from pyecho.fit.estimate import (RESTART_CHI2, FitSettings, better_of, fit_family, fit_record, profile_under,
+                                 restart_points)
 from pyecho.fit.forward import Binning, DetuningDraws, Engine, simulate_points
 from pyecho.fit.limits import (BoundSettings, bound_map, cramer_rao, family_separation, separation_map,
                                separation_rows)
@@ -186,6 +187,10 @@ def test_the_true_family_wins_and_the_record_fits():
               "power": spaces["power"].point(kernel_param=2.0, alpha_xy=0.35, alpha_z=0.2, t2_us=60.0)}
     fit = fit_record(spaces, grid, records, starts, SETTINGS)
     assert fit.family("gaussian").chi2 < 1e-6 < fit.family("power").chi2
+    # a fit's own model under its own error model is its χ²; the other family's, under it, is more
+    gaussian, power = fit.family("gaussian"), fit.family("power")
+    assert profile_under(power, power.model, len(grid.protocol)).chi2 == pytest.approx(power.chi2, rel=1e-9)
+    assert profile_under(gaussian, power.model, len(grid.protocol)).chi2 > 1e-3
     assert fit.kernel == "gaussian" and fit.probability["gaussian"] > 0.7
     assert sum(fit.probability.values()) == pytest.approx(1.0)
     assert fit.fits
