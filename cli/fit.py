@@ -75,6 +75,7 @@ def fit(
     os.environ.setdefault("PYECHO_TORCH_COMPILE", COMPILE_POLICY)
     from pyecho.fit.batch import FitJob, RecordInput, prepare_run, results_frame, run_fits, write_table
     from pyecho.fit.space import FAMILIES, load_prior
+    from pyecho.learn.base import TARGETS
     from pyecho.learn.predict import headline_dir, predict_echoes
 
     if executor == "dask" and scheduler is None and workers is None:
@@ -96,7 +97,7 @@ def fit(
     for line in prediction.read_as:
         err.print(f"read {line}")
     frame = prediction.frame
-    targets = [t for t in ("W", "L", "alpha_xy", "alpha_z", "t2_us") if t in frame.columns]
+    targets = [str(t) for t in TARGETS if t in frame.columns]
     items = []
     for r in frame.iter_rows(named=True):
         i = r["index"]
@@ -141,11 +142,12 @@ def _settings(draws: int, mean_draws: int, more_draws: int, check_draws: int, se
 def _print_one(res) -> None:
     """The rich table of one record's fit."""
     from pyecho.fit.space import KERNEL_PARAM_SYMBOL
+    from pyecho.learn.base import TARGET_UNITS
 
     table = Table("quantity", f"fit [{res.level:.0%} interval]", title=f"pyecho fit: record {res.index}")
     probs = ", ".join(f"p_{k} = {p:.2f}" for k, p in res.probability.items())
     table.add_row("kernel", f"{res.kernel} ({probs}; fitted: {', '.join(res.families)})")
-    units = {"L": "lattice spacings", "W": "rad/us", "alpha_xy": "rad/us", "alpha_z": "rad/us", "t2_us": "us"}
+    units = {str(t): unit for t, unit in TARGET_UNITS.items()}
     names = {**{k: k for k in units}, "kernel_param": KERNEL_PARAM_SYMBOL[res.kernel][0]}
     for name, label in names.items():
         if name in res.estimates:
