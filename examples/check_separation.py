@@ -39,14 +39,12 @@ import torch  # noqa: E402
 from scipy.stats import kurtosis, norm  # noqa: E402
 
 from pyecho.fit.error_model import plain_gains, real_stack  # noqa: E402
-from pyecho.fit.forward import CHECK_DRAWS, SCATTER_DTYPE, DetuningDraws, simulate_points  # noqa: E402
-from pyecho.fit.limits import BoundSettings, Separation, bound_binning, family_separation  # noqa: E402
+from pyecho.fit.forward import CHECK_DRAWS, SCATTER_DTYPE, Binning, DetuningDraws, simulate_points  # noqa: E402
+from pyecho.fit.limits import BoundSettings, Separation, family_separation  # noqa: E402
 from pyecho.fit.space import FAMILIES, FamilySpace  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 import fit_check as fc  # noqa: E402
-
-MODEL, RUN = Path("runs/learn_range64"), Path("runs/fitcheck64_v2")
 
 
 def main() -> None:
@@ -56,12 +54,12 @@ def main() -> None:
     ap.add_argument("--mean-draws", type=int, default=2, help="draws of the two mean records (common to both)")
     ap.add_argument("--own-draw", type=int, default=0, metavar="N",
                     help="take the gap apart: the record's own draw against N independent ones")
-    ap.add_argument("--run", type=Path, default=RUN, help="the check run whose fits are compared")
+    ap.add_argument("--run", type=Path, default=fc.CHECK_RUN, help="the check run whose fits are compared")
     args = ap.parse_args()
     if args.own_draw and args.own_draw < 2:
         ap.error(f"--own-draw: got {args.own_draw}; need at least 2 independent draws (0: no own-draw analysis)")
     torch.set_num_threads(1)
-    config, grid, params, detunings, truth = fc.check_truth(MODEL)
+    config, grid, params, detunings, truth = fc.check_truth(fc.CHECK_MODEL)
     settings = BoundSettings(mean_draws=args.mean_draws)
     out = args.run / ("separation_own_draw.jsonl" if args.own_draw else "separation.jsonl")
     if args.own_draw:
@@ -107,7 +105,7 @@ def own_draw_parts(s: Separation, space: FamilySpace, grid, x, own: np.ndarray, 
     config = space.config
     independent = DetuningDraws.draw(n_draws, config.lattice, config.linewidth_khz, settings.seed + 1, CHECK_DRAWS)
     draws = DetuningDraws(np.concatenate([own[None], independent.spreads_mhz]), settings.seed)
-    binning = bound_binning(grid, settings)  # the separation's own bins
+    binning = Binning.outside_dead_time(grid, settings.dead_time_us, settings.bin_size)  # the separation's own bins
     binned = binning.apply(simulate_points(space, grid, x, draws, engine=settings.engine.at(SCATTER_DTYPE)))[0]
     mean = binned[1:].mean(axis=0)  # (Nb,) over the N independent draws; binned[0] is the own draw's
     spread = real_stack(binned[1:] - mean) @ s.direction

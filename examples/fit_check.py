@@ -50,6 +50,9 @@ from pyecho.physics.lattice import displacement_distances  # noqa: E402
 from pyecho.physics.problem import build_batch  # noqa: E402
 from pyecho.physics.protocol import RecordGrid  # noqa: E402
 
+#: the learned model and the check run that the follow-up scripts (check_separation.py,
+#: fit_from_truth.py) read unless told otherwise
+CHECK_MODEL, CHECK_RUN = Path("runs/learn_range64"), Path("runs/fitcheck64_v2")
 #: the check's samples come from the prior's seed plus this (the trust check uses +1 000 003)
 CHECK_SEED_OFFSET = 2_000_003
 GAIN_RANGE = (0.1, 10.0)

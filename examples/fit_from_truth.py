@@ -40,8 +40,6 @@ from pyecho.learn.predictor import EchoPredictor  # noqa: E402
 sys.path.insert(0, str(Path(__file__).parent))
 import fit_check as fc  # noqa: E402
 
-MODEL, RUN = Path("runs/learn_range64"), Path("runs/fitcheck64_v2")
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -50,12 +48,12 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=FitSettings.draws)
     ap.add_argument("--mean-draws", type=int, default=FitSettings.mean_draws)
     ap.add_argument("--more-draws", type=int, default=FitSettings.more_draws)
-    ap.add_argument("--run", type=Path, default=RUN, help="the check run whose records are refitted")
+    ap.add_argument("--run", type=Path, default=fc.CHECK_RUN, help="the check run whose records are refitted")
     args = ap.parse_args()
     settings = FitSettings(draws=args.draws, mean_draws=args.mean_draws, more_draws=args.more_draws)
     torch.set_num_threads(1)
-    predictor = EchoPredictor.load(headline_dir(MODEL))
-    config, grid, params, _, truth = fc.check_truth(MODEL)
+    predictor = EchoPredictor.load(headline_dir(fc.CHECK_MODEL))
+    config, grid, params, _, truth = fc.check_truth(fc.CHECK_MODEL)
     stored = np.load(args.run / "main200_records.npz")
     records = [stored[k] for k in stored.files]
 

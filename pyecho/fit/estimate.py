@@ -163,12 +163,6 @@ class FamilyFit:
         return float((1 + np.sum(self.null_chi2 >= self.chi2)) / (1 + len(self.null_chi2)))
 
 
-def record_binning(grid: RecordGrid, records: tuple[np.ndarray, ...], settings: FitSettings) -> Binning:
-    """The bins of a record: every sample recorded (finite) and outside the dead time."""
-    valid = tuple(np.isfinite(R) & ~grid.dead_mask(k, settings.dead_time_us) for k, R in enumerate(records))
-    return Binning.of(grid, valid, settings.bin_size)
-
-
 def noise_per_measurement(grid: RecordGrid, records: tuple[np.ndarray, ...], dead_time_us: float) -> np.ndarray:
     """σ per quadrature of each measurement's record (its own receiver gain scales its noise)."""
     sigma = []
@@ -184,7 +178,7 @@ def fit_family(space: FamilySpace, grid: RecordGrid, records: tuple[np.ndarray, 
     measurement of ``grid``, NaN where missing), starting from ``start`` (fitted coordinates)."""
     t0 = time.perf_counter()
     records = tuple(np.asarray(R, dtype=np.complex128) for R in records)
-    binning = record_binning(grid, records, settings)
+    binning = Binning.outside_dead_time(grid, settings.dead_time_us, settings.bin_size, records)
     data = binning.apply(records)
     sigma = noise_per_measurement(grid, records, settings.dead_time_us)
     n, linewidth = space.config.lattice, space.config.linewidth_khz

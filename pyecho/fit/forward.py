@@ -94,6 +94,17 @@ class Binning:
             raise ParameterError("the records hold no complete bin of valid samples")
         return cls(tuple(starts), int(bin_size))
 
+    @classmethod
+    def outside_dead_time(cls, grid: RecordGrid, dead_time_us: float, bin_size: int = DEFAULT_BIN_SIZE,
+                          records: tuple[np.ndarray, ...] | None = None) -> "Binning":
+        """The bins a fit or a bound compares: every sample outside the dead time after each pulse
+        and, given ``records``, recorded (finite) there."""
+        valid = []
+        for k in range(len(grid.protocol)):
+            ok = ~grid.dead_mask(k, dead_time_us)
+            valid.append(ok if records is None else ok & np.isfinite(records[k]))
+        return cls.of(grid, tuple(valid), bin_size)
+
     @property
     def measurement(self) -> np.ndarray:
         return np.concatenate([np.full(len(s), k) for k, s in enumerate(self.starts)])

@@ -126,12 +126,6 @@ def cramer_rao(space: FamilySpace, grid: RecordGrid, x, snr: float, settings: Bo
     return Bound(space.kernel, space.names, x, float(snr), space.config.lattice, covariance, sd, value, share)
 
 
-def bound_binning(grid: RecordGrid, settings: BoundSettings) -> Binning:
-    """The bins a bound (and a separation) compares: every sample outside the dead time."""
-    valid = tuple(~grid.dead_mask(k, settings.dead_time_us) for k in range(len(grid.protocol)))
-    return Binning.of(grid, valid, settings.bin_size)
-
-
 def _records_at(space: FamilySpace, grid: RecordGrid, x: np.ndarray, snr: float, settings: BoundSettings,
                 draws: DetuningDraws | None) -> tuple[RecordProblem, Scatter]:
     """The records of point ``x`` as a bound sees them: the problem whose data is the model's own
@@ -140,7 +134,7 @@ def _records_at(space: FamilySpace, grid: RecordGrid, x: np.ndarray, snr: float,
     n = space.config.lattice
     draws = draws or DetuningDraws.draw(settings.draws + settings.more_draws, n, space.config.linewidth_khz,
                                         settings.seed)
-    binning = bound_binning(grid, settings)
+    binning = Binning.outside_dead_time(grid, settings.dead_time_us, settings.bin_size)
     grouped, more = draws.split(settings.draws)
     scatter = scatter_at(space, grid, x, grouped, binning, default_site_groups(n), settings.engine,
                          more_draws=more if len(more) else None)

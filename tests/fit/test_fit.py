@@ -83,7 +83,7 @@ def test_bound_map_covers_each_family():
 
 
 def test_a_family_is_nearest_itself_and_another_lies_further_the_less_the_noise():
-    """The nearest gaussian record to a gaussian point is its own (D² = 0, a coin's error); the
+    """The nearest gaussian record to a gaussian point is its own (D² ≈ 0, a coin's error); the
     power law's nearest lies at D² > 0, found below where the search started (the same L and
     shared coordinates), and further at SNR 1000 than at 50 (the noise hides part of it)."""
     spaces = {k: FamilySpace(k, SMALL) for k in ("gaussian", "power")}
@@ -91,9 +91,11 @@ def test_a_family_is_nearest_itself_and_another_lies_further_the_less_the_noise(
     x = spaces["gaussian"].point(kernel_param=2.5, alpha_xy=0.3, alpha_z=0.2, t2_us=100.0)
     settings = BoundSettings(draws=4, more_draws=4, mean_draws=2, bin_size=4, dead_time_us=1.0)
     own = family_separation(spaces["gaussian"], spaces["gaussian"], grid, x, 200.0, settings)
-    assert own.distance2 == pytest.approx(0.0, abs=1e-9) and own.error_rate == pytest.approx(0.5)
     noisy, clean = (family_separation(spaces["gaussian"], spaces["power"], grid, x, snr, settings)
                     for snr in (50.0, 1000.0))
+    # the float32 search from the point itself moves by float32's rounding (how far depends on the
+    # CPU: 3e-8 here, 0 elsewhere), far below the other family's gap even at SNR 50
+    assert own.distance2 < 1e-5 * noisy.distance2 and own.error_rate == pytest.approx(0.5, abs=1e-3)
     assert 0 < noisy.distance2 < clean.distance2
     assert clean.claimed_error_rate == pytest.approx(0.5 * math.erfc(math.sqrt(clean.distance2) / (2 * math.sqrt(2))))
     assert clean.variance > 0 and clean.calibrated_distance2 == pytest.approx(clean.distance2**2 / clean.variance)
