@@ -3,9 +3,11 @@
 Usage::
 
     python examples/fit_check.py MODEL_DIR OUT [--sets main200,repeat,outside,main50] [--n 30] [--workers 2]
+                                 [--lattice N]
                                  [--per-group N] [--draws 8 --mean-draws 2 --more-draws 0]
 
-MODEL_DIR is a `pyecho learn` output (its prior and its predictor start every fit); OUT gets one
+MODEL_DIR is a `pyecho learn` output (its prior and its predictor start every fit; with
+``--lattice`` the records are made and fitted on another lattice than the prior's); OUT gets one
 `pyecho fit` run folder per set (resumable: rerun the same command to continue) and summary.json.
 The records are made fresh for the check, never a training row: samples drawn from the model's
 prior with another seed, simulated by the same engine on the prior's lattice, and handed over as
@@ -284,6 +286,8 @@ def main() -> None:
     ap.add_argument("--outside", type=int, default=10, help="records of each kind outside the model")
     ap.add_argument("--per-group", type=int, default=None,
                     help="fit only the first N records of each family / point / kind (rerun with more to grow)")
+    ap.add_argument("--lattice", type=int, default=None,
+                    help="records made and fitted on this lattice (default the prior's; the model still starts them)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--bound-draws", type=int, default=256)
     ap.add_argument("--screen", type=int, default=100, help="fresh samples per family for the screening study")
@@ -303,6 +307,10 @@ def main() -> None:
         ap.error(f"--sets: got {','.join(unknown)}; the sets are {','.join(SETS)}")
     predictor = EchoPredictor.load(headline_dir(args.model_dir))
     config = load_prior(headline_dir(args.model_dir))
+    if args.lattice is not None:
+        if args.lattice < 8:
+            ap.error(f"--lattice: got {args.lattice}; need at least 8 sites a side")
+        config = config.replace(lattice=args.lattice)
     grid = predictor.grid
     rng = np.random.default_rng([config.seed, CHECK_SEED_OFFSET])
     t0 = time.perf_counter()
