@@ -308,8 +308,8 @@ def main() -> None:
     predictor = EchoPredictor.load(headline_dir(args.model_dir))
     config = load_prior(headline_dir(args.model_dir))
     if args.lattice is not None:
-        if args.lattice < 8:
-            ap.error(f"--lattice: got {args.lattice}; need at least 8 sites a side")
+        if args.lattice < 4:
+            ap.error(f"--lattice: got {args.lattice}; must be at least 4, as pyecho fit --lattice")
         config = config.replace(lattice=args.lattice)
     grid = predictor.grid
     rng = np.random.default_rng([config.seed, CHECK_SEED_OFFSET])
