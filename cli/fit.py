@@ -12,7 +12,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from pyecho.errors import ParameterError
-from pyecho.fit.defaults import DEFAULT_MIN_PROBABILITY, FIT_CHECK_DRAWS, FIT_DRAWS, FIT_MEAN_DRAWS, FIT_MORE_DRAWS
+from pyecho.fit.defaults import (DEFAULT_MIN_PROBABILITY, FIT_CHECK_DRAWS, FIT_DRAWS, FIT_MEAN_DRAWS, FIT_MORE_DRAWS,
+                                 MIN_FIT_LATTICE)
 from pyecho_cli.app import app
 from pyecho_cli.console import table_console
 from pyecho_cli.errors import user_errors
@@ -83,8 +84,8 @@ def fit(
 
         workers = CPU_COUNT
     where = executor_option(executor, scheduler, workers)
-    if lattice is not None and lattice < 4:
-        raise ParameterError(f"--lattice: got {lattice}; must be at least 4")
+    if lattice is not None and lattice < MIN_FIT_LATTICE:
+        raise ParameterError(f"--lattice: got {lattice}; must be at least {MIN_FIT_LATTICE}")
     family_list = None if families is None else tuple(f.strip() for f in families.split(",") if f.strip())
     settings = _settings(draws, mean_draws, more_draws, check_draws, seed, level, device)
     prior = load_prior(headline_dir(model_dir))

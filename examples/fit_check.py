@@ -45,6 +45,7 @@ from pyecho.data.sampling import draw_sample  # noqa: E402
 from pyecho.engines.base import get_engine  # noqa: E402
 from pyecho.errors import ParameterError  # noqa: E402
 from pyecho.fit.batch import FitJob, RecordInput, results_frame, run_fits, write_table  # noqa: E402
+from pyecho.fit.defaults import MIN_FIT_LATTICE  # noqa: E402
 from pyecho.fit.estimate import FitSettings  # noqa: E402
 from pyecho.fit.limits import BoundSettings, cramer_rao  # noqa: E402
 from pyecho.fit.space import FAMILIES, FamilySpace, load_prior  # noqa: E402
@@ -308,8 +309,8 @@ def main() -> None:
     predictor = EchoPredictor.load(headline_dir(args.model_dir))
     config = load_prior(headline_dir(args.model_dir))
     if args.lattice is not None:
-        if args.lattice < 4:
-            ap.error(f"--lattice: got {args.lattice}; must be at least 4, as pyecho fit --lattice")
+        if args.lattice < MIN_FIT_LATTICE:
+            ap.error(f"--lattice: got {args.lattice}; must be at least {MIN_FIT_LATTICE}, as pyecho fit --lattice")
         config = config.replace(lattice=args.lattice)
     grid = predictor.grid
     rng = np.random.default_rng([config.seed, CHECK_SEED_OFFSET])

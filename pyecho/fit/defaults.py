@@ -15,3 +15,6 @@ BOUND_DRAWS, BOUND_MEAN_DRAWS, BOUND_MORE_DRAWS = 8, 4, 128
 #: a family the learned model gives less than this is not fitted (docs/fit.md: how often the
 #: true family falls below it on fresh records)
 DEFAULT_MIN_PROBABILITY = 0.02
+#: the smallest lattice side a fit simulates on: its site groups need at least four sites each
+#: (pyecho.fit.problem.default_site_groups)
+MIN_FIT_LATTICE = 4
