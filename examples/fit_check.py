@@ -3,7 +3,7 @@
 Usage::
 
     python examples/fit_check.py MODEL_DIR OUT [--sets main200,repeat,outside,main50] [--n 30] [--workers 2]
-                                 [--lattice N]
+                                 [--lattice N] [--families gaussian,rkky]
                                  [--per-group N] [--draws 8 --mean-draws 2 --more-draws 0]
 
 MODEL_DIR is a `pyecho learn` output (its prior and its predictor start every fit; with
@@ -46,7 +46,7 @@ from pyecho.engines.base import get_engine  # noqa: E402
 from pyecho.errors import ParameterError  # noqa: E402
 from pyecho.fit.batch import FitJob, RecordInput, results_frame, run_fits, write_table  # noqa: E402
 from pyecho.fit.defaults import MIN_FIT_LATTICE  # noqa: E402
-from pyecho.fit.estimate import FitSettings  # noqa: E402
+from pyecho.fit.estimate import FAMILY_RULES, FamilyComparison, FitSettings  # noqa: E402
 from pyecho.fit.limits import BoundSettings, cramer_rao  # noqa: E402
 from pyecho.fit.space import FAMILIES, FamilySpace, load_prior  # noqa: E402
 from pyecho.learn.predict import headline_dir  # noqa: E402
@@ -202,6 +202,29 @@ def r2(y, yhat):
     return float(1 - np.sum((y - yhat) ** 2) / np.sum((y - np.mean(y)) ** 2))
 
 
+def log_loss(p_true) -> float:
+    """The mean log-loss of the true family's probabilities (knowing nothing: ln of the families)."""
+    return float(-np.mean(np.log(np.maximum(p_true, 1e-12))))
+
+
+def family_scores(kernels: np.ndarray, called: np.ndarray, p_true) -> dict:
+    """How well the families were told: the share called right per true family and overall, F1 of
+    the power law, macro-F1 over the families among the truth or the calls, the log-loss of the
+    true family's probability ``p_true``."""
+    out = {"family_accuracy": float(np.mean(called == kernels)),
+           "log_loss": log_loss(p_true), "mean_probability_true": float(np.mean(p_true))}
+    f1 = {}
+    for k in FAMILIES:
+        a, b = kernels == k, called == k
+        if a.any():
+            out[f"accuracy_{k}"] = float(np.mean(called[a] == k))
+        if a.any() or b.any():
+            f1[k] = float(2 * np.sum(a & b) / (np.sum(a) + np.sum(b)))
+    out["f1_power"] = f1.get("power", 0.0)
+    out["macro_f1"] = float(np.mean(list(f1.values())))
+    return out
+
+
 def summarise(name, frame, truth, table, results) -> dict:
     """Scores of one set's fits against the truth (and of pyecho predict on the same records).
     Beside the reported estimates (the families' mixture), each record's fit by its *true*
@@ -212,21 +235,17 @@ def summarise(name, frame, truth, table, results) -> dict:
     if "kernel" not in truth[0]:
         return out
     kernels = np.array([t["kernel"] for t in truth])
-    out["family_accuracy"] = float(np.mean(frame["kernel"].to_numpy() == kernels))
-    is_p, called_p = kernels == "power", frame["kernel"].to_numpy() == "power"
-    tp = np.sum(is_p & called_p)
-    out["f1_power"] = float(2 * tp / (np.sum(is_p) + np.sum(called_p))) if tp else 0.0
-    f1s = []
-    for k in FAMILIES:
-        a, b = kernels == k, frame["kernel"].to_numpy() == k
-        f1s.append(2 * np.sum(a & b) / max(np.sum(a) + np.sum(b), 1))
-    out["macro_f1"] = float(np.mean(f1s))
-    # a proper score of the family probabilities themselves, beside the argmax's F1 (log-loss of
-    # knowing nothing: ln 3)
-    for suffix, p_true in (("", [results[i].probability.get(k, 0.0) for i, k in enumerate(kernels)]),
-                           ("_predict", [table.kernel_proba[i, FAMILIES.index(k)] for i, k in enumerate(kernels)])):
-        out[f"mean_probability_true{suffix}"] = float(np.mean(p_true))
-        out[f"log_loss{suffix}"] = float(-np.mean(np.log(np.maximum(p_true, 1e-12))))
+    out |= family_scores(kernels, frame["kernel"].to_numpy(),
+                         [results[i].probability.get(k, 0.0) for i, k in enumerate(kernels)])
+    out["log_loss_predict"] = log_loss([table.kernel_proba[i, FAMILIES.index(k)] for i, k in enumerate(kernels)])
+    # every family rule read again from the kept comparisons (FitSettings.family_rule)
+    comparisons = [FamilyComparison.from_dict(r.comparison) for r in results if r.comparison]
+    if len(comparisons) == len(results):
+        out["rules"] = {}
+        for rule in FAMILY_RULES:
+            probability = [c.probability(rule) for c in comparisons]
+            out["rules"][rule] = family_scores(kernels, np.array([max(p, key=p.get) for p in probability]),
+                                               [p.get(k, 0.0) for p, k in zip(probability, kernels)])
     for k in FAMILIES:
         rows = kernels == k
         if not rows.any():
@@ -289,6 +308,9 @@ def main() -> None:
                     help="fit only the first N records of each family / point / kind (rerun with more to grow)")
     ap.add_argument("--lattice", type=int, default=None,
                     help="records made and fitted on this lattice (default the prior's; the model still starts them)")
+    ap.add_argument("--families", default=None,
+                    help="fit only these families (comma-separated), and only the records of them (default: every "
+                         "family the learned model finds plausible, every record)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--bound-draws", type=int, default=256)
     ap.add_argument("--screen", type=int, default=100, help="fresh samples per family for the screening study")
@@ -313,6 +335,10 @@ def main() -> None:
             ap.error(f"--lattice: got {args.lattice}; must be at least {MIN_FIT_LATTICE}, as pyecho fit --lattice")
         config = config.replace(lattice=args.lattice)
     grid = predictor.grid
+    try:
+        job = FitJob(config, grid, settings, families=tuple(args.families.split(",")) if args.families else None)
+    except ParameterError as exc:
+        ap.error(str(exc))
     rng = np.random.default_rng([config.seed, CHECK_SEED_OFFSET])
     t0 = time.perf_counter()
     sets = make_sets(config, grid, args.n, args.outside, rng)
@@ -325,11 +351,12 @@ def main() -> None:
         summary_path.write_text(json.dumps(summary, indent=1))
         print(json.dumps({"screen": summary["screen"]}, indent=1), flush=True)
     executor = Executor("dask", workers=args.workers) if args.workers > 1 else Executor()
-    job = FitJob(config, grid, settings)
     for name in args.sets.split(","):
         records, truth = sets[name]
         np.savez_compressed(args.out / f"{name}_records.npz", *records)
-        rows = first_of_each_group(truth, args.per_group)
+        candidates = np.array([i for i, t in enumerate(truth) if job.families is None
+                               or t.get("kernel", job.families[0]) in job.families])
+        rows = candidates[first_of_each_group([truth[i] for i in candidates], args.per_group)]
         records, truth = tuple(R[rows] for R in records), [truth[i] for i in rows]
         table = predictor.predict(records)
         items = [RecordInput(int(rows[i]), tuple(R[i] for R in records), {t: float(table.values[t][i]) for t in table.values},

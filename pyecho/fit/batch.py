@@ -97,7 +97,9 @@ class RecordResult:
     the mean-field model describes the record (gof_p_value above the settings' gof_level);
     chi2_by_measurement : χ²/n of each measurement; estimates : name -> (value, lo, hi) at
     ``level``; families : those fitted; by_family : family -> its own fit (chi2_per_dof, and
-    value and sd of its kernel parameter and L); seconds, simulations."""
+    value and sd of its kernel parameter and L); seconds, simulations; comparison : what the
+    family probabilities are made of (FamilyComparison.to_dict; None in runs written before it was
+    kept), from which every rule of FAMILY_RULES can be read again."""
 
     index: int
     kernel: str
@@ -113,6 +115,7 @@ class RecordResult:
     by_family: dict
     seconds: float
     simulations: int
+    comparison: dict | None = None
 
     @classmethod
     def of(cls, item: RecordInput, fit: RecordFit) -> "RecordResult":
@@ -125,7 +128,7 @@ class RecordResult:
                    {f.kernel: {"chi2_per_dof": f.chi2_per_dof,
                                **{q: (f.value[q], f.sd[q]) for q in (KERNEL_PARAM, "L") if q in f.value}}
                     for f in fit.families},
-                   fit.seconds, sum(f.simulations for f in fit.families))
+                   fit.seconds, sum(f.simulations for f in fit.families), fit.comparison.to_dict())
 
     def row(self) -> dict:
         """The table's columns for this record."""

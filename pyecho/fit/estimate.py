@@ -24,8 +24,8 @@ For each kernel family still plausible, :func:`fit_family`
 optimum each family whose own optimum is clearly worse (:func:`restart_points`: the families
 share every coordinate but the kernel's, and a family can settle in a valley that another
 family's fit has left), and compares them by their Laplace
-evidence: the maximum likelihood under one shared error model (the best family's), calibrated
-against independent draws, the prior's density over the family's box, and the posterior volume
+evidence: the maximum likelihood under one shared error model (by default the best family's;
+FitSettings.family_rule names the others), calibrated against independent draws, the prior's density over the family's box, and the posterior volume
 from the covariance, held within the prior's box; with the prior's family probabilities, this
 gives each family's probability. The record *fits* when its χ² under the chosen family is
 within what genuine records of the same point give: the χ² of the check draws' scatter plus
@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -62,6 +62,12 @@ REPORTED = ("L", "W", "alpha_xy", "alpha_z", "t2_us")
 #: one's optimum: within it, the two likelihoods differ by less than e^0.5 and a better valley
 #: could not change the comparison much (restart_points)
 RESTART_CHI2 = 1.0
+#: how the families' fits become their probabilities (FamilyComparison.log_evidence):
+#: ``reference`` -- every family's likelihood ratio against the best-fitting one, read under the
+#: best-fitting one's error model; ``every`` -- the ratios averaged over every fitted family's
+#: error model; ``own`` -- each family's likelihood under its own error model (its determinant
+#: included)
+FAMILY_RULES = ("reference", "every", "own")
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,8 @@ class FitSettings:
     bin; dead_time_us : left out after every pulse (µs); scan_points : kernel-parameter values
     tried after the first minimisation; max_evaluations : residual evaluations of each
     minimisation; restarts : fit a family again from the best family's optimum where its own
-    ends clearly worse (:func:`restart_points`); gof_level : a record whose χ² exceeds all but
+    ends clearly worse (:func:`restart_points`); family_rule : how the families' fits become their
+    probabilities (:data:`FAMILY_RULES`); gof_level : a record whose χ² exceeds all but
     this share of its null is marked as not fitting; level : the intervals' level; seed : the
     draws' seed; engine : where the simulations run.
     """
@@ -92,6 +99,7 @@ class FitSettings:
     scan_points: int = 7
     max_evaluations: int = 12
     restarts: bool = True
+    family_rule: str = "reference"
     gof_level: float = 0.05
     level: float = DEFAULT_LEVEL
     seed: int = 0
@@ -109,6 +117,8 @@ class FitSettings:
             raise ParameterError(f"check_draws: got {self.check_draws}; need at least 8 (they measure a covariance)")
         if not 0.5 <= self.level < 1:
             raise ParameterError(f"level: got {self.level}; must be at least 0.5 and below 1")
+        if self.family_rule not in FAMILY_RULES:
+            raise ParameterError(f"family_rule: got {self.family_rule!r}; the rules are {', '.join(FAMILY_RULES)}")
         if not 0 < self.gof_level < 0.5:
             raise ParameterError(f"gof_level: got {self.gof_level}; must be in (0, 0.5)")
 
@@ -269,7 +279,8 @@ class RecordFit:
     weighted by its probability) and of the chosen family's kernel parameter (``kernel_param``);
     chi2_per_dof : the chosen family's; gof_p_value : the share of genuine records' χ² at least
     the record's (FamilyFit.gof_p_value); fits : whether the mean-field model describes the record;
-    level; seconds : the families' fitting time, summed (one core's seconds).
+    level; seconds : the families' fitting time, summed (one core's seconds); comparison : what
+    the probabilities are made of (FamilyComparison).
     """
 
     families: tuple[FamilyFit, ...]
@@ -281,6 +292,7 @@ class RecordFit:
     fits: bool
     level: float
     seconds: float
+    comparison: "FamilyComparison"
 
     def family(self, kernel: str) -> FamilyFit:
         return next(f for f in self.families if f.kernel == kernel)
@@ -327,43 +339,93 @@ def compare_families(fits: list[FamilyFit], spaces: dict[str, FamilySpace], grid
     probability, default equal), the estimates from their mixture, the goodness of fit.
     ``RecordFit.seconds`` is the families' fitting time summed (one core's)."""
     prior = prior or {f.kernel: 1.0 / len(fits) for f in fits}
-    probability = family_probabilities(fits, spaces, len(grid.protocol), prior, settings.mean_draws)
+    comparison = FamilyComparison.of(fits, spaces, len(grid.protocol), prior, settings.mean_draws)
+    probability = comparison.probability(settings.family_rule)
     kernel = max(probability, key=probability.get)
     chosen = next(f for f in fits if f.kernel == kernel)
     estimates = mixture_estimates(fits, probability, spaces, settings.level)
     return RecordFit(tuple(fits), probability, kernel, estimates, chosen.chi2_per_dof, chosen.gof_p_value,
-                     chosen.gof_p_value > settings.gof_level, settings.level, sum(f.seconds for f in fits))
+                     chosen.gof_p_value > settings.gof_level, settings.level, sum(f.seconds for f in fits),
+                     comparison)
 
 
-def family_probabilities(fits: list[FamilyFit], spaces: dict, n_measurements: int, prior: dict,
-                         mean_draws: int) -> dict:
-    """Posterior probabilities of the fitted families from their Laplace evidence.
+@dataclass(frozen=True)
+class FamilyComparison:
+    """What the families' probabilities are made of, kept so that every rule can be read again
+    without fitting again (docs/fit.md compares them). F families, in ``families``' order.
 
-    The likelihood ratio of a family F against the best-fitting one B is read under B's error
-    model, and calibrated against independent draws: under the error model, half the χ²
-    difference is a statistic s = dᵀC⁻¹(y - (μ_F + μ_B)/2) with mean ±D²/2 and variance
-    D² = dᵀC⁻¹d (d = μ_F - μ_B, the two fitted records); with the record's real scatter its
-    variance is V, measured with B's check draws and noise, and the log likelihood ratio of s
-    is s D²/V. An error model that under-states the scatter along d (D²/V < 1) is overconfident
-    by that factor, and so is discounted by it. The Occam factor of each family is its prior
-    density times its posterior volume (from the covariance)."""
-    best = min(fits, key=lambda f: f.chi2_per_dof)
-    C = best.error
-    profiles = {f.kernel: profile_under(best, f.model, n_measurements) for f in fits}
-    fitted = {f.kernel: real_stack(f.model * profiles[f.kernel].gains[best.measurement]) for f in fits}
-    log_evidence = {}
-    for f in fits:
-        log_ratio = 0.0
-        if f is not best:
-            d_white = C.whiten(fitted[f.kernel] - fitted[best.kernel])
-            variance = C.variance_along(d_white, best.check_deviations, 1.0 + 1.0 / mean_draws)
-            discount = float(d_white @ d_white) / variance if variance > 0 else 1.0
-            log_ratio = -0.5 * (profiles[f.kernel].chi2 - profiles[best.kernel].chi2) * discount
-        log_evidence[f.kernel] = log_ratio + log_occam(f, spaces[f.kernel]) + math.log(prior[f.kernel])
-    names = list(log_evidence)
-    values = np.array([log_evidence[k] for k in names])
-    p = np.exp(values - logsumexp(values))
-    return {k: float(v) for k, v in zip(names, p)}
+    chi2 : (F, F) -- row i, column j: the χ² of family j's fitted record profiled onto the record
+    under family i's error model (χ² compare only under one error model; the diagonal is each
+    family's own); discount : (F, F) -- D²/V of the step from i's fitted record to j's along i's
+    check draws (1 on the diagonal): an error model that under-states the record's scatter along
+    the step is overconfident by that factor (:meth:`log_ratio`); log_det : (F,) log det of each
+    family's error model; log_occam : (F,) each family's Occam factor (:func:`log_occam`);
+    log_prior : (F,) its prior probability's log; reference : the family with the lowest χ² per
+    degree of freedom, whose error model the ``reference`` rule compares under.
+    """
+
+    families: tuple[str, ...]
+    chi2: tuple[tuple[float, ...], ...]
+    discount: tuple[tuple[float, ...], ...]
+    log_det: tuple[float, ...]
+    log_occam: tuple[float, ...]
+    log_prior: tuple[float, ...]
+    reference: str
+
+    @classmethod
+    def of(cls, fits: list[FamilyFit], spaces: dict, n_measurements: int, prior: dict,
+           mean_draws: int) -> "FamilyComparison":
+        """The comparison of ``fits`` (one record's families; ``prior``: kernel -> probability;
+        ``mean_draws``: the draws the fits' model means average)."""
+        chi2, discount = [], []
+        for under in fits:
+            profiles = [profile_under(under, f.model, n_measurements) for f in fits]
+            fitted = [real_stack(f.model * p.gains[under.measurement]) for f, p in zip(fits, profiles)]
+            own = fitted[fits.index(under)]
+            row = []
+            for f, record in zip(fits, fitted):
+                d_white = under.error.whiten(record - own)
+                variance = under.error.variance_along(d_white, under.check_deviations, 1.0 + 1.0 / mean_draws)
+                row.append(float(d_white @ d_white) / variance if f is not under and variance > 0 else 1.0)
+            chi2.append(tuple(p.chi2 for p in profiles))
+            discount.append(tuple(row))
+        return cls(tuple(f.kernel for f in fits), tuple(chi2), tuple(discount), tuple(f.error.log_det for f in fits),
+                   tuple(log_occam(f, spaces[f.kernel]) for f in fits), tuple(math.log(prior[f.kernel]) for f in fits),
+                   min(fits, key=lambda f: f.chi2_per_dof).kernel)
+
+    def log_ratio(self) -> np.ndarray:
+        """(F, F): row i, column j -- the log likelihood ratio of j against i under i's error model,
+        calibrated against i's check draws. Half the χ² difference is a statistic s = dᵀC⁻¹(y - (μ_j
+        + μ_i)/2) with mean ±D²/2 and variance D² = dᵀC⁻¹d under the error model (d = μ_j - μ_i);
+        with the record's real scatter its variance is V, and the log likelihood ratio of s is
+        s D²/V."""
+        chi2 = np.array(self.chi2)
+        return -0.5 * (chi2 - np.diag(chi2)[:, None]) * np.array(self.discount)
+
+    def log_evidence(self, rule: str = "reference") -> np.ndarray:
+        """(F,) each family's log evidence, up to a constant, by ``rule`` (:data:`FAMILY_RULES`)."""
+        if rule == "reference":
+            fit_part = self.log_ratio()[self.families.index(self.reference)]
+        elif rule == "every":
+            fit_part = self.log_ratio().mean(axis=0)
+        elif rule == "own":
+            fit_part = -0.5 * (np.diag(np.array(self.chi2)) + np.array(self.log_det))
+        else:
+            raise ParameterError(f"family_rule: got {rule!r}; the rules are {', '.join(FAMILY_RULES)}")
+        return fit_part + np.array(self.log_occam) + np.array(self.log_prior)
+
+    def probability(self, rule: str = "reference") -> dict:
+        """family -> posterior probability by ``rule``."""
+        values = self.log_evidence(rule)
+        return {k: float(v) for k, v in zip(self.families, np.exp(values - logsumexp(values)))}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FamilyComparison":
+        return cls(tuple(d["families"]), tuple(map(tuple, d["chi2"])), tuple(map(tuple, d["discount"])),
+                   tuple(d["log_det"]), tuple(d["log_occam"]), tuple(d["log_prior"]), d["reference"])
 
 
 def profile_under(fit: FamilyFit, model: np.ndarray, n_measurements: int) -> Profile:

@@ -10,8 +10,8 @@ import pytest
 from pyecho.data.sampling import DatasetConfig
 from pyecho.errors import ParameterError
 from pyecho.fit.batch import FitJob, RecordInput, run_fits, starts
-from pyecho.fit.estimate import (RESTART_CHI2, FitSettings, better_of, fit_family, fit_record, profile_under,
-                                 restart_points)
+from pyecho.fit.estimate import (FAMILY_RULES, RESTART_CHI2, FamilyComparison, FitSettings, better_of, fit_family,
+                                 fit_record, profile_under, restart_points)
 from pyecho.fit.forward import Binning, DetuningDraws, Engine, simulate_points
 from pyecho.fit.limits import (BoundSettings, bound_map, cramer_rao, family_separation, separation_map,
                                separation_rows)
@@ -200,6 +200,30 @@ def test_the_true_family_wins_and_the_record_fits():
     assert est["L"].lo <= spaces["gaussian"].length(2.2) <= est["L"].hi
     assert est[KERNEL_PARAM].value == pytest.approx(2.2, abs=1e-3)
     assert est["W"].lo < 2 * 0.35 + 0.2 < est["W"].hi
+    # the comparison kept: each family's own χ² on its diagonal, the default rule's probabilities,
+    # and every rule reads the same winner off a record this clear
+    c = fit.comparison
+    np.testing.assert_allclose(np.diag(c.chi2), [fit.family(k).chi2 for k in c.families], rtol=1e-9)
+    assert c.reference == "gaussian" and c.probability() == fit.probability
+    assert all(max(p := c.probability(rule), key=p.get) == "gaussian" for rule in FAMILY_RULES)
+    assert FamilyComparison.from_dict(c.to_dict()) == c
+
+
+def test_each_family_rule_reads_the_comparison_as_documented():
+    """Two families a, b: χ² of b's record 14 under a's error model (a's own 10), of a's 13 under
+    b's (b's own 11); the steps' discounts 0.5 under a, 0.25 under b; the rules by hand."""
+    c = FamilyComparison(("a", "b"), ((10.0, 14.0), (13.0, 11.0)), ((1.0, 0.5), (0.25, 1.0)), (3.0, -1.0),
+                         (0.0, 0.0), (math.log(0.5),) * 2, reference="a")
+    def ratio_b_over_a(rule):
+        return float(np.subtract(*c.log_evidence(rule)[::-1]))
+    assert ratio_b_over_a("reference") == pytest.approx(-0.5 * 4 * 0.5)
+    assert ratio_b_over_a("every") == pytest.approx(0.5 * (-0.5 * 4 * 0.5 + 0.5 * 2 * 0.25))
+    assert ratio_b_over_a("own") == pytest.approx(-0.5 * (11 - 1) + 0.5 * (10 + 3))
+    assert c.probability("own")["b"] == pytest.approx(1 / (1 + math.exp(-1.5)))
+    with pytest.raises(ParameterError, match="family_rule: got 'best'; the rules are reference, every, own"):
+        c.log_evidence("best")
+    with pytest.raises(ParameterError, match="family_rule: got 'best'"):
+        FitSettings(family_rule="best")
 
 
 def _stuck_case():
