@@ -23,14 +23,14 @@ For each kernel family still plausible, :func:`fit_family`
 :func:`fit_record` does this for every family it is given, fits again from the best family's
 optimum each family whose own optimum is clearly worse (:func:`restart_points`: the families
 share every coordinate but the kernel's, and a family can settle in a valley that another
-family's fit has left), and compares them by their Laplace
-evidence: the maximum likelihood under one shared error model (by default the best family's;
-FitSettings.family_rule names the others), calibrated against independent draws, the prior's density over the family's box, and the posterior volume
-from the covariance, held within the prior's box; with the prior's family probabilities, this
-gives each family's probability. The record *fits* when its χ² under the chosen family is
-within what genuine records of the same point give: the χ² of the check draws' scatter plus
-simulated noise, after the fit's own directions are taken out (a parametric null; the record
-fits where its χ² lies below the null's ``1 - gof_level`` quantile).
+family's fit has left), and compares them by their Laplace evidence: the maximum likelihood
+under one shared error model (by default the best family's; FitSettings.family_rule names the
+others), calibrated against independent draws, the prior's density over the family's box, and
+the posterior volume from the covariance, held within the prior's box; with the prior's family
+probabilities, this gives each family's probability. The record *fits* when its χ² under the
+chosen family is within what genuine records of the same point give: the χ² of the check draws'
+scatter plus simulated noise, after the fit's own directions are taken out (a parametric null;
+the record fits where its χ² lies below the null's ``1 - gof_level`` quantile).
 """
 from __future__ import annotations
 
