@@ -12,8 +12,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from pyecho.errors import ParameterError
-from pyecho.fit.defaults import (DEFAULT_MIN_PROBABILITY, FIT_CHECK_DRAWS, FIT_DRAWS, FIT_MEAN_DRAWS, FIT_MORE_DRAWS,
-                                 MIN_FIT_LATTICE)
+from pyecho.fit.defaults import (DEFAULT_FAMILY_RULE, DEFAULT_MIN_PROBABILITY, FAMILY_RULES, FIT_CHECK_DRAWS,
+                                 FIT_DRAWS, FIT_MEAN_DRAWS, FIT_MORE_DRAWS, MIN_FIT_LATTICE)
 from pyecho_cli.app import app
 from pyecho_cli.console import table_console
 from pyecho_cli.errors import user_errors
@@ -59,6 +59,9 @@ def fit(
         "better, slower; docs/fit.md).")] = FIT_MORE_DRAWS,
     check_draws: Annotated[int, typer.Option(
         "--check-draws", help="Independent draws the estimates' covariance is measured against.")] = FIT_CHECK_DRAWS,
+    family_rule: Annotated[str, typer.Option(
+        "--family-rule", help=f"How the families' fits become their probabilities: {', '.join(FAMILY_RULES)} "
+                              "(docs/fit.md).")] = DEFAULT_FAMILY_RULE,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the fit's detuning draws.")] = 0,
     level: Annotated[float, typer.Option("--level", help="Level of the intervals.")] = 0.9,
     device: Annotated[str, typer.Option("--device", help="Simulation device: auto, cpu or cuda.")] = "auto",
@@ -87,7 +90,7 @@ def fit(
     if lattice is not None and lattice < MIN_FIT_LATTICE:
         raise ParameterError(f"--lattice: got {lattice}; must be at least {MIN_FIT_LATTICE}")
     family_list = None if families is None else tuple(f.strip() for f in families.split(",") if f.strip())
-    settings = _settings(draws, mean_draws, more_draws, check_draws, seed, level, device)
+    settings = _settings(draws, mean_draws, more_draws, check_draws, family_rule, seed, level, device)
     prior = load_prior(headline_dir(model_dir))
     prediction = predict_echoes(model_dir, inputs, tau_us=tau_us, start_us=start_us, row=row)
     job = FitJob(prior, prediction.records.grid, settings, lattice, family_list, min_probability,
@@ -128,13 +131,14 @@ def fit(
         typer.echo(str(results_frame(results)))
 
 
-def _settings(draws: int, mean_draws: int, more_draws: int, check_draws: int, seed: int, level: float, device: str):
+def _settings(draws: int, mean_draws: int, more_draws: int, check_draws: int, family_rule: str, seed: int, level: float,
+              device: str):
     from pyecho.fit.batch import engine_for
     from pyecho.fit.estimate import FitSettings
 
     try:
         return FitSettings(draws=draws, mean_draws=mean_draws, more_draws=more_draws, check_draws=check_draws,
-                           seed=seed, level=level, engine=engine_for(device))
+                           family_rule=family_rule, seed=seed, level=level, engine=engine_for(device))
     except ParameterError as exc:
         option, _, detail = str(exc).partition(": ")
         raise ParameterError(f"--{option.replace('_', '-')}: {detail}") from None

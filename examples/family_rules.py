@@ -10,7 +10,7 @@ ba77645 on). Each record's true family is drawn again from the check's seed (``-
 learned model the check ran from). The records are split by their place within their true family:
 the first ``--dev`` of each family choose the rule (the lowest mean log-loss of the true family's
 probability, a proper score: the share called right moves in steps of a record), the rest
-confirm it. Every rule of ``pyecho.fit.estimate.FAMILY_RULES`` is scored on both halves (one JSON
+confirm it. Every rule of ``pyecho.fit.defaults.FAMILY_RULES`` is scored on both halves (one JSON
 object, printed and written as ``RUN/family_rules.json``); the default rule changes only where
 the chosen one is no worse on the confirming half.
 """
@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fit_check import CHECK_MODEL, check_truth, family_scores  # noqa: E402
 
 from pyecho.fit.batch import RECORD_DIR, RecordResult  # noqa: E402
-from pyecho.fit.estimate import FAMILY_RULES, FamilyComparison  # noqa: E402
+from pyecho.fit.defaults import DEFAULT_FAMILY_RULE, FAMILY_RULES  # noqa: E402
+from pyecho.fit.estimate import FamilyComparison  # noqa: E402
 
 
 def main() -> None:
@@ -60,7 +61,7 @@ def main() -> None:
             out[half][rule] = family_scores(kernels[rows], called,
                                             [p.get(k, 0.0) for p, k in zip(probability, kernels[rows])])
     chosen = min(FAMILY_RULES, key=lambda rule: out["dev"][rule]["log_loss"])
-    confirm, default = out["confirm"][chosen], out["confirm"][FAMILY_RULES[0]]
+    confirm, default = out["confirm"][chosen], out["confirm"][DEFAULT_FAMILY_RULE]
     out["chosen_on_dev"] = chosen
     out["confirmed"] = bool(confirm["log_loss"] <= default["log_loss"]
                             and confirm["family_accuracy"] >= default["family_accuracy"])

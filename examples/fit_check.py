@@ -45,8 +45,8 @@ from pyecho.data.sampling import draw_sample  # noqa: E402
 from pyecho.engines.base import get_engine  # noqa: E402
 from pyecho.errors import ParameterError  # noqa: E402
 from pyecho.fit.batch import FitJob, RecordInput, results_frame, run_fits, write_table  # noqa: E402
-from pyecho.fit.defaults import MIN_FIT_LATTICE  # noqa: E402
-from pyecho.fit.estimate import FAMILY_RULES, FamilyComparison, FitSettings  # noqa: E402
+from pyecho.fit.defaults import FAMILY_RULES, MIN_FIT_LATTICE  # noqa: E402
+from pyecho.fit.estimate import FamilyComparison, FitSettings  # noqa: E402
 from pyecho.fit.limits import BoundSettings, cramer_rao  # noqa: E402
 from pyecho.fit.space import FAMILIES, FamilySpace, load_prior  # noqa: E402
 from pyecho.learn.predict import headline_dir  # noqa: E402

@@ -15,6 +15,13 @@ BOUND_DRAWS, BOUND_MEAN_DRAWS, BOUND_MORE_DRAWS = 8, 4, 128
 #: a family the learned model gives less than this is not fitted (docs/fit.md: how often the
 #: true family falls below it on fresh records)
 DEFAULT_MIN_PROBABILITY = 0.02
+#: how the families' fits become their probabilities (pyecho.fit.estimate.FamilyComparison):
+#: ``reference`` -- every family's likelihood ratio against the best-fitting one, read under the
+#: best-fitting one's error model; ``every`` -- the ratios averaged over every fitted family's
+#: error model; ``own`` -- each family's likelihood under its own error model (its determinant
+#: included). The default is the first (docs/fit.md compares them).
+FAMILY_RULES = ("reference", "every", "own")
+DEFAULT_FAMILY_RULE = FAMILY_RULES[0]
 #: the smallest lattice side a fit simulates on: its site groups need at least four sites each
 #: (pyecho.fit.problem.default_site_groups)
 MIN_FIT_LATTICE = 4

@@ -45,7 +45,8 @@ from scipy.stats import norm
 
 from pyecho.data.records import estimate_noise
 from pyecho.errors import ParameterError
-from pyecho.fit.defaults import FIT_CHECK_DRAWS, FIT_DRAWS, FIT_MEAN_DRAWS, FIT_MORE_DRAWS
+from pyecho.fit.defaults import (DEFAULT_FAMILY_RULE, FAMILY_RULES, FIT_CHECK_DRAWS, FIT_DRAWS, FIT_MEAN_DRAWS,
+                                 FIT_MORE_DRAWS)
 from pyecho.fit.error_model import (ErrorModel, Profile, least_squares_covariance, plain_gains, profile, real_stack,
                                     sandwich, scaled_pseudo_inverse)
 from pyecho.fit.forward import CHECK_DRAWS, DEFAULT_BIN_SIZE, MEAN_DTYPE, SCATTER_DTYPE, Binning, DetuningDraws, Engine
@@ -62,12 +63,6 @@ REPORTED = ("L", "W", "alpha_xy", "alpha_z", "t2_us")
 #: one's optimum: within it, the two likelihoods differ by less than e^0.5 and a better valley
 #: could not change the comparison much (restart_points)
 RESTART_CHI2 = 1.0
-#: how the families' fits become their probabilities (FamilyComparison.log_evidence):
-#: ``reference`` -- every family's likelihood ratio against the best-fitting one, read under the
-#: best-fitting one's error model; ``every`` -- the ratios averaged over every fitted family's
-#: error model; ``own`` -- each family's likelihood under its own error model (its determinant
-#: included)
-FAMILY_RULES = ("reference", "every", "own")
 
 
 @dataclass(frozen=True)
@@ -99,7 +94,7 @@ class FitSettings:
     scan_points: int = 7
     max_evaluations: int = 12
     restarts: bool = True
-    family_rule: str = "reference"
+    family_rule: str = DEFAULT_FAMILY_RULE
     gof_level: float = 0.05
     level: float = DEFAULT_LEVEL
     seed: int = 0
@@ -402,7 +397,7 @@ class FamilyComparison:
         chi2 = np.array(self.chi2)
         return -0.5 * (chi2 - np.diag(chi2)[:, None]) * np.array(self.discount)
 
-    def log_evidence(self, rule: str = "reference") -> np.ndarray:
+    def log_evidence(self, rule: str = DEFAULT_FAMILY_RULE) -> np.ndarray:
         """(F,) each family's log evidence, up to a constant, by ``rule`` (:data:`FAMILY_RULES`)."""
         if rule == "reference":
             fit_part = self.log_ratio()[self.families.index(self.reference)]
@@ -414,7 +409,7 @@ class FamilyComparison:
             raise ParameterError(f"family_rule: got {rule!r}; the rules are {', '.join(FAMILY_RULES)}")
         return fit_part + np.array(self.log_occam) + np.array(self.log_prior)
 
-    def probability(self, rule: str = "reference") -> dict:
+    def probability(self, rule: str = DEFAULT_FAMILY_RULE) -> dict:
         """family -> posterior probability by ``rule``."""
         values = self.log_evidence(rule)
         return {k: float(v) for k, v in zip(self.families, np.exp(values - logsumexp(values)))}

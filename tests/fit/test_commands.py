@@ -127,6 +127,7 @@ def test_fit_one_record_prints_a_table(model_and_records, fitted_run, tmp_path, 
     (["--more-draws", "-1"], ["--more-draws: got -1", "at least 0"]),
     (["--check-draws", "3"], ["--check-draws: got 3", "at least 8"]),
     (["--level", "1.2"], ["--level: got 1.2"]),
+    (["--family-rule", "best"], ["--family-rule: got 'best'", "reference, every, own"]),
     (["--lattice", "2"], ["--lattice: got 2"]),
     (["--executor", "cloud"], ["--executor", "'cloud'"]),
 ])
