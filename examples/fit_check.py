@@ -23,6 +23,11 @@ Sets:
   third of the cost of every plausible family;
 * ``outside``: records the model does not describe: detunings from a Gaussian of the same FWHM
   instead of the Lorentzian, and an exponential kernel exp(-r/xi), ``--outside`` each.
+
+``--families gaussian,rkky`` fits only those families, and only the records whose true family is
+one of them (a run folder of its own: its settings differ). Each set's summary scores every
+family rule of ``pyecho.fit.defaults.FAMILY_RULES`` beside the default (``rules``), read from the
+comparison each record keeps; ``examples/family_rules.py`` chooses among them on part of a run.
 """
 from __future__ import annotations
 
