@@ -24,11 +24,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fit_check import CHECK_MODEL, check_truth, family_scores  # noqa: E402
+from fit_check import CHECK_MODEL, check_truth, rule_scores  # noqa: E402
 
 from pyecho.fit.batch import RECORD_DIR, RecordResult  # noqa: E402
 from pyecho.fit.defaults import DEFAULT_FAMILY_RULE, FAMILY_RULES  # noqa: E402
-from pyecho.fit.estimate import FamilyComparison  # noqa: E402
 
 
 def main() -> None:
@@ -51,15 +50,11 @@ def main() -> None:
     if not all(rows.any() for rows in halves.values()):
         ap.error(f"--dev: got {args.dev}; the run's {len(results)} records (at most {place.max() + 1} of a family) "
                  "leave one half empty")
-    comparisons = [FamilyComparison.from_dict(r.comparison) for r in results]
     out = {"run": str(args.run), "set": args.set, "dev_per_family": args.dev}
     for half, rows in halves.items():
-        out[half] = {"n": int(rows.sum())}
-        for rule in FAMILY_RULES:
-            probability = [c.probability(rule) for c, keep in zip(comparisons, rows) if keep]
-            called = np.array([max(p, key=p.get) for p in probability])
-            out[half][rule] = family_scores(kernels[rows], called,
-                                            [p.get(k, 0.0) for p, k in zip(probability, kernels[rows])])
+        comparisons = [r.comparison for r, keep in zip(results, rows) if keep]
+        out[half] = {"n": int(rows.sum())} | {rule: rule_scores(comparisons, kernels[rows], rule)
+                                              for rule in FAMILY_RULES}
     chosen = min(FAMILY_RULES, key=lambda rule: out["dev"][rule]["log_loss"])
     confirm, default = out["confirm"][chosen], out["confirm"][DEFAULT_FAMILY_RULE]
     out["chosen_on_dev"] = chosen

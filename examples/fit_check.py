@@ -51,7 +51,7 @@ from pyecho.engines.base import get_engine  # noqa: E402
 from pyecho.errors import ParameterError  # noqa: E402
 from pyecho.fit.batch import FitJob, RecordInput, results_frame, run_fits, write_table  # noqa: E402
 from pyecho.fit.defaults import FAMILY_RULES, MIN_FIT_LATTICE  # noqa: E402
-from pyecho.fit.estimate import FamilyComparison, FitSettings  # noqa: E402
+from pyecho.fit.estimate import FitSettings  # noqa: E402
 from pyecho.fit.limits import BoundSettings, cramer_rao  # noqa: E402
 from pyecho.fit.space import FAMILIES, FamilySpace, load_prior  # noqa: E402
 from pyecho.learn.predict import headline_dir  # noqa: E402
@@ -230,6 +230,13 @@ def family_scores(kernels: np.ndarray, called: np.ndarray, p_true) -> dict:
     return out
 
 
+def rule_scores(comparisons, kernels: np.ndarray, rule: str) -> dict:
+    """:func:`family_scores` of the records' kept ``comparisons`` read by family ``rule``."""
+    probability = [c.probability(rule) for c in comparisons]
+    return family_scores(kernels, np.array([max(p, key=p.get) for p in probability]),
+                         [p.get(k, 0.0) for p, k in zip(probability, kernels)])
+
+
 def summarise(name, frame, truth, table, results) -> dict:
     """Scores of one set's fits against the truth (and of pyecho predict on the same records).
     Beside the reported estimates (the families' mixture), each record's fit by its *true*
@@ -244,13 +251,8 @@ def summarise(name, frame, truth, table, results) -> dict:
                          [results[i].probability.get(k, 0.0) for i, k in enumerate(kernels)])
     out["log_loss_predict"] = log_loss([table.kernel_proba[i, FAMILIES.index(k)] for i, k in enumerate(kernels)])
     # every family rule read again from the kept comparisons (FitSettings.family_rule)
-    comparisons = [FamilyComparison.from_dict(r.comparison) for r in results if r.comparison]
-    if len(comparisons) == len(results):
-        out["rules"] = {}
-        for rule in FAMILY_RULES:
-            probability = [c.probability(rule) for c in comparisons]
-            out["rules"][rule] = family_scores(kernels, np.array([max(p, key=p.get) for p in probability]),
-                                               [p.get(k, 0.0) for p, k in zip(probability, kernels)])
+    if all(r.comparison is not None for r in results):
+        out["rules"] = {rule: rule_scores([r.comparison for r in results], kernels, rule) for rule in FAMILY_RULES}
     for k in FAMILIES:
         rows = kernels == k
         if not rows.any():

@@ -27,8 +27,8 @@ from pyecho.data.factory import SERIAL, Executor, PartsLost, dask_client, map_on
 from pyecho.data.sampling import DatasetConfig
 from pyecho.errors import InputFileError, ParameterError
 from pyecho.fit.defaults import DEFAULT_MIN_PROBABILITY
-from pyecho.fit.estimate import (REPORTED, FamilyFit, FitSettings, RecordFit, better_of, compare_families, fit_family,
-                                 restart_points)
+from pyecho.fit.estimate import (REPORTED, FamilyComparison, FamilyFit, FitSettings, RecordFit, better_of,
+                                 compare_families, fit_family, restart_points)
 from pyecho.fit.forward import Engine
 from pyecho.fit.space import ALPHA_XY, ALPHA_Z, FAMILIES, KERNEL_PARAM, FamilySpace
 from pyecho.physics.protocol import RecordGrid
@@ -98,8 +98,8 @@ class RecordResult:
     chi2_by_measurement : χ²/n of each measurement; estimates : name -> (value, lo, hi) at
     ``level``; families : those fitted; by_family : family -> its own fit (chi2_per_dof, and
     value and sd of its kernel parameter and L); seconds, simulations; comparison : what the
-    family probabilities are made of (FamilyComparison.to_dict; None in runs written before it was
-    kept), from which every rule of FAMILY_RULES can be read again."""
+    family probabilities are made of (None in runs written before it was kept), from which every
+    rule of FAMILY_RULES can be read again."""
 
     index: int
     kernel: str
@@ -115,7 +115,7 @@ class RecordResult:
     by_family: dict
     seconds: float
     simulations: int
-    comparison: dict | None = None
+    comparison: FamilyComparison | None = None
 
     @classmethod
     def of(cls, item: RecordInput, fit: RecordFit) -> "RecordResult":
@@ -128,7 +128,7 @@ class RecordResult:
                    {f.kernel: {"chi2_per_dof": f.chi2_per_dof,
                                **{q: (f.value[q], f.sd[q]) for q in (KERNEL_PARAM, "L") if q in f.value}}
                     for f in fit.families},
-                   fit.seconds, sum(f.simulations for f in fit.families), fit.comparison.to_dict())
+                   fit.seconds, sum(f.simulations for f in fit.families), fit.comparison)
 
     def row(self) -> dict:
         """The table's columns for this record."""
@@ -156,6 +156,8 @@ class RecordResult:
         d["estimates"] = {k: tuple(v) for k, v in d["estimates"].items()}
         d["by_family"] = {k: {q: tuple(v) if isinstance(v, list) else v for q, v in own.items()}
                           for k, own in d["by_family"].items()}
+        if d.get("comparison") is not None:
+            d["comparison"] = FamilyComparison.from_dict(d["comparison"])
         return cls(**d)
 
 

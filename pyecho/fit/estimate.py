@@ -24,8 +24,8 @@ For each kernel family still plausible, :func:`fit_family`
 optimum each family whose own optimum is clearly worse (:func:`restart_points`: the families
 share every coordinate but the kernel's, and a family can settle in a valley that another
 family's fit has left), and compares them by their Laplace evidence: the maximum likelihood
-under one shared error model (by default the best family's; FitSettings.family_rule names the
-others), calibrated against independent draws, the prior's density over the family's box, and
+under one error model at a time (by default every family's in turn, the readings averaged;
+FitSettings.family_rule names the others), calibrated against independent draws, the prior's density over the family's box, and
 the posterior volume from the covariance, held within the prior's box; with the prior's family
 probabilities, this gives each family's probability. The record *fits* when its χ² under the
 chosen family is within what genuine records of the same point give: the χ² of the check draws'
@@ -63,6 +63,12 @@ REPORTED = ("L", "W", "alpha_xy", "alpha_z", "t2_us")
 #: one's optimum: within it, the two likelihoods differ by less than e^0.5 and a better valley
 #: could not change the comparison much (restart_points)
 RESTART_CHI2 = 1.0
+
+
+def check_family_rule(rule: str) -> None:
+    """ParameterError unless ``rule`` is one of :data:`FAMILY_RULES`."""
+    if rule not in FAMILY_RULES:
+        raise ParameterError(f"family_rule: got {rule!r}; the rules are {', '.join(FAMILY_RULES)}")
 
 
 @dataclass(frozen=True)
@@ -112,8 +118,7 @@ class FitSettings:
             raise ParameterError(f"check_draws: got {self.check_draws}; need at least 8 (they measure a covariance)")
         if not 0.5 <= self.level < 1:
             raise ParameterError(f"level: got {self.level}; must be at least 0.5 and below 1")
-        if self.family_rule not in FAMILY_RULES:
-            raise ParameterError(f"family_rule: got {self.family_rule!r}; the rules are {', '.join(FAMILY_RULES)}")
+        check_family_rule(self.family_rule)
         if not 0 < self.gof_level < 0.5:
             raise ParameterError(f"gof_level: got {self.gof_level}; must be in (0, 0.5)")
 
@@ -379,9 +384,12 @@ class FamilyComparison:
             own = fitted[fits.index(under)]
             row = []
             for f, record in zip(fits, fitted):
+                if f is under:
+                    row.append(1.0)
+                    continue
                 d_white = under.error.whiten(record - own)
                 variance = under.error.variance_along(d_white, under.check_deviations, 1.0 + 1.0 / mean_draws)
-                row.append(float(d_white @ d_white) / variance if f is not under and variance > 0 else 1.0)
+                row.append(float(d_white @ d_white) / variance if variance > 0 else 1.0)
             chi2.append(tuple(p.chi2 for p in profiles))
             discount.append(tuple(row))
         return cls(tuple(f.kernel for f in fits), tuple(chi2), tuple(discount), tuple(f.error.log_det for f in fits),
@@ -399,14 +407,13 @@ class FamilyComparison:
 
     def log_evidence(self, rule: str = DEFAULT_FAMILY_RULE) -> np.ndarray:
         """(F,) each family's log evidence, up to a constant, by ``rule`` (:data:`FAMILY_RULES`)."""
+        check_family_rule(rule)
         if rule == "reference":
             fit_part = self.log_ratio()[self.families.index(self.reference)]
         elif rule == "every":
             fit_part = self.log_ratio().mean(axis=0)
-        elif rule == "own":
+        else:  # own
             fit_part = -0.5 * (np.diag(np.array(self.chi2)) + np.array(self.log_det))
-        else:
-            raise ParameterError(f"family_rule: got {rule!r}; the rules are {', '.join(FAMILY_RULES)}")
         return fit_part + np.array(self.log_occam) + np.array(self.log_prior)
 
     def probability(self, rule: str = DEFAULT_FAMILY_RULE) -> dict:
