@@ -26,7 +26,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fit_check import CHECK_MODEL, check_truth, rule_scores  # noqa: E402
 
-from pyecho.fit.batch import RECORD_DIR, RecordResult  # noqa: E402
+from pyecho.errors import InputFileError  # noqa: E402
+from pyecho.fit.batch import RECORD_DIR, read_record  # noqa: E402
 from pyecho.fit.defaults import DEFAULT_FAMILY_RULE, FAMILY_RULES  # noqa: E402
 
 
@@ -39,7 +40,10 @@ def main() -> None:
     ap.add_argument("--dev", type=int, default=10, help="records of each true family that choose the rule")
     args = ap.parse_args()
     folder = args.run / args.set / RECORD_DIR
-    results = [RecordResult.from_json(p.read_text()) for p in sorted(folder.glob("record-*.json"))]
+    try:
+        results = [read_record(p) for p in sorted(folder.glob("record-*.json"))]
+    except InputFileError as exc:
+        ap.error(str(exc))
     if not results or any(r.comparison is None for r in results):
         ap.error(f"{folder}: needs records that kept their family comparison (fit_check from code ba77645 on); "
                  f"found {len(results)} record(s), {sum(r.comparison is None for r in results)} without one")

@@ -161,6 +161,15 @@ class RecordResult:
         return cls(**d)
 
 
+def read_record(path: Path) -> RecordResult:
+    """A record's result file; InputFileError naming it if it cannot be read as one."""
+    try:
+        return RecordResult.from_json(path.read_text())
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise InputFileError(f"{path}: not a readable fit record ({type(exc).__name__}: {exc}); delete it to fit "
+                             "that record again") from None
+
+
 def starts(spaces: dict[str, FamilySpace], prediction: dict) -> dict[str, np.ndarray]:
     """Each family's starting point from the learned model's ``prediction`` (W, L, alpha_xy,
     alpha_z, t2_us): the kernel parameter whose L is the predicted L, the alphas and T2 as
@@ -246,7 +255,7 @@ def run_fits(job: FitJob, items: list[RecordInput], out: Path | None, *, executo
     done = {}
     if out is not None:
         for index in prepare_run(job, out) & {item.index for item in items}:
-            done[index] = RecordResult.from_json((out / RECORD_DIR / f"{record_name(index)}.json").read_text())
+            done[index] = read_record(out / RECORD_DIR / f"{record_name(index)}.json")
     todo = {item.index: item for item in items if item.index not in done}
     wanted = {index: families_to_fit(job, item) for index, item in todo.items()}
     fitted: dict[int, dict[str, FamilyFit]] = {index: {} for index in todo}

@@ -192,3 +192,21 @@ def test_record_result_round_trips(fitted_run):
     text = (fitted_run / "records" / "record-000000.json").read_text()
     result = batch.RecordResult.from_json(text)
     assert json.loads(result.to_json()) == json.loads(text)
+
+
+def test_a_truncated_record_file_is_one_line_on_resume(model_and_records, fitted_run, tmp_path, no_refitting):
+    """A record file cut short (a copy gone wrong) stops the resume with one line naming it; the
+    run folder is left as it was."""
+    model, files = model_and_records
+    out = tmp_path / "run"
+    shutil.copytree(fitted_run, out)
+    broken = out / "records" / "record-000001.json"
+    broken.write_text(broken.read_text()[:200])
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    res = invoke("fit", str(model), *map(str, files), "--out", str(out), *QUICK_FIT)
+    # after the lines saying how the inputs were read, one error line and no traceback
+    errors = [line for line in res.output.splitlines() if line.startswith("error:")]
+    assert res.exit_code == 2 and len(errors) == 1 and res.output.rstrip().endswith(errors[0]), res.output
+    assert "Traceback" not in res.output
+    assert "record-000001.json: not a readable fit record" in errors[0] and "delete it to fit" in errors[0]
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
