@@ -283,6 +283,11 @@ def summarise(name, frame, truth, table, results) -> dict:
     return out
 
 
+def repeated_points(truth: list[dict]) -> list[str]:
+    """The repeated points among a set's records (``--families`` may leave some out)."""
+    return [kernel for kernel in REPEAT_POINTS if any(t["point"] == kernel for t in truth)]
+
+
 def fit_set(job: FitJob, name: str, items: list[RecordInput], truth: list[dict], out: Path, executor) -> list:
     """One set's records fitted under ``out / name`` (resumable), results in the items' order;
     ``repeat_own``: each repeated point's records by its true family alone, in a folder of its own."""
@@ -294,7 +299,7 @@ def fit_set(job: FitJob, name: str, items: list[RecordInput], truth: list[dict],
         write_table(results, out / name)
         return results
     by_index = {}
-    for kernel in REPEAT_POINTS:
+    for kernel in repeated_points(truth):
         mine = [item for item, t in zip(items, truth) if t["point"] == kernel]
         folder = out / name / kernel
         results = run_fits(replace(job, families=(kernel,)), mine, folder, executor=executor, on_record=on_record)
@@ -381,7 +386,8 @@ def main() -> None:
             summary[name]["flagged"] = {k: float(1 - frame["fits"].to_numpy()[kinds == k].mean()) for k in set(kinds)}
         if name in ("repeat", "repeat_own"):
             per_point = {}
-            for kernel, value in REPEAT_POINTS.items():
+            for kernel in repeated_points(truth):
+                value = REPEAT_POINTS[kernel]
                 rows = np.array([t["point"] == kernel for t in truth])
                 space = FamilySpace(kernel, config)
                 x = space.point(kernel_param=value, alpha_xy=0.05, alpha_z=0.05, t2_us=1000.0, center_khz=0.1,

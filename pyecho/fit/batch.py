@@ -35,6 +35,10 @@ from pyecho.physics.protocol import RecordGrid
 
 RUN_FILE, RECORD_DIR, FIGURE_DIR, TABLE_NAME = "fit.json", "records", "figures", "fits"
 RUN_FORMAT = "pyecho.fit"
+#: the fit settings a run folder has kept only since they existed, with what a run written
+#: before did (no plain draws; the likelihood ratios read under the best-fitting family's error
+#: model): such a folder resumes with these values and is refused, naming them, with others
+SETTINGS_BEFORE_THEY_WERE_KEPT = {"more_draws": 0, "family_rule": "reference"}
 
 
 def record_name(index: int) -> str:
@@ -218,6 +222,23 @@ def finish_record(job: FitJob, item: RecordInput, fits: list[FamilyFit], out: Pa
     return result
 
 
+def differences(have: dict, wanted: dict) -> list[str]:
+    """What differs between a run folder's ``have`` and this run's ``wanted`` (both :meth:`FitJob.to_dict`):
+    each fit setting with its two values (a value that is itself a mapping, and every other part
+    -- the prior, the records' grid, the families -- by its name only)."""
+    out = []
+    for key in wanted:
+        there, now = have.get(key), wanted[key]
+        if there == now:
+            continue
+        if key == "settings" and isinstance(there, dict):
+            out += [name if isinstance(value, dict) else f"{name}: {there.get(name, 'none')} there, {value} now"
+                    for name, value in now.items() if there.get(name) != value]
+        else:
+            out.append(key)
+    return out
+
+
 def prepare_run(job: FitJob, out: Path, *, overwrite: bool = False) -> set[int]:
     """Create (or check) the run folder; returns the indices already fitted there."""
     run_file = out / RUN_FILE
@@ -227,12 +248,13 @@ def prepare_run(job: FitJob, out: Path, *, overwrite: bool = False) -> set[int]:
             have = json.loads(run_file.read_text())
         except (OSError, ValueError) as exc:
             raise InputFileError(f"{run_file}: not readable ({exc}); use --overwrite to start over") from None
-        if isinstance(have.get("settings"), dict):  # a run from before --more-draws had none
-            have["settings"].setdefault("more_draws", 0)
+        if isinstance(have.get("settings"), dict):
+            # what a run written before the setting existed did: no plain draws, the reference rule
+            for name, before in SETTINGS_BEFORE_THEY_WERE_KEPT.items():
+                have["settings"].setdefault(name, before)
         if have != wanted:
-            differ = sorted(k for k in wanted if have.get(k) != wanted[k])
-            raise ParameterError(f"--out {out}: holds a fit run with other settings ({', '.join(differ)}); use another "
-                                 "folder, the same options, or --overwrite to start over")
+            raise ParameterError(f"--out {out}: holds a fit run with other settings ({'; '.join(differences(have, wanted))}); "
+                                 "use another folder, the same options, or --overwrite to start over")
     elif overwrite and out.exists():
         for folder in (RECORD_DIR, FIGURE_DIR):
             for path in (out / folder).glob("record-*"):

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 import pyecho.fit.batch as batch
 from pyecho import simulate_batch
 from pyecho.data.sampling import DatasetConfig, draw_sample
+from pyecho.fit.defaults import DEFAULT_FAMILY_RULE
 from pyecho.fit.space import PRIOR_FILE, save_prior
 from pyecho.learn.predictor import HEADLINE_DIR
 from pyecho_cli.app import app
@@ -95,15 +96,20 @@ def test_fit_writes_a_table_records_and_figures_and_resumes(model_and_records, f
     assert pl.read_csv(out / "fits.csv").equals(table)
     # ... and a run folder with other settings is refused, naming them
     one_error_line(invoke("fit", str(model), *map(str, files), "--out", str(out), *QUICK_FIT, "--seed", "3"),
-                   f"--out {out}", "other settings (settings)")
-    # a run written before --more-draws existed had none: it resumes with --more-draws 0 only
+                   f"--out {out}", "other settings (seed: 0 there, 3 now)")
+    # a run written before --more-draws and --family-rule existed kept neither: it had no plain
+    # draws and read its families by the reference rule, and resumes with those only
     run_file = out / "fit.json"
     old = json.loads(run_file.read_text())
     old["settings"].pop("more_draws")
+    old["settings"].pop("family_rule")
     run_file.write_text(json.dumps(old))
-    assert invoke("fit", str(model), *map(str, files), "--out", str(out), *QUICK_FIT, "--more-draws", "0").exit_code == 0
+    assert invoke("fit", str(model), *map(str, files), "--out", str(out), *QUICK_FIT, "--more-draws", "0",
+                  "--family-rule", "reference").exit_code == 0
+    more_draws = QUICK_FIT[QUICK_FIT.index("--more-draws") + 1]
     one_error_line(invoke("fit", str(model), *map(str, files), "--out", str(out), *QUICK_FIT),
-                   f"--out {out}", "other settings (settings)")
+                   f"--out {out}", f"other settings (more_draws: 0 there, {more_draws} now; "
+                   f"family_rule: reference there, {DEFAULT_FAMILY_RULE} now)")
 
 
 def test_fit_one_record_prints_a_table(model_and_records, fitted_run, tmp_path, no_refitting):
