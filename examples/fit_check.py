@@ -127,6 +127,13 @@ def prior_samples(config, n_per_family: int, seed: int):
     return params, detunings, truth
 
 
+def repeat_point(kernel: str, config):
+    """The family's space and its repeated point (REPEAT_POINTS), fitted coordinates."""
+    space = FamilySpace(kernel, config)
+    return space, space.point(kernel_param=REPEAT_POINTS[kernel], alpha_xy=0.05, alpha_z=0.05, t2_us=1000.0,
+                              center_khz=0.1, gamma1_per_us=5e-5)
+
+
 def make_sets(config, grid, n: int, n_outside: int, rng):
     """Every set's records and truth (see the module docstring)."""
     seed = config.seed + CHECK_SEED_OFFSET
@@ -138,9 +145,7 @@ def make_sets(config, grid, n: int, n_outside: int, rng):
     sets["main50"] = (as_measured(tuple(R[half] for R in clean), grid, 50.0, rng), [truth[i] for i in half])
     rep_params, rep_det, rep_truth = [], [], []
     for kernel, value in REPEAT_POINTS.items():
-        space = FamilySpace(kernel, config)
-        x = space.point(kernel_param=value, alpha_xy=0.05, alpha_z=0.05, t2_us=1000.0, center_khz=0.1,
-                        gamma1_per_us=5e-5)
+        space, x = repeat_point(kernel, config)
         for r in range(REPEATS):
             p = space.echo_params(x, grid.protocol[0])
             rep_params.append(p)
@@ -348,7 +353,7 @@ def main() -> None:
         config = config.replace(lattice=args.lattice)
     grid = predictor.grid
     try:
-        job = FitJob(config, grid, settings, families=tuple(args.families.split(",")) if args.families else None)
+        job = FitJob(config, grid, settings, families=None if args.families is None else tuple(args.families.split(",")))
     except ParameterError as exc:
         ap.error(str(exc))
     rng = np.random.default_rng([config.seed, CHECK_SEED_OFFSET])
@@ -387,11 +392,8 @@ def main() -> None:
         if name in ("repeat", "repeat_own"):
             per_point = {}
             for kernel in repeated_points(truth):
-                value = REPEAT_POINTS[kernel]
                 rows = np.array([t["point"] == kernel for t in truth])
-                space = FamilySpace(kernel, config)
-                x = space.point(kernel_param=value, alpha_xy=0.05, alpha_z=0.05, t2_us=1000.0, center_khz=0.1,
-                                gamma1_per_us=5e-5)
+                space, x = repeat_point(kernel, config)
                 cached = previous.get("points", {}).get(kernel)
                 bound = (SimpleNamespace(sd={q: v["bound_sd"] for q, v in cached.items()}) if cached else
                          cramer_rao(space, grid, x, 200.0, BoundSettings(more_draws=args.bound_draws,

@@ -227,16 +227,23 @@ def differences(have: dict, wanted: dict) -> list[str]:
     each fit setting with its two values (a value that is itself a mapping, and every other part
     -- the prior, the records' grid, the families -- by its name only)."""
     out = []
-    for key in wanted:
-        there, now = have.get(key), wanted[key]
+    for key in union(wanted, have):
+        there, now = have.get(key), wanted.get(key)
         if there == now:
             continue
-        if key == "settings" and isinstance(there, dict):
-            out += [name if isinstance(value, dict) else f"{name}: {there.get(name, 'none')} there, {value} now"
-                    for name, value in now.items() if there.get(name) != value]
+        if key == "settings" and isinstance(there, dict) and isinstance(now, dict):
+            out += [name if isinstance(there.get(name), dict) or isinstance(now.get(name), dict)
+                    else f"{name}: {there.get(name, 'none')} there, {now.get(name, 'none')} now"
+                    for name in union(now, there) if there.get(name) != now.get(name)]
         else:
             out.append(key)
     return out
+
+
+def union(first: dict, second: dict) -> list:
+    """The keys of ``first``, then those only ``second`` has (a folder of a newer version's may
+    hold settings this one does not write)."""
+    return [*first, *(key for key in second if key not in first)]
 
 
 def prepare_run(job: FitJob, out: Path, *, overwrite: bool = False) -> set[int]:

@@ -112,6 +112,16 @@ def test_fit_writes_a_table_records_and_figures_and_resumes(model_and_records, f
                    f"family_rule: reference there, {DEFAULT_FAMILY_RULE} now)")
 
 
+def test_a_refusal_names_what_only_the_folder_holds():
+    """A folder written by a newer version may hold settings (or parts) this one does not write:
+    the refusal names them too, not empty parentheses."""
+    wanted = {"settings": {"seed": 0, "draws": 8}, "families": ["power"]}
+    have = {"settings": {"seed": 0, "draws": 8, "window": {"us": 3}, "tempering": 2}, "families": ["power"],
+            "prior": "range"}
+    assert batch.differences(have, wanted) == ["window", "tempering: 2 there, none now", "prior"]
+    assert batch.differences(wanted, wanted) == []
+
+
 def test_fit_one_record_prints_a_table(model_and_records, fitted_run, tmp_path, no_refitting):
     """One record (here read back from a run without its figures) is printed as a table."""
     model, files = model_and_records
