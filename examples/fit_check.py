@@ -336,9 +336,12 @@ def main() -> None:
                     help="of them, the draws the model's mean averages")
     ap.add_argument("--more-draws", type=int, default=FitSettings.more_draws,
                     help="plain draws added to the error model's scatter")
+    ap.add_argument("--steering-draws", type=int, default=FitSettings.steering_draws,
+                    help="of the mean's draws, those the minimiser's Jacobian averages (default: all)")
     args = ap.parse_args()
     try:  # refused before any record is made or file written
-        settings = FitSettings(draws=args.draws, mean_draws=args.mean_draws, more_draws=args.more_draws)
+        settings = FitSettings(draws=args.draws, mean_draws=args.mean_draws, more_draws=args.more_draws,
+                               steering_draws=args.steering_draws)
     except ParameterError as exc:
         option, _, detail = str(exc).partition(": ")
         ap.error(f"--{option.replace('_', '-')}: {detail}")

@@ -38,7 +38,7 @@ RUN_FORMAT = "pyecho.fit"
 #: the fit settings a run folder has kept only since they existed, with what a run written
 #: before did (no plain draws; the likelihood ratios read under the best-fitting family's error
 #: model): such a folder resumes with these values and is refused, naming them, with others
-SETTINGS_BEFORE_THEY_WERE_KEPT = {"more_draws": 0, "family_rule": "reference"}
+SETTINGS_BEFORE_THEY_WERE_KEPT = {"more_draws": 0, "family_rule": "reference", "steering_draws": None}
 
 
 def record_name(index: int) -> str:

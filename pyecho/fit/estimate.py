@@ -88,7 +88,10 @@ class FitSettings:
     ends clearly worse (:func:`restart_points`); family_rule : how the families' fits become their
     probabilities (:data:`FAMILY_RULES`); gof_level : a record whose χ² exceeds all but
     this share of its null is marked as not fitting; level : the intervals' level; seed : the
-    draws' seed; engine : where the simulations run.
+    draws' seed; engine : where the simulations run; steering_draws : the first of the mean's
+    draws that the minimiser's Jacobian averages (None: all of them); it only steers the
+    minimisation -- the residual, the final Gauss-Newton step and the covariance use every mean
+    draw -- and costs the fit (n_params + 1) x steering_draws simulations per iteration.
     """
 
     draws: int = FIT_DRAWS
@@ -105,6 +108,7 @@ class FitSettings:
     level: float = DEFAULT_LEVEL
     seed: int = 0
     engine: Engine = Engine()
+    steering_draws: int | None = None
 
     def __post_init__(self) -> None:
         if self.mean_draws < 2:
@@ -112,6 +116,9 @@ class FitSettings:
         if self.draws < self.mean_draws:
             raise ParameterError(f"draws: got {self.draws}; need at least mean_draws ({self.mean_draws}), the draws "
                                  "the model's mean averages")
+        if self.steering_draws is not None and not 1 <= self.steering_draws <= self.mean_draws:
+            raise ParameterError(f"steering_draws: got {self.steering_draws}; must be from 1 to mean_draws "
+                                 f"({self.mean_draws})")
         if self.more_draws < 0:
             raise ParameterError(f"more_draws: got {self.more_draws}; must be at least 0")
         if self.check_draws < 8:
@@ -216,12 +223,12 @@ def fit_family(space: FamilySpace, grid: RecordGrid, records: tuple[np.ndarray, 
     # that optimum, the kernel parameter scanned across its prior, and a second minimisation from
     # the best scanned point if it beats the first (the residual's valleys along the range are
     # far apart)
-    first = fast.minimise(x, settings.max_evaluations)
+    first = fast.minimise(x, settings.max_evaluations, settings.steering_draws)
     x, evaluations = first.x, first.nfev
     fast.set_error(error_at(x, fast.profile_of(fast.means(x)[0]).gains))
     scanned = fast.scan_kernel_param(x, settings.scan_points)
     if not np.array_equal(scanned, x):
-        second = fast.minimise(scanned, settings.max_evaluations)
+        second = fast.minimise(scanned, settings.max_evaluations, settings.steering_draws)
         evaluations += second.nfev
         if fast.profile_of(fast.means(second.x)[0]).chi2 < fast.profile_of(fast.means(x)[0]).chi2:
             x = second.x

@@ -55,15 +55,17 @@ class RecordProblem:
         self.error = error
         self.white_data = error.whiten(real_stack(self.data))
 
-    def means(self, X) -> np.ndarray:
+    def means(self, X, n_draws: int | None = None) -> np.ndarray:
         """The binned model records (P, Nb) at points X (P, n_params), each the mean over the
-        draws; simulated in one batch (cached points are not simulated again)."""
+        draws (the first ``n_draws`` of them); simulated in one batch (cached points are not
+        simulated again)."""
         X = np.atleast_2d(np.asarray(X, dtype=np.float64))
-        keys = [x.tobytes() for x in X]
+        draws = self.draws if n_draws is None else self.draws.first(n_draws)
+        keys = [(len(draws), x.tobytes()) for x in X]
         todo = [i for i, k in enumerate(keys) if k not in self._cache]
         if todo:
-            records = simulate_points(self.space, self.grid, X[todo], self.draws, engine=self.engine)
-            self.simulations += len(todo) * len(self.draws)
+            records = simulate_points(self.space, self.grid, X[todo], draws, engine=self.engine)
+            self.simulations += len(todo) * len(draws)
             binned = self.binning.apply(records).mean(axis=1)  # (P, Nb)
             for i, b in zip(todo, binned):
                 self._cache[keys[i]] = b
@@ -71,7 +73,7 @@ class RecordProblem:
 
     def seed_mean(self, x, mean: np.ndarray) -> None:
         """Store ``mean`` as the model record at ``x`` (a mean already simulated elsewhere)."""
-        self._cache[np.asarray(x, dtype=np.float64).tobytes()] = mean
+        self._cache[len(self.draws), np.asarray(x, dtype=np.float64).tobytes()] = mean
 
     def profile_of(self, mean: np.ndarray) -> Profile:
         return profile(self.white_data, mean, self.error, self.measurement, self.n_measurements)
@@ -84,9 +86,9 @@ class RecordProblem:
         h = FD_STEP[self.engine.dtype] * self.space.widths
         return np.where(np.asarray(x) + h > self.space.upper, -h, h)
 
-    def jacobian(self, x, *, central: bool = False) -> np.ndarray:
+    def jacobian(self, x, *, central: bool = False, n_draws: int | None = None) -> np.ndarray:
         """d residual / dx (2Nb, n_params) by forward (or central) differences, all points in one
-        simulation batch on the same draws."""
+        simulation batch on the same draws (the model's mean over the first ``n_draws``)."""
         x = np.asarray(x, dtype=np.float64)
         h = self.steps(x)
         eye = np.diag(h)
@@ -94,21 +96,23 @@ class RecordProblem:
             room = np.minimum(x - self.space.lower, self.space.upper - x)
             h = np.minimum(np.abs(h), np.maximum(room, 1e-12 * self.space.widths))
             eye = np.diag(h)
-            means = self.means(np.vstack([x + eye, x - eye]))
+            means = self.means(np.vstack([x + eye, x - eye]), n_draws)
             n = len(x)
             cols = [(self.profile_of(means[j]).residual - self.profile_of(means[n + j]).residual) / (2 * h[j])
                     for j in range(n)]
         else:
-            means = self.means(np.vstack([x[None], x + eye]))
+            means = self.means(np.vstack([x[None], x + eye]), n_draws)
             r0 = self.profile_of(means[0]).residual
             cols = [(self.profile_of(means[1 + j]).residual - r0) / h[j] for j in range(len(x))]
         return np.column_stack(cols)
 
-    def minimise(self, x, max_evaluations: int):
+    def minimise(self, x, max_evaluations: int, steering_draws: int | None = None):
         """scipy's trust-region reflective least squares of :meth:`residual` from ``x``, inside the
-        prior's box, in units of the prior widths; its OptimizeResult."""
+        prior's box, in units of the prior widths; its OptimizeResult. ``steering_draws``: the
+        Jacobian that steers it is that of the mean over the first of the draws only (None: all)."""
         space = self.space
-        return least_squares(self.residual, x, jac=self.jacobian, bounds=(space.lower, space.upper),
+        return least_squares(self.residual, x, jac=lambda y: self.jacobian(y, n_draws=steering_draws),
+                             bounds=(space.lower, space.upper),
                              x_scale=space.widths, method="trf", max_nfev=max_evaluations, ftol=1e-6, xtol=1e-6,
                              gtol=1e-8)
 

@@ -158,23 +158,28 @@ SETTINGS = FitSettings(draws=4, mean_draws=2, more_draws=2, check_draws=8, bin_s
                        max_evaluations=8)
 
 
-@pytest.mark.parametrize("more_draws", [0, 4])
-def test_fit_finds_the_point_and_gains_of_its_own_model(more_draws):
+@pytest.mark.parametrize("more_draws, steering_draws", [(0, None), (4, None), (0, 1)])
+def test_fit_finds_the_point_and_gains_of_its_own_model(more_draws, steering_draws):
     """Plain draws added to the error model change its weights, not the optimum of a record the
-    model makes exactly."""
+    model makes exactly; nor does a minimiser steered by the Jacobian of fewer draws' mean."""
     space = FamilySpace("power", SMALL)
     grid = small_grid()
     truth = space.point(kernel_param=1.8, alpha_xy=0.3, alpha_z=0.15, t2_us=80.0, center_khz=0.5)
     gains = np.array([3.0 * np.exp(0.7j), 0.2 * np.exp(-2.0j)])
     records = _own_record(space, grid, truth, SETTINGS, gains)
     start = space.point(kernel_param=2.6, alpha_xy=0.28, alpha_z=0.17, t2_us=90.0, center_khz=0.0)
-    f = fit_family(space, grid, records, start, replace(SETTINGS, more_draws=more_draws))
+    f = fit_family(space, grid, records, start, replace(SETTINGS, more_draws=more_draws, steering_draws=steering_draws))
     np.testing.assert_allclose(f.x, truth, atol=1e-4 * space.widths.max(), rtol=1e-4)
     np.testing.assert_allclose(f.gains, gains, rtol=1e-5)
     assert f.chi2 < 1e-6 * f.dof
     assert all(sd > 0 for sd in f.sd.values())
     assert np.all(np.isfinite(f.fisher_covariance)) and np.all(np.diag(f.fisher_covariance) > 0)
     assert f.value["L"] == pytest.approx(space.length(1.8), rel=1e-4)
+
+
+def test_steering_draws_are_some_of_the_means_draws():
+    with pytest.raises(ParameterError, match="steering_draws: got 3; must be from 1 to mean_draws"):
+        replace(SETTINGS, steering_draws=3)
 
 
 def test_the_true_family_wins_and_the_record_fits():
