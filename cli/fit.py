@@ -13,7 +13,7 @@ from rich.table import Table
 
 from pyecho.errors import ParameterError
 from pyecho.fit.defaults import (DEFAULT_FAMILY_RULE, DEFAULT_MIN_PROBABILITY, FAMILY_RULES, FIT_CHECK_DRAWS,
-                                 FIT_DRAWS, FIT_MEAN_DRAWS, FIT_MORE_DRAWS, MIN_FIT_LATTICE)
+                                 FIT_DRAWS, FIT_MEAN_DRAWS, FIT_MORE_DRAWS, FIT_STEERING_DRAWS, MIN_FIT_LATTICE)
 from pyecho_cli.app import app
 from pyecho_cli.console import table_console
 from pyecho_cli.errors import user_errors
@@ -54,6 +54,9 @@ def fit(
     mean_draws: Annotated[int, typer.Option(
         "--mean-draws", help="The first of --draws that the model's mean averages (more: closer to the records' "
         "mean, slower; docs/fit.md).")] = FIT_MEAN_DRAWS,
+    steering_draws: Annotated[int, typer.Option(
+        "--steering-draws", help="The first of --mean-draws whose mean's Jacobian steers the minimiser (the "
+        "residual and the intervals use them all; more: slower, docs/fit.md).")] = FIT_STEERING_DRAWS,
     more_draws: Annotated[int, typer.Option(
         "--more-draws", help="Plain detuning draws added to the error model's scatter (more: the record weighed "
         "better, slower; docs/fit.md).")] = FIT_MORE_DRAWS,
@@ -90,7 +93,7 @@ def fit(
     if lattice is not None and lattice < MIN_FIT_LATTICE:
         raise ParameterError(f"--lattice: got {lattice}; must be at least {MIN_FIT_LATTICE}")
     family_list = None if families is None else tuple(f.strip() for f in families.split(",") if f.strip())
-    settings = _settings(draws, mean_draws, more_draws, check_draws, family_rule, seed, level, device)
+    settings = _settings(draws, mean_draws, steering_draws, more_draws, check_draws, family_rule, seed, level, device)
     prior = load_prior(headline_dir(model_dir))
     prediction = predict_echoes(model_dir, inputs, tau_us=tau_us, start_us=start_us, row=row)
     job = FitJob(prior, prediction.records.grid, settings, lattice, family_list, min_probability,
@@ -131,14 +134,14 @@ def fit(
         typer.echo(str(results_frame(results)))
 
 
-def _settings(draws: int, mean_draws: int, more_draws: int, check_draws: int, family_rule: str, seed: int, level: float,
-              device: str):
+def _settings(draws: int, mean_draws: int, steering_draws: int, more_draws: int, check_draws: int, family_rule: str,
+              seed: int, level: float, device: str):
     from pyecho.fit.batch import engine_for
     from pyecho.fit.estimate import FitSettings
 
     try:
-        return FitSettings(draws=draws, mean_draws=mean_draws, more_draws=more_draws, check_draws=check_draws,
-                           family_rule=family_rule, seed=seed, level=level, engine=engine_for(device))
+        return FitSettings(draws=draws, mean_draws=mean_draws, steering_draws=steering_draws, more_draws=more_draws,
+                           check_draws=check_draws, family_rule=family_rule, seed=seed, level=level, engine=engine_for(device))
     except ParameterError as exc:
         option, _, detail = str(exc).partition(": ")
         raise ParameterError(f"--{option.replace('_', '-')}: {detail}") from None

@@ -337,7 +337,7 @@ def main() -> None:
     ap.add_argument("--more-draws", type=int, default=FitSettings.more_draws,
                     help="plain draws added to the error model's scatter")
     ap.add_argument("--steering-draws", type=int, default=FitSettings.steering_draws,
-                    help="of the mean's draws, those the minimiser's Jacobian averages (default: all)")
+                    help="of the mean's draws, those whose mean's Jacobian steers the minimiser")
     args = ap.parse_args()
     try:  # refused before any record is made or file written
         settings = FitSettings(draws=args.draws, mean_draws=args.mean_draws, more_draws=args.more_draws,

@@ -38,7 +38,7 @@ RUN_FORMAT = "pyecho.fit"
 #: the fit settings a run folder has kept only since they existed, with what a run written
 #: before did (no plain draws; the likelihood ratios read under the best-fitting family's error
 #: model): such a folder resumes with these values and is refused, naming them, with others
-SETTINGS_BEFORE_THEY_WERE_KEPT = {"more_draws": 0, "family_rule": "reference", "steering_draws": None}
+SETTINGS_BEFORE_THEY_WERE_KEPT = {"more_draws": 0, "family_rule": "reference"}
 
 
 def record_name(index: int) -> str:
@@ -259,6 +259,8 @@ def prepare_run(job: FitJob, out: Path, *, overwrite: bool = False) -> set[int]:
             # what a run written before the setting existed did: no plain draws, the reference rule
             for name, before in SETTINGS_BEFORE_THEY_WERE_KEPT.items():
                 have["settings"].setdefault(name, before)
+            # and every draw of the model's mean steered the minimiser
+            have["settings"].setdefault("steering_draws", have["settings"].get("mean_draws"))
         if have != wanted:
             raise ParameterError(f"--out {out}: holds a fit run with other settings ({'; '.join(differences(have, wanted))}); "
                                  "use another folder, the same options, or --overwrite to start over")

@@ -46,7 +46,7 @@ from scipy.stats import norm
 from pyecho.data.records import estimate_noise
 from pyecho.errors import ParameterError
 from pyecho.fit.defaults import (DEFAULT_FAMILY_RULE, FAMILY_RULES, FIT_CHECK_DRAWS, FIT_DRAWS, FIT_MEAN_DRAWS,
-                                 FIT_MORE_DRAWS)
+                                 FIT_MORE_DRAWS, FIT_STEERING_DRAWS)
 from pyecho.fit.error_model import (ErrorModel, Profile, least_squares_covariance, plain_gains, profile, real_stack,
                                     sandwich, scaled_pseudo_inverse)
 from pyecho.fit.forward import CHECK_DRAWS, DEFAULT_BIN_SIZE, MEAN_DTYPE, SCATTER_DTYPE, Binning, DetuningDraws, Engine
@@ -89,9 +89,9 @@ class FitSettings:
     probabilities (:data:`FAMILY_RULES`); gof_level : a record whose χ² exceeds all but
     this share of its null is marked as not fitting; level : the intervals' level; seed : the
     draws' seed; engine : where the simulations run; steering_draws : the first of the mean's
-    draws that the minimiser's Jacobian averages (None: all of them); it only steers the
-    minimisation -- the residual, the final Gauss-Newton step and the covariance use every mean
-    draw -- and costs the fit (n_params + 1) x steering_draws simulations per iteration.
+    draws that the minimiser's Jacobian averages; it only steers the minimisation -- the
+    residual, the final Gauss-Newton step and the covariance use every mean draw -- and costs the
+    fit (n_params + 1) x steering_draws simulations per iteration.
     """
 
     draws: int = FIT_DRAWS
@@ -108,7 +108,7 @@ class FitSettings:
     level: float = DEFAULT_LEVEL
     seed: int = 0
     engine: Engine = Engine()
-    steering_draws: int | None = None
+    steering_draws: int = FIT_STEERING_DRAWS
 
     def __post_init__(self) -> None:
         if self.mean_draws < 2:
@@ -116,7 +116,7 @@ class FitSettings:
         if self.draws < self.mean_draws:
             raise ParameterError(f"draws: got {self.draws}; need at least mean_draws ({self.mean_draws}), the draws "
                                  "the model's mean averages")
-        if self.steering_draws is not None and not 1 <= self.steering_draws <= self.mean_draws:
+        if not 1 <= self.steering_draws <= self.mean_draws:
             raise ParameterError(f"steering_draws: got {self.steering_draws}; must be from 1 to mean_draws "
                                  f"({self.mean_draws})")
         if self.more_draws < 0:

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 import pyecho.fit.batch as batch
 from pyecho import simulate_batch
 from pyecho.data.sampling import DatasetConfig, draw_sample
-from pyecho.fit.defaults import DEFAULT_FAMILY_RULE
+from pyecho.fit.defaults import DEFAULT_FAMILY_RULE, FIT_MEAN_DRAWS
 from pyecho.fit.space import PRIOR_FILE, save_prior
 from pyecho.learn.predictor import HEADLINE_DIR
 from pyecho_cli.app import app
@@ -23,7 +23,7 @@ PRIOR = DatasetConfig(lattice=8, protocol="hahn@90/40,cpmg:3@90/40", n_per_kerne
                       xi_range=(1.5, 3.5), p_range=(1.2, 2.8), gamma_range=(4.0, 6.0), t2_us_range=(300.0, 3000.0),
                       linewidth_khz=20.0)
 #: the quick settings of every fit here
-QUICK_FIT = ["--draws", "2", "--more-draws", "2", "--check-draws", "8", "--executor", "serial",
+QUICK_FIT = ["--draws", "2", "--mean-draws", "2", "--more-draws", "2", "--check-draws", "8", "--executor", "serial",
              "--families", "power,gaussian"]
 
 
@@ -97,12 +97,14 @@ def test_fit_writes_a_table_records_and_figures_and_resumes(model_and_records, f
     # ... and a run folder with other settings is refused, naming them
     one_error_line(invoke("fit", str(model), *map(str, files), "--out", str(out), *QUICK_FIT, "--seed", "3"),
                    f"--out {out}", "other settings (seed: 0 there, 3 now)")
-    # a run written before --more-draws and --family-rule existed kept neither: it had no plain
-    # draws and read its families by the reference rule, and resumes with those only
+    # a run written before --more-draws, --family-rule and --steering-draws existed kept none: it
+    # had no plain draws, read its families by the reference rule and steered by every mean draw,
+    # and resumes with those only
     run_file = out / "fit.json"
     old = json.loads(run_file.read_text())
     old["settings"].pop("more_draws")
     old["settings"].pop("family_rule")
+    old["settings"].pop("steering_draws")  # all of its two mean draws steered: as --steering-draws 2
     run_file.write_text(json.dumps(old))
     assert invoke("fit", str(model), *map(str, files), "--out", str(out), *QUICK_FIT, "--more-draws", "0",
                   "--family-rule", "reference").exit_code == 0
@@ -137,8 +139,10 @@ def test_fit_one_record_prints_a_table(model_and_records, fitted_run, tmp_path, 
 @pytest.mark.parametrize("args, phrases", [
     (["--families", "exponential"], ["--families: got exponential", "gaussian,power,rkky"]),
     (["--min-probability", "1.5"], ["--min-probability: got 1.5", "[0, 1)"]),
-    (["--draws", "1"], ["--draws: got 1", "need at least mean_draws (2)"]),
+    (["--draws", "1"], ["--draws: got 1", f"need at least mean_draws ({FIT_MEAN_DRAWS})"]),
     (["--mean-draws", "1"], ["--mean-draws: got 1", "need at least 2"]),
+    (["--steering-draws", "0"], ["--steering-draws: got 0", f"from 1 to mean_draws ({FIT_MEAN_DRAWS})"]),
+    (["--mean-draws", "3", "--steering-draws", "4"], ["--steering-draws: got 4", "from 1 to mean_draws (3)"]),
     (["--mean-draws", "12"], ["--draws: got 8", "need at least mean_draws (12)"]),
     (["--more-draws", "-1"], ["--more-draws: got -1", "at least 0"]),
     (["--check-draws", "3"], ["--check-draws: got 3", "at least 8"]),

@@ -158,7 +158,7 @@ SETTINGS = FitSettings(draws=4, mean_draws=2, more_draws=2, check_draws=8, bin_s
                        max_evaluations=8)
 
 
-@pytest.mark.parametrize("more_draws, steering_draws", [(0, None), (4, None), (0, 1)])
+@pytest.mark.parametrize("more_draws, steering_draws", [(0, 2), (4, 2), (0, 1)])
 def test_fit_finds_the_point_and_gains_of_its_own_model(more_draws, steering_draws):
     """Plain draws added to the error model change its weights, not the optimum of a record the
     model makes exactly; nor does a minimiser steered by the Jacobian of fewer draws' mean."""
