@@ -353,14 +353,16 @@ class FitShapeRow:
 def run_fit_bench(lattice: int = 64, protocol: str | None = None, *, threads: Sequence[int] = (1, 2),
                   device: str = "auto", on_row: Callable[[FitShapeRow], None] | None = None) -> list[FitShapeRow]:
     """Time the shapes of one family's fit (pyecho.fit.estimate) on the `range` prior at ``lattice``
-    (``protocol`` overrides its measurements): a residual (1 point x 2 draws, float32), a
-    forward-difference Jacobian (7 points x 2 draws, float32 and float64) as one engine call per
-    measurement against a call per point, the error model's grouped draws (8 draws, site groups)
-    and plain ones (64), and the check draws (32), each on every thread count of ``threads``;
-    compiled torch."""
+    (``protocol`` overrides its measurements), with the fit's default draw counts
+    (pyecho.fit.defaults): a residual (1 point x the mean's 4 draws, float32), a forward-difference
+    Jacobian (7 points) on the 2 steering draws in float32 and on the mean's 4 in float64, as one
+    engine call per measurement against a call per point, the error model's grouped draws (8
+    draws, site groups) and plain ones (64), and the check draws (32), each on every thread count
+    of ``threads``; compiled torch."""
     import torch
 
     from pyecho.data.sampling import PRESETS
+    from pyecho.fit.defaults import FIT_CHECK_DRAWS, FIT_DRAWS, FIT_MEAN_DRAWS, FIT_MORE_DRAWS, FIT_STEERING_DRAWS
     from pyecho.fit.forward import DetuningDraws, Engine, simulate_points
     from pyecho.fit.problem import default_site_groups
     from pyecho.fit.space import FamilySpace
@@ -373,9 +375,12 @@ def run_fit_bench(lattice: int = 64, protocol: str | None = None, *, threads: Se
     steps = sum(grid.lengths[r] for r in config.protocol.sources(config.dt_us))
     engine = Engine(device=resolve_device(device))
     groups = default_site_groups(lattice)
-    shapes = [("residual", 1, 2, 1, "float32", (True,)), ("Jacobian", 7, 2, 1, "float32", (True, False)),
-              ("Jacobian", 7, 2, 1, "float64", (True, False)), ("error model", 1, 8, groups, "float32", (True,)),
-              ("error model, plain", 1, 64, 1, "float32", (True,)), ("check draws", 1, 32, 1, "float32", (True,))]
+    shapes = [("residual", 1, FIT_MEAN_DRAWS, 1, "float32", (True,)),
+              ("Jacobian", 7, FIT_STEERING_DRAWS, 1, "float32", (True, False)),
+              ("Jacobian", 7, FIT_MEAN_DRAWS, 1, "float64", (True, False)),
+              ("error model", 1, FIT_DRAWS, groups, "float32", (True,)),
+              ("error model, plain", 1, FIT_MORE_DRAWS, 1, "float32", (True,)),
+              ("check draws", 1, FIT_CHECK_DRAWS, 1, "float32", (True,))]
     saved = torch.get_num_threads()
     rows = []
     try:
