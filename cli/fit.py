@@ -141,7 +141,8 @@ def _settings(draws: int, mean_draws: int, steering_draws: int, more_draws: int,
 
     try:
         return FitSettings(draws=draws, mean_draws=mean_draws, steering_draws=steering_draws, more_draws=more_draws,
-                           check_draws=check_draws, family_rule=family_rule, seed=seed, level=level, engine=engine_for(device))
+                           check_draws=check_draws, family_rule=family_rule, seed=seed, level=level,
+                           engine=engine_for(device))
     except ParameterError as exc:
         option, _, detail = str(exc).partition(": ")
         raise ParameterError(f"--{option.replace('_', '-')}: {detail}") from None

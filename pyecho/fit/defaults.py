@@ -10,8 +10,9 @@ the fit (and torch) at start-up.
 #: measured against
 FIT_DRAWS, FIT_MEAN_DRAWS, FIT_MORE_DRAWS, FIT_CHECK_DRAWS = 8, 4, 64, 32
 #: of the mean's draws, those whose mean's Jacobian steers the minimiser: a mean over four draws
-#: brings the gaussian's range towards its bound, and steering by two costs the same estimates
-#: about a fifth of the time four would (docs/fit.md, "Four draws in the mean")
+#: brings the gaussian's range towards its bound, and steering by two gives the same estimates in
+#: about a fifth less time than steering by four (docs/fit.md, "Four draws in the mean, steered by
+#: two")
 FIT_STEERING_DRAWS = 2
 #: the same for a bound's scatter covariance: more plain draws than a fit's (a bound is made once
 #: per point and is only as good as its covariance), and a mean over more draws
